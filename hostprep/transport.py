@@ -1,0 +1,255 @@
+"""The one I/O seam: SSH to a host through Fabric, with quoting done here.
+
+Everything hostprep does on a host goes through :class:`Transport`. Callers
+pass argv lists or a script plus an environment mapping; this module quotes
+every value with :func:`shlex.quote`, so no inventory value is ever pasted
+into a remote shell unquoted. Host keys are verified against a known_hosts
+file; unknown keys are refused unless ``accept_new`` is set, which behaves
+like OpenSSH's ``StrictHostKeyChecking=accept-new``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shlex
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import paramiko
+from fabric import Connection
+from invoke.exceptions import CommandTimedOut
+
+
+class TransportError(Exception):
+    """A host could not be used: connection, authentication or become failed."""
+
+
+class Unreachable(TransportError):
+    """No SSH session could be opened (refused, timed out, no route)."""
+
+
+class HostKeyRejected(TransportError):
+    """The host's key is unknown (and accept-new is off) or has changed."""
+
+
+class AuthFailed(TransportError):
+    """SSH authentication or sudo (become) failed."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """How to reach one host. Secrets are never stored here, only env var names."""
+
+    name: str
+    address: str
+    port: int = 22
+    user: str | None = None
+    key_file: str | None = None
+    known_hosts: str | None = None
+    connect_timeout: float = 10.0
+    accept_new: bool = False
+    become_password_env: str | None = None
+    connect_retries: int = 2
+
+    @property
+    def known_hosts_path(self) -> Path:
+        return Path(self.known_hosts or "~/.ssh/known_hosts").expanduser()
+
+    def __repr__(self) -> str:
+        who = f"{self.user}@" if self.user else ""
+        return f"<Endpoint {self.name} {who}{self.address}:{self.port}>"
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What one remote exec returned. ``command`` is for humans, never has secrets."""
+
+    command: str
+    exit_code: int
+    stdout: str
+    stderr: str
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    @property
+    def failed(self) -> bool:
+        return not self.ok
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __repr__(self) -> str:
+        short = self.command if len(self.command) < 60 else self.command[:57] + "..."
+        return f"<CommandResult exit={self.exit_code} {short!r}>"
+
+
+class _AcceptNewPolicy(paramiko.MissingHostKeyPolicy):
+    """Accept and record an unknown key; a changed key still raises in paramiko."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        client.get_host_keys().add(hostname, key.get_name(), key)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as fh:
+            fh.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+
+
+def quote_argv(argv: Sequence[str]) -> str:
+    """Join argv into one shell-safe command line."""
+    return " ".join(shlex.quote(str(a)) for a in argv)
+
+
+def script_command(script: str, env: Mapping[str, str] | None = None) -> str:
+    """Command line that runs ``script`` under ``sh`` with ``env`` set, values quoted.
+
+    >>> script_command('echo "$X"', {"X": "a; rm -rf /"})
+    "env X='a; rm -rf /' sh -c 'echo \"$X\"'"
+    """
+    for key in env or {}:
+        if not key.replace("_", "").isalnum() or key[0].isdigit():
+            raise ValueError(f"invalid environment variable name: {key!r}")
+    assigns = [f"{k}={v}" for k, v in (env or {}).items()]
+    argv = (["env", *assigns] if assigns else []) + ["sh", "-c", script]
+    return quote_argv(argv)
+
+
+@dataclass
+class Transport:
+    """An SSH session to one host. Use as a context manager."""
+
+    endpoint: Endpoint
+    _conn: Connection | None = field(default=None, init=False, repr=False)
+    execs: int = field(default=0, init=False)
+
+    def __enter__(self) -> "Transport":
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _client(self) -> paramiko.SSHClient:
+        ep = self.endpoint
+        client = paramiko.SSHClient()
+        if ep.known_hosts_path.exists():
+            client.load_host_keys(str(ep.known_hosts_path))
+        policy: paramiko.MissingHostKeyPolicy = (
+            _AcceptNewPolicy(ep.known_hosts_path) if ep.accept_new else paramiko.RejectPolicy()
+        )
+        client.set_missing_host_key_policy(policy)
+        return client
+
+    def open(self) -> None:
+        """Connect, verifying the host key; retry briefly on network errors only."""
+        if self._conn is not None:
+            return
+        ep = self.endpoint
+        kwargs: dict[str, Any] = {}
+        if ep.key_file:
+            kwargs["key_filename"] = [str(Path(ep.key_file).expanduser())]
+        last: Exception | None = None
+        for attempt in range(ep.connect_retries + 1):
+            conn = Connection(
+                ep.address, user=ep.user, port=ep.port,
+                connect_timeout=ep.connect_timeout, connect_kwargs=kwargs,
+            )
+            conn.client = self._client()
+            try:
+                conn.open()
+            except paramiko.BadHostKeyException as exc:
+                raise HostKeyRejected(
+                    f"{ep.name}: HOST KEY CHANGED for [{ep.address}]:{ep.port} "
+                    f"(got {exc.key.get_name()}, known_hosts {ep.known_hosts_path} has another); refusing"
+                ) from None
+            except paramiko.AuthenticationException as exc:
+                raise AuthFailed(f"{ep.name}: SSH authentication failed as {ep.user or 'default user'}: {exc}") from None
+            except paramiko.SSHException as exc:
+                if "not found in known_hosts" in str(exc):
+                    raise HostKeyRejected(
+                        f"{ep.name}: host key for [{ep.address}]:{ep.port} is not in {ep.known_hosts_path}; "
+                        "refusing (add it, or pass --accept-new to trust it on first use)"
+                    ) from None
+                last = exc
+            except (OSError, socket.timeout, EOFError) as exc:
+                last = exc
+            else:
+                self._conn = conn
+                return
+            if attempt < ep.connect_retries:
+                time.sleep(0.3 * (attempt + 1))
+        raise Unreachable(f"{ep.name}: cannot connect to {ep.address}:{ep.port}: {last}") from None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _become_password(self) -> str | None:
+        name = self.endpoint.become_password_env
+        if not name:
+            return None
+        value = os.environ.get(name)
+        if value is None:
+            raise AuthFailed(f"{self.endpoint.name}: become password variable ${name} is not set")
+        return value
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        sudo: bool = False,
+        stdin: str | None = None,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        """Run argv (quoted here) on the host; never raises on a non-zero exit."""
+        return self._exec(quote_argv(argv), sudo=sudo, stdin=stdin, timeout=timeout)
+
+    def run_script(
+        self,
+        script: str,
+        env: Mapping[str, str] | None = None,
+        *,
+        sudo: bool = False,
+        stdin: str | None = None,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        """Run a fixed sh script with values passed as quoted env vars, in one exec."""
+        return self._exec(script_command(script, env), sudo=sudo, stdin=stdin, timeout=timeout)
+
+    def _exec(self, command: str, *, sudo: bool, stdin: str | None, timeout: float | None) -> CommandResult:
+        self.open()
+        assert self._conn is not None
+        password = self._become_password() if sudo else None
+        if sudo and password is None:
+            command = "sudo -n -- " + command
+        in_stream: Any = io.StringIO(stdin) if stdin is not None else False
+        started = time.monotonic()
+        self.execs += 1
+        try:
+            if sudo and password is not None:
+                res = self._conn.sudo(command, password=password, hide=True, warn=True,
+                                      in_stream=in_stream, timeout=timeout)
+            else:
+                res = self._conn.run(command, hide=True, warn=True, in_stream=in_stream, timeout=timeout)
+        except CommandTimedOut:
+            return CommandResult(command, 124, "", f"timed out after {timeout}s", time.monotonic() - started)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise Unreachable(f"{self.endpoint.name}: connection lost: {exc}") from None
+        except Exception as exc:  # invoke's AuthFailure and friends: never echo the password
+            raise AuthFailed(f"{self.endpoint.name}: sudo failed: {type(exc).__name__}") from None
+        elapsed = time.monotonic() - started
+        stderr = res.stderr
+        if sudo and "sudo: a password is required" in stderr:
+            raise AuthFailed(
+                f"{self.endpoint.name}: sudo needs a password; set ansible_become_password to an env lookup"
+            )
+        return CommandResult(command, res.exited, res.stdout, stderr, elapsed)

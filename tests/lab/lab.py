@@ -1,0 +1,343 @@
+"""The hostprep test lab: containers that play Ubuntu EC2 hosts running Airflow in Compose.
+
+Each lab host has its own sshd published on 127.0.0.1, its own dockerd, a
+``docker`` group with a GID chosen on purpose, and an Airflow-shaped Compose
+project in /opt/airflow whose worker runs as 50000:0 with the socket mounted:
+the "permission denied" bug, reproduced for real. The lab drives its hosts
+with ``docker exec`` (it is the hosts' hypervisor); hostprep reaches them
+only over SSH.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+import tarfile
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+LAB_DIR = Path(__file__).resolve().parent
+REPO = LAB_DIR.parents[1]
+STATE = LAB_DIR / ".state"
+KEY = STATE / "id_ed25519"
+KNOWN_HOSTS = STATE / "known_hosts"
+INVENTORY = REPO / "inventories" / "lab.yml"
+PREFIX = os.environ.get("HOSTPREP_LAB_PREFIX", "hostprep-lab")
+PORT_BASE = int(os.environ.get("HOSTPREP_LAB_PORT_BASE", "2200"))
+BASE_IMAGE = "hostprep-lab/base:bookworm"
+AIRFLOW_BASE_IMAGE = "hostprep-lab/airflow-base:latest"
+DEBIAN_MIRROR = os.environ.get("HOSTPREP_LAB_MIRROR", "http://deb.debian.org/debian")
+GIDS = {1: 998, 2: 121}
+PROJECT_DIR = "/opt/airflow"
+BIND_DIRS = ("dags", "logs", "plugins", "config")
+
+Log = Callable[[str], None]
+
+
+def _docker_bin() -> str:
+    """Prefer the Debian docker.io client: it matches the engine and builds without buildx."""
+    return "/usr/bin/docker" if Path("/usr/bin/docker").exists() else (shutil.which("docker") or "docker")
+
+
+def docker(*args: str, input: bytes | None = None, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[bytes]:
+    """Run the controller's docker CLI against the outer engine."""
+    env = dict(os.environ, DOCKER_BUILDKIT="0")
+    proc = subprocess.run([_docker_bin(), *args], input=input, capture_output=True, env=env, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"docker {' '.join(args[:3])} failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}")
+    return proc
+
+
+@dataclass(frozen=True)
+class LabHost:
+    """One lab host: its name, sshd port, Compose flavour and docker GID."""
+
+    index: int
+
+    @property
+    def name(self) -> str:
+        return f"lab{self.index}"
+
+    @property
+    def container(self) -> str:
+        return f"{PREFIX}-{self.index}"
+
+    @property
+    def volume(self) -> str:
+        return f"{self.container}-docker"
+
+    @property
+    def port(self) -> int:
+        return PORT_BASE + self.index
+
+    @property
+    def compose(self) -> str:
+        return "v2" if self.index % 2 else "v1"
+
+    @property
+    def compose_cmd(self) -> str:
+        return "docker compose" if self.compose == "v2" else "docker-compose"
+
+    @property
+    def docker_gid(self) -> int:
+        return GIDS.get(self.index, 900 + self.index)
+
+    def exec(self, script: str, *, input: bytes | None = None, check: bool = True, timeout: float = 600) -> str:
+        """Run a root shell script inside this host (the lab's back door, not hostprep's)."""
+        args = ["exec", "-i"] if input is not None else ["exec"]
+        proc = docker(*args, self.container, "sh", "-c", script, input=input, check=False, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise RuntimeError(f"{self.name}: script failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}\n{script}")
+        return proc.stdout.decode()
+
+
+def hosts(n: int) -> list[LabHost]:
+    return [LabHost(i) for i in range(1, n + 1)]
+
+
+def running_hosts() -> list[LabHost]:
+    """Lab hosts whose containers are running, by index."""
+    out = docker("ps", "--filter", "label=hostprep.lab=host", "--format", "{{.Names}}").stdout.decode().split()
+    idx = sorted(int(n.rsplit("-", 1)[1]) for n in out if n.startswith(PREFIX + "-") and n.rsplit("-", 1)[1].isdigit())
+    return [LabHost(i) for i in idx]
+
+
+# ---------------------------------------------------------------- build
+
+def _image_exists(ref: str) -> bool:
+    return docker("image", "inspect", ref, check=False).returncode == 0
+
+
+def _compose_v2_binary(log: Log) -> Path:
+    """The Compose v2 plugin, from Debian 13's docker-compose package (cached)."""
+    target = STATE / "docker-compose-v2"
+    if target.exists():
+        return target
+    log("fetching the Compose v2 plugin (Debian trixie docker-compose .deb)")
+    with tempfile.TemporaryDirectory() as tmp:
+        t = Path(tmp)
+        (t / "lists/partial").mkdir(parents=True)
+        (t / "archives/partial").mkdir(parents=True)
+        (t / "sources.list").write_text(f"deb {DEBIAN_MIRROR} trixie main\n")
+        opts = [f"-oDir::Etc::sourcelist={t}/sources.list", "-oDir::Etc::sourceparts=-",
+                f"-oDir::State::Lists={t}/lists", f"-oDir::Cache::archives={t}/archives",
+                "-oAPT::Sandbox::User=root"]
+        subprocess.run(["apt-get", *opts, "-qq", "update"], check=True, capture_output=True)
+        subprocess.run(["apt-get", *opts, "-qq", "download", "docker-compose"], check=True, capture_output=True, cwd=t)
+        deb = next(t.glob("docker-compose_*.deb"))
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(t / "x")], check=True)
+        STATE.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(t / "x/usr/libexec/docker/cli-plugins/docker-compose", target)
+    return target
+
+
+def _base_image(log: Log) -> None:
+    if _image_exists(BASE_IMAGE):
+        return
+    log(f"debootstrapping {BASE_IMAGE} (about 30 s)")
+    with tempfile.TemporaryDirectory(prefix="hostprep-rootfs-") as root:
+        subprocess.run(["debootstrap", "--variant=minbase", "bookworm", root, DEBIAN_MIRROR],
+                       check=True, capture_output=True)
+        tar = subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE)
+        subprocess.run([_docker_bin(), "import", "-", BASE_IMAGE], stdin=tar.stdout, check=True, capture_output=True)
+        tar.wait()
+
+
+def build(log: Log = print) -> None:
+    """Build every lab image that is missing; cached layers make a rebuild take seconds."""
+    STATE.mkdir(parents=True, exist_ok=True)
+    _base_image(log)
+    plugin = _compose_v2_binary(log)
+    with tempfile.TemporaryDirectory() as ctx:
+        for f in ("Dockerfile", "lab-init", "lab-dockerd-restart"):
+            shutil.copy2(LAB_DIR / "host" / f, Path(ctx) / f)
+        shutil.copy2(plugin, Path(ctx) / "docker-compose-v2")
+        for flavour in ("v2", "v1"):
+            log(f"building hostprep-lab/host:{flavour}")
+            docker("build", "-q", "--build-arg", f"COMPOSE={flavour}", "-t", f"hostprep-lab/host:{flavour}", ctx)
+    log(f"building {AIRFLOW_BASE_IMAGE}")
+    docker("build", "-q", "-t", AIRFLOW_BASE_IMAGE, str(LAB_DIR / "worker"))
+    tar = STATE / "airflow-base.tar"
+    image_id = docker("image", "inspect", "-f", "{{.Id}}", AIRFLOW_BASE_IMAGE).stdout.decode().strip()
+    stamp = STATE / "airflow-base.id"
+    if not tar.exists() or not stamp.exists() or stamp.read_text() != image_id:
+        docker("save", "-o", str(tar), AIRFLOW_BASE_IMAGE)
+        stamp.write_text(image_id)
+
+
+def _ensure_key() -> str:
+    if not KEY.exists():
+        STATE.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "hostprep-lab", "-f", str(KEY)], check=True)
+    return KEY.with_suffix(".pub").read_text().strip()
+
+
+# ---------------------------------------------------------------- hosts
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _start_container(h: LabHost, pubkey: str) -> None:
+    state = docker("inspect", "-f", "{{.State.Running}}", h.container, check=False)
+    if state.returncode == 0 and state.stdout.decode().strip() == "true":
+        return
+    if state.returncode == 0:
+        docker("rm", "-f", h.container)
+    if not _port_free(h.port):
+        raise RuntimeError(f"{h.name}: 127.0.0.1:{h.port} is in use; set HOSTPREP_LAB_PORT_BASE")
+    docker(
+        "run", "-d", "--name", h.container, "--hostname", f"ip-10-0-0-{h.index}",
+        "--label", "hostprep.lab=host", "--label", f"hostprep.lab.index={h.index}",
+        "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
+        "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+        "--device-cgroup-rule=a *:* rwm", "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup",
+        "-v", f"{h.volume}:/var/lib/docker", "-p", f"127.0.0.1:{h.port}:22",
+        "-e", f"DOCKER_GID={h.docker_gid}", "-e", f"LAB_PUBKEY={pubkey}",
+        f"hostprep-lab/host:{h.compose}",
+    )
+
+
+def _wait_ready(h: LabHost, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if h.exec("docker version >/dev/null 2>&1 && test -S /var/run/docker.sock && pgrep -x sshd", check=False):
+            return
+        if docker("inspect", "-f", "{{.State.Running}}", h.container, check=False).stdout.strip() != b"true":
+            logs = docker("logs", "--tail", "30", h.container, check=False)
+            raise RuntimeError(f"{h.name}: container exited: {logs.stderr.decode()}")
+        time.sleep(0.3)
+    raise RuntimeError(f"{h.name}: dockerd/sshd not ready after {timeout}s")
+
+
+def _project_tar() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for src, dst in (("docker-compose.yaml", "docker-compose.yaml"), ("Dockerfile", "Dockerfile"), ("env", ".env")):
+            data = (LAB_DIR / "airflow" / src).read_bytes()
+            info = tarfile.TarInfo(dst)
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+PRISTINE_SCRIPT = """
+set -e
+# the docker group and socket as the lab chose them
+if [ "$(getent group docker | cut -d: -f3)" != "$GID" ]; then groupmod -g "$GID" docker; fi
+if [ "$(stat -c %g /var/run/docker.sock)" != "$GID" ]; then /usr/local/sbin/lab-dockerd-restart; fi
+chown root:docker /var/run/docker.sock && chmod 660 /var/run/docker.sock
+setfacl -b /var/run/docker.sock 2>/dev/null || true
+rm -rf /var/lib/hostprep
+docker image inspect hostprep-lab/airflow-base:latest >/dev/null 2>&1 || { echo NEED_BASE_IMAGE; exit 3; }
+# the Compose project exactly as shipped
+mkdir -p /opt/airflow && cd /opt/airflow
+find . -mindepth 1 -maxdepth 1 ! -name dags ! -name logs ! -name plugins ! -name config -exec rm -rf {} +
+tar -xf -
+mkdir -p dags logs plugins config
+chown 50000:0 dags logs plugins config && chmod 755 dags logs plugins config
+$COMPOSE build -q >/tmp/lab-build.log 2>&1 || $COMPOSE build >/tmp/lab-build.log 2>&1
+$COMPOSE up -d --remove-orphans >/tmp/lab-up.log 2>&1
+"""
+
+
+def provision_pristine(h: LabHost) -> None:
+    """Bring a lab host's Airflow project, docker group and socket to the lab's initial state."""
+    env = f"GID={h.docker_gid} COMPOSE='{h.compose_cmd}'"
+    proc = docker("exec", "-i", h.container, "sh", "-c", f"{env}; export GID COMPOSE;" + PRISTINE_SCRIPT,
+                  input=_project_tar(), check=False)
+    if proc.returncode == 3:
+        docker("exec", "-i", h.container, "docker", "load", "-q", input=(STATE / "airflow-base.tar").read_bytes())
+        proc = docker("exec", "-i", h.container, "sh", "-c", f"{env}; export GID COMPOSE;" + PRISTINE_SCRIPT,
+                      input=_project_tar(), check=False)
+    if proc.returncode != 0:
+        logs = h.exec("cat /tmp/lab-build.log /tmp/lab-up.log 2>/dev/null", check=False)
+        raise RuntimeError(f"{h.name}: pristine setup failed: {proc.stderr.decode()[-1500:]}\n{logs[-1500:]}")
+
+
+def _host_key_line(h: LabHost) -> str:
+    key = h.exec("cat /etc/ssh/ssh_host_ed25519_key.pub").split()
+    return f"[127.0.0.1]:{h.port} {key[0]} {key[1]}"
+
+
+def write_known_hosts_and_inventory(lab_hosts: list[LabHost]) -> None:
+    """known_hosts from keys read out of band (docker exec), and inventories/lab.yml."""
+    KNOWN_HOSTS.write_text("".join(_host_key_line(h) + "\n" for h in lab_hosts))
+    inv = {
+        "all": {
+            "vars": {
+                "ansible_user": "ubuntu",
+                "ansible_ssh_private_key_file": str(KEY),
+                "hostprep_known_hosts_file": str(KNOWN_HOSTS),
+            },
+            "children": {
+                "lab": {
+                    "children": {
+                        "compose_v2": {"hosts": {h.name: _inv_host(h) for h in lab_hosts if h.compose == "v2"}},
+                        "compose_v1": {"hosts": {h.name: _inv_host(h) for h in lab_hosts if h.compose == "v1"}},
+                    }
+                }
+            },
+        }
+    }
+    INVENTORY.parent.mkdir(parents=True, exist_ok=True)
+    INVENTORY.write_text("# Generated by `invoke lab.up`; do not edit.\n" + yaml.safe_dump(inv, sort_keys=False))
+
+
+def _inv_host(h: LabHost) -> dict[str, object]:
+    return {"ansible_host": "127.0.0.1", "ansible_port": h.port}
+
+
+def up(n: int = 2, log: Log = print, workers: int = 8) -> list[LabHost]:
+    """Build what is missing, start n lab hosts, set each to the pristine state."""
+    build(log)
+    pubkey = _ensure_key()
+    lab_hosts = hosts(n)
+
+    def one(h: LabHost) -> None:
+        _start_container(h, pubkey)
+        _wait_ready(h)
+        provision_pristine(h)
+        log(f"{h.name}: up on 127.0.0.1:{h.port} (compose {h.compose}, docker gid {h.docker_gid})")
+
+    with ThreadPoolExecutor(max_workers=min(workers, n)) as pool:
+        list(pool.map(one, lab_hosts))
+    write_known_hosts_and_inventory(lab_hosts)
+    return lab_hosts
+
+
+def down(log: Log = print) -> None:
+    """Remove the lab's containers and their docker volumes, nothing else."""
+    out = docker("ps", "-a", "--filter", "label=hostprep.lab=host", "--format", "{{.Names}}").stdout.decode().split()
+    for name in out:
+        if name.startswith(PREFIX + "-"):
+            docker("rm", "-f", "-v", name, check=False)
+            docker("volume", "rm", f"{name}-docker", check=False)
+            log(f"removed {name}")
+    INVENTORY.unlink(missing_ok=True)
+    KNOWN_HOSTS.unlink(missing_ok=True)
+
+
+def status() -> list[dict[str, str]]:
+    """One row per lab container: name, state, port."""
+    out = docker("ps", "-a", "--filter", "label=hostprep.lab=host",
+                 "--format", "{{.Names}}\t{{.Status}}\t{{.Ports}}").stdout.decode()
+    rows = []
+    for line in out.splitlines():
+        name, state, ports = (line.split("\t") + ["", ""])[:3]
+        rows.append({"container": name, "status": state, "ports": ports})
+    return sorted(rows, key=lambda r: r["container"])
