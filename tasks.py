@@ -2,38 +2,135 @@
 
 from __future__ import annotations
 
-from invoke import Collection, task
+import sys
 
-from tests.lab import lab as _lab
+from invoke import Collection, Exit, task
 
+from hostprep import commands
+from hostprep.fleet import ConnectOptions
+from hostprep.inventory import InventoryError
+from hostprep.provision import Options
+from hostprep.settings import SettingsError
+from hostprep.strategies import NAMES
+
+SELECT_HELP = {
+    "host": "one host (or a:b list) from the inventory",
+    "group": "an inventory group",
+    "limit": "an Ansible --limit pattern: a:b union, a:&b intersection, a:!b exclusion, globs",
+    "inventory": "Ansible inventory (YAML or INI); default $HOSTPREP_INVENTORY or inventories/lab.yml",
+    "json": "print machine-readable JSON",
+    "known_hosts": "known_hosts file (default: hostprep_known_hosts_file var, else ~/.ssh/known_hosts)",
+    "accept_new": "trust unknown host keys on first use (like StrictHostKeyChecking=accept-new)",
+    "timeout": "SSH connect timeout in seconds (default 10)",
+}
+
+
+def _sel(host, group, limit, inventory):
+    return commands.Selection(inventory=inventory, host=host, group=group, limit=limit)
+
+
+def _conn(known_hosts, accept_new, timeout):
+    return ConnectOptions(known_hosts=known_hosts, accept_new=accept_new, connect_timeout=float(timeout))
+
+
+def _run(fn, *args, **kwargs):
+    """Turn bad input into a clear one-line error and exit code 2 (nothing was changed)."""
+    try:
+        code = fn(*args, **kwargs)
+    except (InventoryError, SettingsError, ValueError) as exc:
+        print(f"hostprep: error: {exc}", file=sys.stderr)
+        raise Exit(code=2)
+    if code:
+        raise Exit(code=code)
+
+
+@task(help=SELECT_HELP | {"shallow": "skip the checks that exec inside the worker (id, docker ps)"})
+def facts(c, host=None, group=None, limit=None, inventory=None, json=False, shallow=False,
+          known_hosts=None, accept_new=False, timeout=10):
+    """Gather facts (one SSH exec per host) and show them as a table or --json."""
+    _run(commands.facts, _sel(host, group, limit, inventory), _conn(known_hosts, accept_new, timeout),
+         as_json=json, deep=not shallow)
+
+
+@task(help=SELECT_HELP | {
+    "strategy": f"fix strategy: {' | '.join(NAMES)} (default: inventory's hostprep_strategy, else group-add)",
+    "check": "show the plan as a diff and change nothing",
+    "forks": "hosts worked on in parallel (default 32)",
+    "lock_wait": "seconds to wait for another run's host lock (default 10)",
+})
+def provision(c, host=None, group=None, limit=None, inventory=None, strategy=None, check=False, json=False,
+              known_hosts=None, accept_new=False, timeout=10, forks=32, lock_wait=10):
+    """Fix Docker socket access for the Airflow worker: plan, snapshot, apply, recreate, verify."""
+    if strategy is not None and strategy not in NAMES:
+        print(f"hostprep: error: unknown strategy {strategy!r}; choose one of {', '.join(NAMES)}", file=sys.stderr)
+        raise Exit(code=2)
+    if strategy == "chmod" and not json:
+        print("WARNING: --strategy chmod makes the Docker socket 666: every local user gets root-equivalent "
+              "access, and a dockerd restart silently undoes it. A snapshot is kept for rollback.", file=sys.stderr)
+    _run(commands.provision, _sel(host, group, limit, inventory), _conn(known_hosts, accept_new, timeout),
+         Options(strategy=strategy, check=check, lock_wait=int(lock_wait)), as_json=json, forks=int(forks))
+
+
+@task(help=SELECT_HELP | {"snapshot": "snapshot id to restore (default: the latest)"})
+def rollback(c, host=None, group=None, limit=None, inventory=None, snapshot=None, json=False,
+             known_hosts=None, accept_new=False, timeout=10):
+    """Restore a host from its snapshot exactly, then verify it matches."""
+    _run(commands.rollback, _sel(host, group, limit, inventory), _conn(known_hosts, accept_new, timeout),
+         snapshot, as_json=json)
+
+
+@task(help=SELECT_HELP)
+def snapshots(c, host=None, group=None, limit=None, inventory=None, json=False,
+              known_hosts=None, accept_new=False, timeout=10):
+    """List the snapshots stored on each host."""
+    _run(commands.snapshots, _sel(host, group, limit, inventory), _conn(known_hosts, accept_new, timeout),
+         as_json=json)
+
+
+# ------------------------------------------------------------------ lab
 
 @task(help={"hosts": "number of lab hosts to start (default 2)"})
 def lab_up(c, hosts=2):
     """Build what is missing and start N lab hosts (sshd on 127.0.0.1, own dockerd, Airflow Compose)."""
-    _lab.up(int(hosts))
-    print(f"inventory: {_lab.INVENTORY}")
+    from tests.lab import lab
+
+    lab.up(int(hosts))
+    print(f"inventory: {lab.INVENTORY}")
 
 
 @task
 def lab_down(c):
     """Remove the lab hosts and their volumes (only what the lab created)."""
-    _lab.down()
+    from tests.lab import lab
+
+    lab.down()
 
 
 @task
 def lab_status(c):
     """Show the lab hosts and their ports."""
-    rows = _lab.status()
-    if not rows:
-        print("no lab hosts")
-    for r in rows:
-        print(f"{r['container']:<20} {r['status']:<28} {r['ports']}")
+    from tests.lab import lab
+
+    rows = lab.status()
+    print("\n".join(f"{r['container']:<20} {r['status']:<28} {r['ports']}" for r in rows) or "no lab hosts")
+
+
+@task(help={"host": "lab host name (default: all running lab hosts)"})
+def lab_reset(c, host=None):
+    """Put lab hosts back to their pristine, still-broken state."""
+    from tests.lab import lab
+
+    for h in lab.running_hosts():
+        if host in (None, h.name):
+            lab.provision_pristine(h)
+            print(f"{h.name}: pristine")
 
 
 lab_ns = Collection("lab")
 lab_ns.add_task(lab_up, "up")
 lab_ns.add_task(lab_down, "down")
 lab_ns.add_task(lab_status, "status")
+lab_ns.add_task(lab_reset, "reset")
 
-ns = Collection()
+ns = Collection(facts, provision, rollback, snapshots)
 ns.add_collection(lab_ns)

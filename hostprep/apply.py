@@ -1,0 +1,121 @@
+"""Apply: run actions on a host through the one fixed interpreter (apply.sh), under the host lock.
+
+The interpreter gets every value as an environment variable (quoted by the
+transport) and every action pre-validated (``plan.SAFE_ARG``), so no inventory
+value is ever spliced into shell code.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import socket
+import os
+from dataclasses import dataclass
+from importlib import resources
+from typing import Sequence
+
+from hostprep.facts import STATE_DIR, Facts
+from hostprep.plan import Action, Plan, path_in
+from hostprep.transport import CommandResult, Transport
+
+LOCKED = 75
+DRIFTED = 76
+FAILED = 20
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the interpreter reported."""
+
+    exit_code: int
+    log: str
+    compose_seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    @property
+    def locked_by(self) -> str | None:
+        m = re.search(r"^@@hostprep:locked (.*)$", self.log, re.M)
+        return m.group(1).strip() if m else None
+
+    @property
+    def failed_step(self) -> str | None:
+        m = re.search(r"^@@hostprep:failed (.*)$", self.log, re.M)
+        return m.group(1).strip() if m else None
+
+    def error(self) -> str:
+        if self.exit_code == LOCKED:
+            return f"another hostprep run holds the host lock ({self.locked_by or 'unknown owner'}); try again later"
+        if self.exit_code == DRIFTED:
+            return "the host changed between fact gathering and apply; nothing was changed, re-run"
+        tail = [ln for ln in self.log.splitlines() if ln.strip() and not ln.startswith("@@hostprep:")][-8:]
+        return f"apply failed at {self.failed_step or 'setup'} (exit {self.exit_code}): " + " | ".join(tail)
+
+    def __repr__(self) -> str:
+        return f"<Outcome exit={self.exit_code}>"
+
+
+def lock_owner() -> str:
+    """A token naming this run: controller host, pid and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{base64.b32encode(os.urandom(5)).decode().lower()}"
+
+
+def interpreter() -> str:
+    return resources.files("hostprep").joinpath("apply.sh").read_text()
+
+
+def expectations(facts: Facts, plan: Plan) -> str:
+    """``<sha|missing> <path>`` lines: what each file about to be written must still be."""
+    by_path = {path_in(facts, f.name): f for f in facts.files.values()}
+    lines = []
+    for a in plan.actions:
+        if a.op in ("write", "delete") and a.args[0] in by_path:
+            f = by_path[a.args[0]]
+            lines.append(f"{f.sha256 if f.exists else 'missing'} {a.args[0]}")
+    return "\n".join(lines)
+
+
+def parse_compose_seconds(log: str) -> float:
+    total = 0.0
+    for m in re.finditer(r"^@@hostprep:compose-seconds ([\d.]+) ([\d.]+)$", log, re.M):
+        total += float(m.group(2)) - float(m.group(1))
+    return total
+
+
+def run(
+    transport: Transport,
+    facts: Facts,
+    mode: str,
+    *,
+    owner: str,
+    actions: Sequence[Action] = (),
+    snapshot: tuple[str, str] | None = None,
+    record_b64: str | None = None,
+    expect: str = "",
+    release: bool = False,
+    lock_wait: int = 10,
+) -> Outcome:
+    """One exec of the interpreter in ``mode`` (apply | restore | record | release)."""
+    env = {
+        "MODE": mode,
+        "STATE_DIR": STATE_DIR,
+        "LOCK_OWNER": owner,
+        "LOCK_WAIT": str(lock_wait),
+        "PROJ": facts.project_dir,
+        "COMPOSE": " ".join(facts.compose_cmd),
+        "EXPECT": expect,
+        "SNAP_ID": snapshot[0] if snapshot else "",
+        "SNAP_B64": snapshot[1] if snapshot else "",
+        "RECORD_B64": record_b64 or "",
+        "RELEASE": "1" if release else "0",
+        "ACTIONS": "\n".join(" ".join((a.op, *a.args)) for a in actions),
+    }
+    writes = [a.content or "" for a in actions if a.op == "write"]
+    for i, content in enumerate(writes):
+        env[f"W{i}"] = base64.b64encode(content.encode()).decode()
+    res: CommandResult = transport.run_script(interpreter(), env, sudo=True, timeout=1800)
+    log = res.stdout + ("\n" + res.stderr if res.stderr.strip() else "")
+    return Outcome(res.exit_code, log, parse_compose_seconds(res.stdout))

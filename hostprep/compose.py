@@ -1,0 +1,189 @@
+"""Pure helpers for Compose projects: .env, interpolation, services, override and Dockerfile text."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+import yaml
+
+MANAGED_MARK = "Managed by hostprep"
+BLOCK_BEGIN = "# >>> hostprep: docker group"
+BLOCK_END = "# <<< hostprep"
+
+
+def parse_env(text: str | None) -> dict[str, str]:
+    """Parse a Compose ``.env`` file (KEY=VALUE, comments, optional quotes)."""
+    out: dict[str, str] = {}
+    for line in (text or "").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        out[key.strip().removeprefix("export ").strip()] = value
+    return out
+
+
+_VAR = re.compile(r"\$\{(\w+)(?:(:?[-?])([^}]*))?\}|\$(\w+)")
+
+
+def interpolate(value: str, env: Mapping[str, str]) -> str:
+    """Compose-style ``${VAR:-default}`` / ``${VAR-default}`` / ``$VAR`` interpolation."""
+
+    def sub(m: re.Match[str]) -> str:
+        name = m.group(1) or m.group(4)
+        op, default = m.group(2), m.group(3) or ""
+        current = env.get(name)
+        if op == ":-" and not current:
+            return default
+        if op == "-" and current is None:
+            return default
+        return current or ""
+
+    return _VAR.sub(sub, value.replace("$$", "\0")).replace("\0", "$")
+
+
+def load_compose(text: str | None) -> dict[str, Any]:
+    """Parse a compose file (anchors and merge keys resolved); {} when absent or invalid."""
+    try:
+        data = yaml.safe_load(text or "") or {}
+    except yaml.YAMLError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def service(compose: Mapping[str, Any], name: str) -> dict[str, Any] | None:
+    svc = (compose.get("services") or {}).get(name)
+    return svc if isinstance(svc, dict) else None
+
+
+def service_user(compose: Mapping[str, Any], name: str, env: Mapping[str, str]) -> str | None:
+    """The interpolated ``user:`` of a service, e.g. ``"50000:0"``."""
+    svc = service(compose, name)
+    if not svc or svc.get("user") is None:
+        return None
+    return interpolate(str(svc["user"]), env)
+
+
+def split_user(raw: str) -> tuple[str, str | None]:
+    """Split a raw ``user:`` value at the ``:`` outside ``${...}``.
+
+    >>> split_user("${AIRFLOW_UID:-50000}:0")
+    ('${AIRFLOW_UID:-50000}', '0')
+    """
+    depth = 0
+    for i, ch in enumerate(raw):
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+        elif ch == ":" and depth == 0:
+            return raw[:i], raw[i + 1:]
+    return raw, None
+
+
+def primary_group_is_root(user: str | None) -> bool:
+    """True unless ``user:`` names a primary group other than 0/root."""
+    if not user or ":" not in user:
+        return True
+    return user.split(":", 1)[1] in ("0", "root")
+
+
+def build_context(compose: Mapping[str, Any], name: str) -> tuple[str, str] | None:
+    """(context, dockerfile) of a service that builds, else None."""
+    svc = service(compose, name)
+    if not svc or "build" not in svc:
+        return None
+    build = svc["build"]
+    if isinstance(build, str):
+        return build, "Dockerfile"
+    if isinstance(build, dict):
+        return str(build.get("context", ".")), str(build.get("dockerfile", "Dockerfile"))
+    return None
+
+
+def compose_file_value(env_text: str | None, base: str, extra: list[str], override: str) -> str:
+    """The COMPOSE_FILE value that keeps the operator's chain and appends hostprep's override."""
+    current = parse_env(env_text).get("COMPOSE_FILE")
+    chain = current.split(":") if current else [base, *extra]
+    if override not in chain:
+        chain.append(override)
+    return ":".join(chain)
+
+
+def set_env_var(text: str | None, key: str, value: str) -> str:
+    """Set KEY=value in a .env text, preserving every other line and comment."""
+    lines = (text or "").splitlines(keepends=True)
+    pattern = re.compile(rf"^\s*(export\s+)?{re.escape(key)}\s*=")
+    for i, line in enumerate(lines):
+        if pattern.match(line):
+            lines[i] = f"{key}={value}\n"
+            return "".join(lines)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    lines.append(f"# Added by hostprep: loads hostprep's override on every `compose` run.\n{key}={value}\n")
+    return "".join(lines)
+
+
+def render_override(services: dict[str, dict[str, Any]], strategy: str, gid: int | None) -> str:
+    """hostprep's own Compose override file, deterministic for a given input."""
+    head = [
+        f"# {MANAGED_MARK} (strategy {strategy}). Do not edit: `invoke rollback` removes this file.",
+    ]
+    if gid is not None:
+        head.append(f"# Adds the host's docker group (GID {gid}) as a supplementary group; the primary")
+        head.append("# group stays 0, as the Airflow image requires.")
+    elif strategy == "dockerfile":
+        head.append("# `user:` without a group, so Docker applies the image's docker group membership;")
+        head.append("# the primary group still comes from the image's passwd entry (0 for airflow).")
+    body = yaml.safe_dump({"services": services}, sort_keys=True, default_flow_style=False)
+    return "\n".join(head) + "\n" + body
+
+
+def strip_block(dockerfile: str) -> str:
+    """The Dockerfile without hostprep's block."""
+    out, inside = [], False
+    for line in dockerfile.splitlines(keepends=True):
+        if line.startswith(BLOCK_BEGIN):
+            inside = True
+        elif inside and line.startswith(BLOCK_END):
+            inside = False
+        elif not inside:
+            out.append(line)
+    return "".join(out)
+
+
+def last_user(dockerfile: str) -> str | None:
+    users = [ln.split(None, 1)[1].strip() for ln in dockerfile.splitlines()
+             if ln.strip().upper().startswith("USER ") and len(ln.split(None, 1)) == 2]
+    return users[-1] if users else None
+
+
+def with_block(dockerfile: str, gid: int, uid: int) -> str:
+    """The Dockerfile with hostprep's docker-group block appended (replacing an old one)."""
+    base = strip_block(dockerfile)
+    if base and not base.endswith("\n"):
+        base += "\n"
+    back_to = last_user(base)
+    lines = [
+        f"{BLOCK_BEGIN} (GID {gid}; managed by hostprep, `invoke rollback` removes this block)",
+        "USER root",
+        f'RUN set -e; g=$(getent group {gid} | cut -d: -f1); '
+        f'if [ -z "$g" ]; then if getent group docker >/dev/null; then g=hostdocker; else g=docker; fi; '
+        f'groupadd -g {gid} "$g"; fi; u=$(getent passwd {uid} | cut -d: -f1); '
+        f'if [ -z "$u" ]; then echo "hostprep: no user with uid {uid} in this image" >&2; exit 1; fi; '
+        f'usermod -aG "$g" "$u"',
+    ]
+    if back_to and back_to.lower() not in ("root", "0"):
+        lines.append(f"USER {back_to}")
+    lines.append(BLOCK_END)
+    return base + "\n".join(lines) + "\n"
+
+
+def block_gid(dockerfile: str | None) -> int | None:
+    """GID named in hostprep's Dockerfile block, if the block is there."""
+    m = re.search(rf"^{re.escape(BLOCK_BEGIN)} \(GID (\d+)", dockerfile or "", re.M)
+    return int(m.group(1)) if m else None

@@ -1,0 +1,74 @@
+"""Fleet fan-out: every selected host in parallel, one report each, never stopping early."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from hostprep.inventory import HostEntry
+from hostprep.results import FAILED, UNREACHABLE, FleetReport, HostReport
+from hostprep.settings import HostSettings, SettingsError, validate_host
+from hostprep.transport import AuthFailed, HostKeyRejected, Transport, Unreachable
+
+HostJob = Callable[[Transport, HostSettings], HostReport]
+
+
+@dataclass(frozen=True)
+class ConnectOptions:
+    known_hosts: str | None = None
+    accept_new: bool = False
+    connect_timeout: float = 10.0
+
+
+def validate_all(entries: Sequence[HostEntry]) -> list[HostSettings]:
+    """Validate every host before connecting to any; one bad value refuses the whole run."""
+    errors, settings = [], []
+    for e in entries:
+        try:
+            e.endpoint()
+            settings.append(validate_host(e))
+        except SettingsError as exc:
+            errors.append(str(exc))
+    if errors:
+        raise SettingsError("refusing to connect to any host:\n  " + "\n  ".join(errors))
+    return settings
+
+
+def _one(entry: HostEntry, settings: HostSettings, job: HostJob, opts: ConnectOptions) -> HostReport:
+    known = opts.known_hosts or entry.vars.get("hostprep_known_hosts_file")
+    endpoint = entry.endpoint(known_hosts=known, accept_new=opts.accept_new, connect_timeout=opts.connect_timeout)
+    started = time.monotonic()
+    try:
+        with Transport(endpoint) as t:
+            report = job(t, settings)
+            report.data.setdefault("execs", t.execs)
+    except (Unreachable, HostKeyRejected, AuthFailed) as exc:
+        report = HostReport(entry.name).fail(str(exc), UNREACHABLE)
+    except Exception as exc:  # one host's bug must not stop the others
+        report = HostReport(entry.name).fail(f"{type(exc).__name__}: {exc}", FAILED)
+    report.timings["total"] = time.monotonic() - started
+    return report
+
+
+def fan_out(
+    entries: Sequence[HostEntry],
+    job: HostJob,
+    opts: ConnectOptions = ConnectOptions(),
+    *,
+    forks: int = 32,
+    on_done: Callable[[HostReport], None] | None = None,
+) -> FleetReport:
+    """Run ``job`` on every host; reports come back in inventory order."""
+    started = time.monotonic()
+    settings = validate_all(entries)
+    reports: dict[str, HostReport] = {}
+    with ThreadPoolExecutor(max_workers=max(1, min(forks, len(entries)))) as pool:
+        futures = {pool.submit(_one, e, s, job, opts): e.name for e, s in zip(entries, settings)}
+        for fut in as_completed(futures):
+            report = fut.result()
+            reports[futures[fut]] = report
+            if on_done:
+                on_done(report)
+    return FleetReport([reports[e.name] for e in entries], time.monotonic() - started)

@@ -1,0 +1,48 @@
+# hostprep fact probe: everything hostprep needs to know about a host, in one exec.
+# Inputs (environment, quoted by the transport): SOCK PROJ WORKER_SVC BIND_DIRS DEEP STATE_DIR FILES
+# Output: sections "@@hostprep:<key>" followed by their raw lines; parsed by hostprep.facts.
+m() { printf '\n@@hostprep:%s\n' "$1"; }
+m os; ( . /etc/os-release 2>/dev/null && printf '%s' "$PRETTY_NAME" )
+m docker_group; getent group docker
+m socket; if [ -e "$SOCK" ]; then stat -L -c '%f %u %g %U %G' -- "$SOCK"; ls -ldL -- "$SOCK" | cut -c1-11; fi
+m dockerd; if pgrep -x dockerd >/dev/null 2>&1; then echo running; fi
+m docker_version; docker version --format '{{.Server.Version}}' 2>/dev/null
+m compose
+if docker compose version --short >/dev/null 2>&1; then echo "v2 $(docker compose version --short)"
+elif command -v docker-compose >/dev/null 2>&1; then echo "v1 $(docker-compose version --short 2>/dev/null)"; fi
+m project; if [ -d "$PROJ" ]; then echo exists; fi
+for f in $FILES; do
+    m "file:$f"
+    if [ -f "$PROJ/$f" ]; then stat -c '%a %u %g %s' -- "$PROJ/$f"; base64 -w0 -- "$PROJ/$f"; echo; fi
+done
+m bind_dirs
+for d in $BIND_DIRS; do
+    case "$d" in /*) p="$d" ;; *) p="$PROJ/$d" ;; esac
+    if [ -d "$p" ]; then stat -c "$d %u %g %a" -- "$p"; else echo "$d missing"; fi
+done
+m record; cat "$STATE_DIR/state.json" 2>/dev/null
+cid=$(docker ps -aq --no-trunc --filter "label=com.docker.compose.project.working_dir=$PROJ" \
+      --filter "label=com.docker.compose.service=$WORKER_SVC" 2>/dev/null | head -n1)
+if [ -z "$cid" ]; then   # Compose v1 records the working dir too, but fall back on the service label alone
+    cid=$(docker ps -aq --no-trunc --filter "label=com.docker.compose.service=$WORKER_SVC" 2>/dev/null | head -n1)
+fi
+m worker
+if [ -n "$cid" ]; then
+    docker inspect -f '{{.Name}}|{{.State.Status}}|{{.State.Pid}}|{{.Config.Image}}|{{.Image}}|{{.Config.User}}|{{json .HostConfig.GroupAdd}}|{{index .Config.Labels "com.docker.compose.project"}}' "$cid"
+    pid=$(docker inspect -f '{{.State.Pid}}' "$cid")
+    m worker_proc; if [ "${pid:-0}" -gt 0 ]; then grep -E '^(Uid|Gid|Groups):' "/proc/$pid/status"; fi
+    if [ "$DEEP" = 1 ] && [ "${pid:-0}" -gt 0 ]; then
+        m worker_id; docker exec "$cid" id 2>&1; echo "rc=$?"
+        m worker_docker_ps; out=$(docker exec "$cid" docker ps -q 2>&1); rc=$?
+        case "$out" in *"executable file not found"*|*"not found in"*) rc=127 ;; esac
+        if [ $rc = 127 ]; then   # no docker CLI in the worker: ask the Engine API over the socket instead
+            out=$(docker exec "$cid" python3 -c 'import socket,sys
+s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"GET /_ping HTTP/1.0\r\n\r\n"); print(s.recv(200).decode().split("\r\n")[0])' "$SOCK" 2>&1); rc=$?
+            echo "method=engine-api"
+        else
+            echo "method=docker-cli"
+        fi
+        printf '%s\n' "$out" | tail -n 3; echo "rc=$rc"
+    fi
+fi
+m end

@@ -1,0 +1,168 @@
+"""Provision and roll back one host: facts → plan → (check) → snapshot → apply → verify → record.
+
+Each function takes a connected :class:`Transport` and returns a
+:class:`HostReport`; the fleet fan-out and the rendering live elsewhere.
+A failed apply or verification rolls the host back to its snapshot at once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from hostprep import __version__, apply, snapshots
+from hostprep.facts import Facts, gather
+from hostprep.plan import Action, make_plan
+from hostprep.results import CHANGED, OK, HostReport
+from hostprep.settings import HostSettings
+from hostprep.transport import Transport
+from hostprep.verify import verify, worker_view
+
+
+@dataclass(frozen=True)
+class Options:
+    strategy: str | None = None
+    check: bool = False
+    lock_wait: int = 10
+
+
+def _timed(report: HostReport, key: str, start: float) -> float:
+    now = time.monotonic()
+    report.timings[key] = report.timings.get(key, 0.0) + now - start
+    return now
+
+
+def provision(t: Transport, settings: HostSettings, opts: Options) -> HostReport:
+    """Bring one host to the desired state, or leave it as it was."""
+    report = HostReport(t.endpoint.name)
+    start = time.monotonic()
+    before = gather(t, settings)
+    start = _timed(report, "facts", start)
+    plan = make_plan(before, settings, opts.strategy)
+    report.plan, report.warnings, report.before = plan, list(plan.warnings), worker_view(before)
+    if plan.blocked:
+        return report.fail("; ".join(plan.problems))
+    if opts.check or not plan.changed:
+        report.changed = len(plan.steps)
+        report.status = CHANGED if plan.changed else OK
+        if not plan.changed:
+            report.checks = verify(before, settings, plan.strategy)
+            report.after = report.before
+            if not all(c.ok for c in report.checks):
+                return report.fail("the host matches the plan but verification fails: "
+                                   + "; ".join(c.name for c in report.checks if not c.ok))
+        return report
+
+    snap_id = snapshots.new_id()
+    snap = snapshots.take(before, plan, snap_id)
+    snapshots.save_local(snap)
+    owner = apply.lock_owner()
+    outcome = apply.run(t, before, "apply", owner=owner, actions=plan.actions,
+                        snapshot=(snap_id, snapshots.encode(snap)), expect=apply.expectations(before, plan),
+                        lock_wait=opts.lock_wait)
+    report.timings["compose"] = outcome.compose_seconds
+    start = _timed(report, "apply", start)
+    if not outcome.ok:
+        if outcome.exit_code in (apply.LOCKED, apply.DRIFTED):
+            return report.fail(outcome.error())
+        restore(t, before, snap, owner, report)
+        return report.fail(outcome.error() + "; rolled back to snapshot " + snap_id)
+    report.snapshot_id = snap_id
+
+    after = gather(t, settings)
+    start = _timed(report, "verify", start)
+    report.after = worker_view(after)
+    report.checks = verify(after, settings, plan.strategy)
+    if not all(c.ok for c in report.checks):
+        restore(t, before, snap, owner, report)
+        failed = "; ".join(f"{c.name}: {c.detail}" for c in report.checks if not c.ok)
+        return report.fail(f"verification failed ({failed}); rolled back to snapshot {snap_id}")
+
+    record = {"strategy": plan.strategy, "snapshot_id": snap_id, "docker_gid": after.docker_gid,
+              "services": list(plan.services), "applied_at": _now(), "hostprep_version": __version__}
+    apply.run(t, after, "record", owner=owner, record_b64=snapshots.encode(record))
+    _timed(report, "record", start)
+    snapshots.append_history(report.host, {"event": "provision", **record, "steps": snap["steps"]})
+    report.changed, report.status = len(plan.steps), CHANGED
+    return report
+
+
+def restore(t: Transport, facts: Facts, snap: dict[str, Any], owner: str, report: HostReport) -> bool:
+    """Replay a snapshot on the host (keeps/takes the lock, then releases it)."""
+    actions, _ = snapshots.restore_actions(snap)
+    actions.append(_state_action(snap.get("record")))
+    outcome = apply.run(t, facts, "restore", owner=owner, actions=actions, release=True)
+    report.rolled_back = outcome.ok
+    if not outcome.ok:
+        report.warnings.append("automatic rollback failed: " + outcome.error())
+    return outcome.ok
+
+
+def _state_action(record: dict[str, Any] | None) -> Action:
+    if record is None:
+        return Action("delete", (snapshots.STATE_FILE,))
+    return Action("write", (snapshots.STATE_FILE, "0", "0", "600"), json.dumps(record, sort_keys=True))
+
+
+def rollback(t: Transport, settings: HostSettings, snap_id: str | None = None, *, lock_wait: int = 10) -> HostReport:
+    """Restore the latest (or given) snapshot, then prove the host matches it."""
+    report = HostReport(t.endpoint.name)
+    start = time.monotonic()
+    snap = snapshots.load_local(report.host, snap_id) or fetch_remote(t, snap_id)
+    if snap is None:
+        which = f"snapshot {snap_id}" if snap_id else "any snapshot"
+        return report.fail(f"no {which} for {report.host}; nothing was changed")
+    before = gather(t, settings)
+    report.before = worker_view(before)
+    report.snapshot_id = snap["id"]
+    owner = apply.lock_owner()
+    actions, _ = snapshots.restore_actions(snap)
+    actions.append(_state_action(snap.get("record")))
+    outcome = apply.run(t, before, "restore", owner=owner, actions=actions, release=True, lock_wait=lock_wait)
+    report.timings["compose"] = outcome.compose_seconds
+    start = _timed(report, "restore", start)
+    if not outcome.ok:
+        apply.run(t, before, "release", owner=owner)
+        return report.fail(outcome.error())
+    after = gather(t, settings)
+    _timed(report, "verify", start)
+    report.after = worker_view(after)
+    diffs = snapshots.differences(snapshots.fingerprint(snap["facts"]), snapshots.fingerprint(after.to_dict()))
+    report.data["differences"] = diffs
+    report.changed, report.status, report.rolled_back = len(actions), CHANGED, True
+    snapshots.append_history(report.host, {"event": "rollback", "snapshot_id": snap["id"], "at": _now(),
+                                           "differences": diffs})
+    if diffs:
+        return report.fail("host does not match the snapshot after rollback: " + "; ".join(diffs))
+    return report
+
+
+def fetch_remote(t: Transport, snap_id: str | None) -> dict[str, Any] | None:
+    """Read a snapshot from the host's own store (when this controller has none)."""
+    script = ('cd "$D" 2>/dev/null || exit 0; if [ -n "$ID" ]; then f="$ID.json"; '
+              'else f=$(ls -1 *.json 2>/dev/null | sort | tail -n1); fi; [ -f "$f" ] && cat "$f"')
+    res = t.run_script(script, {"D": f"{snapshots.STATE_DIR}/snapshots", "ID": snap_id or ""}, sudo=True)
+    if not res.stdout.strip():
+        return None
+    snap: dict[str, Any] = json.loads(res.stdout)
+    snapshots.save_local(snap)
+    return snap
+
+
+def list_snapshots(t: Transport) -> list[dict[str, Any]]:
+    """Snapshots stored on the host (id, strategy, created, steps), oldest first."""
+    script = ('cd "$D" 2>/dev/null || exit 0; for f in $(ls -1 *.json 2>/dev/null | sort); do cat "$f"; echo; done')
+    res = t.run_script(script, {"D": f"{snapshots.STATE_DIR}/snapshots"}, sudo=True)
+    out = []
+    for line in res.stdout.splitlines():
+        if line.strip():
+            s = json.loads(line)
+            out.append({k: s.get(k) for k in ("id", "created", "strategy", "steps", "host")})
+    return out
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

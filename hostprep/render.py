@@ -1,0 +1,98 @@
+"""Rendering: tables, diffs, the recap and JSON. The library never prints; tasks.py does."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable
+
+from hostprep.facts import Facts
+from hostprep.results import FleetReport, HostReport, recap_counts
+
+_COLORS = {"ok": "32", "changed": "33", "failed": "31", "unreachable": "31"}
+
+
+def color(text: str, status: str, enabled: bool) -> str:
+    return f"\033[{_COLORS.get(status, '0')}m{text}\033[0m" if enabled else text
+
+
+def facts_table(facts: Facts) -> str:
+    """A readable summary of one host's facts."""
+    s, w = facts.socket, facts.worker
+    mode = format(s.mode, "o") if s.mode is not None else "-"
+    dirs = ", ".join(f"{d.name}={d.uid}:{d.gid}/{format(d.mode or 0, 'o')}" if d.exists else f"{d.name}=missing"
+                     for d in facts.bind_dirs)
+    rows = [
+        ("os", facts.os or "-"),
+        ("docker group GID", str(facts.docker_gid) if facts.docker_gid is not None else "none"),
+        ("socket", f"{s.path} {mode} {s.owner}:{s.group}{' +acl' if s.has_acl else ''}" if s.exists else f"{s.path} missing"),
+        ("dockerd", f"{'running' if facts.dockerd_running else 'NOT running'} {facts.docker_version or ''}".strip()),
+        ("compose", f"{facts.compose_flavour or 'none'} {facts.compose_version or ''}".strip()),
+        ("project", f"{facts.project_dir} ({facts.compose_file.name if facts.compose_file else 'no compose file'})"),
+        ("worker", f"{w.name} {w.state} image={w.image} user={w.user} group_add={list(w.group_add)}" if w.found else "not found"),
+        ("worker groups (/proc)", " ".join(map(str, w.proc_groups)) or "-"),
+        ("worker id", w.id_output or "-"),
+        ("worker docker ps", "-" if w.docker_ps_rc is None else
+         ("ok" if w.docker_ps_rc == 0 else f"FAILS rc={w.docker_ps_rc}: {(w.docker_ps_output or '')[:110]}")),
+        ("bind dirs", dirs or "-"),
+        ("hostprep record", json.dumps(facts.record, sort_keys=True) if facts.record else "never applied"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return f"== {facts.host}\n" + "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+
+
+def host_report(r: HostReport, *, diff: bool = True, use_color: bool = False) -> str:
+    """Everything an operator wants to read about one host's run."""
+    out = [color(f"== {r.host}: {r.status}", r.status, use_color)]
+    plan = r.plan
+    if plan is not None:
+        out.append(f"  strategy {plan.strategy}, docker GID {plan.docker_gid}")
+        out += [f"  ! {p}" for p in plan.problems]
+        for s in plan.steps:
+            out.append(f"  ~ {s.name}  ({s.why})")
+            if diff and s.diff():
+                out += ["      " + ln for ln in s.diff().rstrip("\n").splitlines()]
+            elif diff and (s.before or s.after):
+                out.append(f"      {s.before or '(absent)'} -> {s.after or '(absent)'}")
+        out += [f"  - {n}" for n in plan.notes]
+    out += [f"  WARNING: {w}" for w in r.warnings]
+    for label, view in (("before", r.before), ("after", r.after)):
+        if view:
+            ps = "ok" if view.get("docker_ps_rc") == 0 else f"rc={view.get('docker_ps_rc')} {str(view.get('docker_ps') or '')[:100]}"
+            out.append(f"  {label:<6} id: {view.get('id')}")
+            out.append(f"  {label:<6} docker ps: {ps}")
+    out += [f"  [{'ok' if c.ok else 'FAIL'}] {c.name}: {c.detail}" for c in r.checks]
+    if r.snapshot_id:
+        out.append(f"  snapshot {r.snapshot_id}{' (rolled back)' if r.rolled_back and r.failed else ''}")
+    if r.error:
+        out.append(color(f"  error: {r.error}", "failed", use_color))
+    if r.timings:
+        out.append("  time: " + ", ".join(f"{k} {v:.2f}s" for k, v in r.timings.items()))
+    return "\n".join(out)
+
+
+def recap(fleet: FleetReport, *, use_color: bool = False) -> str:
+    """Ansible-style PLAY RECAP."""
+    width = max((len(r.host) for r in fleet.reports), default=4)
+    lines = ["", "RECAP " + "*" * 60]
+    for r in fleet.reports:
+        c = recap_counts(r)
+        line = f"{r.host:<{width}} : ok={c['ok']:<3} changed={c['changed']:<3} failed={c['failed']:<3} unreachable={c['unreachable']}"
+        lines.append(color(line, r.status, use_color))
+    lines.append(f"({len(fleet.reports)} hosts in {fleet.seconds:.1f}s)")
+    return "\n".join(lines)
+
+
+def as_json(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, default=str)
+
+
+def progress_line(r: HostReport, done: int, total: int, use_color: bool) -> str:
+    return f"[{done}/{total}] " + color(f"{r.host}: {r.status}", r.status, use_color) + \
+        (f" ({r.error[:100]})" if r.error else "")
+
+
+def table(rows: Iterable[dict[str, Any]], cols: list[str]) -> str:
+    rows = list(rows)
+    widths = {c: max([len(c)] + [len(str(r.get(c, ""))) for r in rows]) for c in cols}
+    head = "  ".join(f"{c:<{widths[c]}}" for c in cols)
+    return "\n".join([head] + ["  ".join(f"{str(r.get(c, '')):<{widths[c]}}" for c in cols) for r in rows])

@@ -1,0 +1,242 @@
+"""hostprep's own host/group vars, validated before anything reaches a host.
+
+Every setting may be set per host or per group in the inventory:
+
+==============================  ==========================  ==========================================
+var                             default                     rule
+==============================  ==========================  ==========================================
+hostprep_project_dir            /opt/airflow                absolute path, chars ``A-Za-z0-9_./@+-``
+hostprep_worker_service         airflow-worker              compose service name
+hostprep_services               [worker service]            list or "a,b"; the worker is always added
+hostprep_strategy               group-add                   group-add | dockerfile | chmod
+hostprep_airflow_uid            50000                       integer 1..2147483647
+hostprep_socket_path            /var/run/docker.sock        absolute path
+hostprep_bind_dirs              [dags, logs, plugins,       names under the project dir, or
+                                config]                     absolute paths
+hostprep_compose_file           (autodetect)                file name under the project dir, or path
+hostprep_become_password_env    (none: sudo -n)             env var NAME holding the sudo password
+==============================  ==========================  ==========================================
+
+Connection vars (``ansible_host``, ``ansible_port``, ``ansible_user`` and their
+``ansible_ssh_*`` aliases) are checked too. Errors name the var and the bad
+value: these are not secrets, except the become password env var, never shown.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Mapping, NoReturn
+
+if TYPE_CHECKING:
+    from hostprep.inventory import HostEntry
+
+STRATEGIES = ("group-add", "dockerfile", "chmod")
+DEFAULT_BIND_DIRS = ("dags", "logs", "plugins", "config")
+KNOWN_SETTINGS = (
+    "hostprep_project_dir", "hostprep_worker_service", "hostprep_services", "hostprep_strategy",
+    "hostprep_airflow_uid", "hostprep_socket_path", "hostprep_bind_dirs", "hostprep_compose_file",
+    "hostprep_become_password_env", "hostprep_known_hosts_file",
+)
+# Ansible resolves these lists left to right; the last one set wins.
+_ALIASES = {
+    "ansible_host": ("ansible_host", "ansible_ssh_host"),
+    "ansible_port": ("ansible_port", "ansible_ssh_port"),
+    "ansible_user": ("ansible_user", "ansible_ssh_user"),
+    "ansible_private_key_file": ("ansible_private_key_file", "ansible_ssh_private_key_file"),
+}
+_SERVICE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
+_PATH = re.compile(r"^[A-Za-z0-9_./@+-]+$")
+_HOST = re.compile(r"^[A-Za-z0-9._:-]+$")
+_USER = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class SettingsError(ValueError):
+    """A host or group var has a value hostprep will not use."""
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """Validated connection vars; ``address`` None means "use the inventory name"."""
+
+    address: str | None = None
+    port: int = 22
+    user: str | None = None
+    key_file: str | None = None
+
+    def __repr__(self) -> str:
+        return f"<ConnectionSettings {self.user or '-'}@{self.address or '-'}:{self.port}>"
+
+
+@dataclass(frozen=True)
+class HostSettings:
+    """hostprep's settings for one host, all validated and normalized."""
+
+    project_dir: str = "/opt/airflow"
+    worker_service: str = "airflow-worker"
+    services: tuple[str, ...] = ("airflow-worker",)
+    strategy: str = "group-add"
+    airflow_uid: int = 50000
+    socket_path: str = "/var/run/docker.sock"
+    bind_dirs: tuple[str, ...] = DEFAULT_BIND_DIRS
+    compose_file: str | None = None
+    become_password_env: str | None = None
+
+    @classmethod
+    def from_vars(cls, vars: Mapping[str, Any]) -> "HostSettings":
+        """Validate a host's merged vars (connection vars too); unset settings take defaults."""
+        _refuse_unknown(vars)
+        connection_settings(vars)
+        worker = _service("hostprep_worker_service", vars.get("hostprep_worker_service", cls.worker_service))
+        listed = _names("hostprep_services", vars.get("hostprep_services", [worker]))
+        services = tuple(_service("hostprep_services", s) for s in listed)
+        strategy = vars.get("hostprep_strategy", cls.strategy)
+        if strategy not in STRATEGIES:
+            _fail("hostprep_strategy", strategy, f"must be one of {', '.join(STRATEGIES)}")
+        bind = _names("hostprep_bind_dirs", vars.get("hostprep_bind_dirs", list(DEFAULT_BIND_DIRS)))
+        compose = vars.get("hostprep_compose_file")
+        return cls(
+            project_dir=_path("hostprep_project_dir", vars.get("hostprep_project_dir", cls.project_dir), absolute=True),
+            worker_service=worker,
+            services=_unique(services if worker in services else services + (worker,)),
+            strategy=strategy,
+            airflow_uid=_int("hostprep_airflow_uid", vars.get("hostprep_airflow_uid", cls.airflow_uid), 1, 2147483647),
+            socket_path=_path("hostprep_socket_path", vars.get("hostprep_socket_path", cls.socket_path), absolute=True),
+            bind_dirs=_unique(tuple(_path("hostprep_bind_dirs", d, absolute=False) for d in bind)),
+            compose_file=None if compose is None else _path("hostprep_compose_file", compose, absolute=False),
+            become_password_env=_env_name(vars.get("hostprep_become_password_env")),
+        )
+
+    @property
+    def bind_paths(self) -> tuple[str, ...]:
+        """Bind dirs as absolute paths (relative ones sit under the project dir)."""
+        return tuple(d if d.startswith("/") else f"{self.project_dir}/{d}" for d in self.bind_dirs)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready view (tuples as lists)."""
+        return {
+            "project_dir": self.project_dir, "worker_service": self.worker_service,
+            "services": list(self.services), "strategy": self.strategy, "airflow_uid": self.airflow_uid,
+            "socket_path": self.socket_path, "bind_dirs": list(self.bind_dirs),
+            "compose_file": self.compose_file, "become_password_env": self.become_password_env,
+        }
+
+    def __repr__(self) -> str:
+        return f"<HostSettings {self.strategy} {self.project_dir} worker={self.worker_service} uid={self.airflow_uid}>"
+
+
+def validate_host(entry: "HostEntry") -> HostSettings:
+    """Settings for one inventory host; errors start with the host name."""
+    try:
+        return HostSettings.from_vars(entry.vars)
+    except SettingsError as exc:
+        raise SettingsError(f"{entry.name}: {exc}") from None
+
+
+def connection_settings(vars: Mapping[str, Any], host: str | None = None) -> ConnectionSettings:
+    """Validate the connection vars that are present; ``host`` prefixes error messages."""
+    try:
+        address, port, user, key = (_last_set(vars, names) for names in _ALIASES.values())
+        return ConnectionSettings(
+            address=None if address is None else _checked(*address, _HOST, "must be a host name or IP address"),
+            port=22 if port is None else _int(*port, 1, 65535),
+            user=None if user is None else _checked(*user, _USER, "must be a Linux user name like 'ubuntu'"),
+            key_file=None if key is None else _key_file(*key),
+        )
+    except SettingsError as exc:
+        if host is None:
+            raise
+        raise SettingsError(f"{host}: {exc}") from None
+
+
+def _key_file(var: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        _fail(var, value, "must be a path to a private key file")
+    return value
+
+
+def _last_set(vars: Mapping[str, Any], names: tuple[str, ...]) -> tuple[str, Any] | None:
+    found = [(n, vars[n]) for n in names if vars.get(n) is not None]
+    return found[-1] if found else None
+
+
+def _checked(var: str, value: Any, rule: re.Pattern[str], why: str) -> str:
+    if not isinstance(value, str) or not rule.match(value) or value.startswith("-"):
+        _fail(var, value, why)
+    return value
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _fail(var: str, value: Any, why: str) -> NoReturn:
+    raise SettingsError(f"{var}={_show(value)}: {why}")
+
+
+def _refuse_unknown(vars: Mapping[str, Any]) -> None:
+    for key in vars:
+        if isinstance(key, str) and key.startswith("hostprep_") and key not in KNOWN_SETTINGS:
+            near = difflib.get_close_matches(key, KNOWN_SETTINGS, n=1)
+            hint = f"; did you mean {near[0]}?" if near else f"; known: {', '.join(KNOWN_SETTINGS)}"
+            raise SettingsError(f"{key}: unknown hostprep setting{hint}")
+
+
+def _service(var: str, value: Any) -> str:
+    return _checked(var, value, _SERVICE, "must be a compose service name (letters, digits, _ . -)")
+
+
+def _names(var: str, value: Any) -> list[Any]:
+    """A list, or a comma-separated string, of non-empty items."""
+    if isinstance(value, str):
+        items: list[Any] = [v.strip() for v in value.split(",") if v.strip()]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        _fail(var, value, "must be a list or a comma-separated string")
+    if not items:
+        _fail(var, value, "must not be empty")
+    return items
+
+
+def _path(var: str, value: Any, *, absolute: bool) -> str:
+    """Normalized path: safe characters only, no '..', no component starting with '-'."""
+    if not isinstance(value, str) or not value:
+        _fail(var, value, "must be a non-empty path")
+    if not _PATH.match(value):
+        _fail(var, value, "may only contain letters, digits and _ . / @ + -")
+    parts = [p for p in value.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        _fail(var, value, "must not contain '..'")
+    if any(p.startswith("-") for p in parts):
+        _fail(var, value, "path parts must not start with '-'")
+    if absolute and not value.startswith("/"):
+        _fail(var, value, "must be an absolute path")
+    if not parts:
+        _fail(var, value, "must name something below /" if value.startswith("/") else "must name a folder or file")
+    return ("/" if value.startswith("/") else "") + "/".join(parts)
+
+
+def _int(var: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        number = int(value.strip())
+    elif isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        _fail(var, value, f"must be an integer {low}..{high}")
+    if not low <= number <= high:
+        _fail(var, value, f"must be between {low} and {high}")
+    return number
+
+
+def _env_name(value: Any) -> str | None:
+    if value is not None and (not isinstance(value, str) or not _ENV_NAME.match(value)):
+        raise SettingsError("hostprep_become_password_env must be an environment variable name (value not shown)")
+    return value
+
+
+def _unique(items: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(items))

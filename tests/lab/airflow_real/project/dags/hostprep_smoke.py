@@ -1,0 +1,36 @@
+"""A DAG in the shape operators write: DockerOperator steps on the host's engine.
+
+Each step runs in its own container, started by the worker through the mounted
+Docker socket; this is the call that fails with PermissionError(13) when the
+worker's user is not in the socket's group.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.providers.docker.operators.docker import DockerOperator
+from airflow.sdk import DAG
+from docker.types import Mount
+
+DOCKER = {
+    "image": "hostprep-lab/task:latest",
+    "docker_url": "unix://var/run/docker.sock",
+    "network_mode": "hostprep-tasks",
+    "auto_remove": "success",
+    "mount_tmp_dir": False,
+    "mounts": [Mount(source="/opt/airflow/data", target="/data", type="bind")],
+}
+
+with DAG(
+    dag_id="hostprep_smoke",
+    schedule=None,
+    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    catchup=False,
+    tags=["hostprep"],
+):
+    fetch = DockerOperator(task_id="fetch", command="fetch", **DOCKER)
+    filter_errors = DockerOperator(task_id="filter", command="filter", **DOCKER)
+    notify = DockerOperator(task_id="notify", command="notify", **DOCKER)
+    cleanup = DockerOperator(task_id="cleanup", command="cleanup", **DOCKER)
+
+    fetch >> filter_errors >> notify >> cleanup
