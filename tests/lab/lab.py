@@ -195,9 +195,13 @@ def _port_free(port: int) -> bool:
 def _start_container(h: LabHost, pubkey: str) -> None:
     state = docker("inspect", "-f", "{{.State.Running}}", h.container, check=False)
     if state.returncode == 0 and state.stdout.decode().strip() == "true":
+        # reused: make sure it trusts this checkout's lab key
+        docker("exec", "-i", h.container, "sh", "-c", "cat > /home/ubuntu/.ssh/authorized_keys",
+               input=(pubkey + "\n").encode())
         return
-    if state.returncode == 0:
+    if state.returncode == 0:  # a stopped leftover: start clean, engine state included
         docker("rm", "-f", h.container)
+        docker("volume", "rm", h.volume, check=False)
     if not _port_free(h.port):
         raise RuntimeError(f"{h.name}: 127.0.0.1:{h.port} is in use; set HOSTPREP_LAB_PORT_BASE")
     docker(
