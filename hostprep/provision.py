@@ -113,8 +113,7 @@ def rollback(t: Transport, settings: HostSettings, snap_id: str | None = None, *
     start = time.monotonic()
     snap = snapshots.load_local(report.host, snap_id) or fetch_remote(t, snap_id)
     if snap is None:
-        which = f"snapshot {snap_id}" if snap_id else "any snapshot"
-        return report.fail(f"no {which} for {report.host}; nothing was changed")
+        return report.fail(f"no snapshot{' ' + snap_id if snap_id else ''} for {report.host}; nothing was changed")
     before = gather(t, settings)
     report.before = worker_view(before)
     report.snapshot_id = snap["id"]

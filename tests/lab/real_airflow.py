@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -114,7 +115,7 @@ def build_image(log: Log = print) -> str:
     if current.returncode == 0 and current.stdout.decode().strip() == digest:
         log(f"{IMAGE}: up to date")
         return IMAGE
-    log(f"building {IMAGE} (about 40 s cold)")
+    log(f"building {IMAGE} (about a minute cold)")
     started = time.monotonic()
     _lab.docker("build", "-q", "-f", str(SRC / "Dockerfile.image"), "--build-arg", f"AIRFLOW_VERSION={AIRFLOW_VERSION}",
                 "--label", f"{label}={digest}", "-t", IMAGE, str(ctx), timeout=1800)
@@ -159,15 +160,16 @@ def _load_image(container: str, log: Log) -> None:
     want = _image_id(IMAGE)
     if want is None:
         raise RuntimeError(f"{IMAGE} is missing on the controller: call build_image() first")
-    have = _lab.docker("exec", container, "docker", "image", "inspect", "-f", "{{.Id}}", IMAGE, _lab.BASE_IMAGE,
-                       check=False).stdout.decode().split()
+    have = _lab.docker("exec", container, "docker", "image", "inspect", "-f", "{{.Id}}",
+                       IMAGE, _lab.BASE_IMAGE, check=False).stdout.decode().split()
     if have and have[0] == want and len(have) == 2:
         return
-    log(f"{container}: loading {IMAGE}")
+    log(f"{container}: loading {IMAGE} (about 45 s the first time)")
     started = time.monotonic()
     env = dict(os.environ, DOCKER_BUILDKIT="0")
-    save = subprocess.Popen([_lab._docker_bin(), "save", IMAGE, _lab.BASE_IMAGE], stdout=subprocess.PIPE, env=env)
-    load = subprocess.run([_lab._docker_bin(), "exec", "-i", container, "docker", "load", "-q"],
+    cli = _lab._docker_bin()
+    save = subprocess.Popen([cli, "save", IMAGE, _lab.BASE_IMAGE], stdout=subprocess.PIPE, env=env)
+    load = subprocess.run([cli, "exec", "-i", container, "docker", "load", "-q"],
                           stdin=save.stdout, capture_output=True, env=env)
     assert save.stdout is not None
     save.stdout.close()
@@ -186,11 +188,13 @@ mkdir -p $KEEP
 chown 50000:0 $BIND && chmod 755 $BIND
 docker network inspect "$NETWORK" >/dev/null 2>&1 || docker network create "$NETWORK" >/dev/null
 docker build -q -t "$TASK_IMAGE" task >/dev/null
-$COMPOSE build -q >/tmp/lab-build.log 2>&1 || $COMPOSE build >/tmp/lab-build.log 2>&1 || { cat /tmp/lab-build.log; exit 1; }
+$COMPOSE build -q >/tmp/lab-build.log 2>&1 || $COMPOSE build >/tmp/lab-build.log 2>&1 \
+    || { cat /tmp/lab-build.log; exit 1; }
 $COMPOSE up -d --remove-orphans >/tmp/lab-up.log 2>&1 || { cat /tmp/lab-up.log; exit 1; }
 # the metadata database lives on a named volume: migrate once per Airflow version
 if ! $COMPOSE exec -T "$WORKER" test -f "/opt/airflow/db/migrated-$VERSION"; then
-    $COMPOSE exec -T "$WORKER" sh -c "airflow db migrate >/opt/airflow/db/migrate.log 2>&1 || { tail -40 /opt/airflow/db/migrate.log; exit 1; }"
+    $COMPOSE exec -T "$WORKER" sh -c \
+        "airflow db migrate >/opt/airflow/db/migrate.log 2>&1 || { tail -40 /opt/airflow/db/migrate.log; exit 1; }"
     $COMPOSE exec -T "$WORKER" touch "/opt/airflow/db/migrated-$VERSION"
 fi
 """
@@ -217,6 +221,19 @@ def setup_host(container_name: str, compose_cmd: str, log: Log = print) -> None:
 def smoke_command(dag_id: str = DAG_ID, task_id: str = SMOKE_TASK) -> list[str]:
     """argv, run inside the worker container, that runs one task for real without the scheduler."""
     return ["airflow", "tasks", "test", dag_id, task_id]
+
+
+_NEW_STATE = re.compile(r"\bnew_state=([a-z_]+)")
+
+
+def smoke_state(output: str) -> str | None:
+    """The task's final state from ``airflow tasks test`` output: it exits 0 even when the task failed.
+
+    >>> smoke_state("... Task instance state updated ... new_state=success rows_affected=1")
+    'success'
+    """
+    states = _NEW_STATE.findall(output)
+    return states[-1] if states else None
 
 
 def worker_container(compose_cmd: str) -> str:

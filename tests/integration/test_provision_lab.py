@@ -1,0 +1,141 @@
+"""Provision and roll back on real lab hosts, every strategy, both Compose flavours."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hostprep import commands
+from hostprep import provision as prov
+from hostprep.fleet import ConnectOptions
+from hostprep.results import CHANGED, FAILED, OK
+from tests.integration.conftest import connect, facts_of, settings, state_of
+from tests.integration.test_facts_lab import inventory_with_dead_host
+from tests.lab import lab
+
+
+def provision(name: str, strategy: str | None = None, *, check: bool = False, lock_wait: int = 10) -> prov.HostReport:
+    with connect(name) as t:
+        return prov.provision(t, settings(name), prov.Options(strategy=strategy, check=check, lock_wait=lock_wait))
+
+
+def rollback(name: str, snapshot: str | None = None) -> prov.HostReport:
+    with connect(name) as t:
+        return prov.rollback(t, settings(name), snapshot)
+
+
+@pytest.mark.parametrize("strategy", ["group-add", "dockerfile", "chmod"])
+@pytest.mark.parametrize("name", ["lab1", "lab2"])
+def test_provision_fixes_the_worker_and_rollback_restores_the_host_exactly(
+        name: str, strategy: str, pristine: list[str]) -> None:
+    pristine.append(name)
+    before = facts_of(name)
+    assert before.worker.docker_ps_rc != 0
+    original = state_of(name)
+
+    checked = provision(name, strategy, check=True)
+    assert checked.status == CHANGED and checked.changed > 0
+    assert state_of(name) == original, "--check changed the host"
+
+    report = provision(name, strategy)
+    assert report.status == CHANGED, report.error
+    after = facts_of(name)
+    assert after.worker.docker_ps_rc == 0, after.worker.docker_ps_output
+    assert after.worker.proc_gid == 0
+    if strategy == "chmod":
+        assert after.socket.mode == 0o666
+    else:
+        assert after.docker_gid in after.worker.proc_groups
+        assert f"{after.docker_gid}" in (after.worker.id_output or "")
+        assert after.socket.mode == 0o660
+    assert after.record and after.record["strategy"] == strategy
+
+    again = provision(name, strategy)
+    assert (again.status, again.changed) == (OK, 0)
+    assert again.plan is not None and not again.plan.steps
+
+    undone = rollback(name)
+    assert undone.status == CHANGED, undone.error
+    assert undone.data["differences"] == []
+    assert state_of(name) == original
+    assert facts_of(name).worker.id_output == "uid=50000(airflow) gid=0(root) groups=0(root)"
+
+
+def test_a_failed_build_rolls_back_automatically(lab_hosts: dict[str, lab.LabHost], pristine: list[str]) -> None:
+    h = lab_hosts["lab1"]
+    pristine.append("lab1")
+    original = state_of("lab1")
+    # hide the build's base image: `compose build` then fails for real (no registry to pull from)
+    h.exec("docker tag hostprep-lab/airflow-base:latest hostprep-lab/airflow-base:hidden"
+           " && docker rmi hostprep-lab/airflow-base:latest >/dev/null")
+    try:
+        report = provision("lab1", "dockerfile")
+    finally:
+        h.exec("docker tag hostprep-lab/airflow-base:hidden hostprep-lab/airflow-base:latest"
+               " && docker rmi hostprep-lab/airflow-base:hidden >/dev/null")
+    assert report.status == FAILED and report.rolled_back
+    assert "compose-build" in (report.error or "")
+    assert state_of("lab1") == original
+
+
+def test_the_user_group_trap_is_reported_and_fixed(lab_hosts: dict[str, lab.LabHost], pristine: list[str]) -> None:
+    h = lab_hosts["lab1"]
+    pristine.append("lab1")
+    # the classic wrong fix: the docker GID as the primary group
+    h.exec(f"cd /opt/airflow && sed -i 's/AIRFLOW_UID:-50000}}:0/AIRFLOW_UID:-50000}}:{h.docker_gid}/' docker-compose.yaml"
+           f" && {h.compose_cmd} up -d >/dev/null 2>&1")
+    assert facts_of("lab1").worker.proc_gid == h.docker_gid
+    report = provision("lab1")
+    assert report.status == CHANGED, report.error
+    assert any("primary group 0" in w for w in report.warnings)
+    after = facts_of("lab1")
+    assert after.worker.proc_gid == 0 and h.docker_gid in after.worker.proc_groups
+    assert after.worker.docker_ps_rc == 0
+
+
+def test_a_second_run_waits_for_the_host_lock_then_refuses(lab_hosts: dict[str, lab.LabHost], pristine: list[str]) -> None:
+    h = lab_hosts["lab1"]
+    pristine.append("lab1")
+    original = state_of("lab1")
+    h.exec("mkdir -p /var/lib/hostprep/lock && echo other-controller:4242 > /var/lib/hostprep/lock/owner")
+    report = provision("lab1", lock_wait=1)
+    assert report.status == FAILED
+    assert "lock" in (report.error or "") and "other-controller:4242" in (report.error or "")
+    h.exec("rm -rf /var/lib/hostprep/lock")
+    assert state_of("lab1") == original
+
+
+def test_rollback_without_a_snapshot_is_a_clear_error(lab_hosts: dict[str, lab.LabHost]) -> None:
+    original = state_of("lab2")
+    report = rollback("lab2")
+    assert report.status == FAILED
+    assert report.error == "no snapshot for lab2; nothing was changed"
+    assert state_of("lab2") == original
+
+
+def test_two_hosts_one_unreachable_the_other_is_provisioned(
+        lab_hosts: dict[str, lab.LabHost], pristine: list[str], tmp_path: Path) -> None:
+    pristine.append("lab1")
+    inv = inventory_with_dead_host(tmp_path)
+    lines: list[str] = []
+    code = commands.provision(commands.Selection(inventory=str(inv), limit="lab1:lab-dead"),
+                              ConnectOptions(connect_timeout=3), prov.Options(), as_json=True, out=lines.append)
+    data = json.loads("\n".join(lines))
+    assert code != 0
+    assert data["recap"]["lab-dead"]["unreachable"] == 1
+    assert data["recap"]["lab1"] == {"ok": 1, "changed": 3, "failed": 0, "unreachable": 0}
+    assert facts_of("lab1").worker.docker_ps_rc == 0
+
+
+def test_provision_task_shows_recap_and_exit_codes(lab_hosts: dict[str, lab.LabHost], pristine: list[str]) -> None:
+    pristine.append("lab2")
+    run = subprocess.run(["invoke", "provision", "--host", "lab2"], capture_output=True, text=True, cwd=lab.REPO)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "lab2 : ok=1   changed=3" in run.stdout
+    assert "after  docker ps: ok" in run.stdout
+    bad = subprocess.run(["invoke", "provision", "--host", "lab2", "--strategy", "777"], capture_output=True,
+                         text=True, cwd=lab.REPO)
+    assert bad.returncode == 2 and "unknown strategy" in bad.stderr
