@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from invoke import Collection, Exit, task
@@ -134,3 +135,76 @@ lab_ns.add_task(lab_reset, "reset")
 
 ns = Collection(facts, provision, rollback, snapshots)
 ns.add_collection(lab_ns)
+
+
+# ------------------------------------------------------------------ audit
+
+AUDIT_CODES = "exit 0 no drift, 2 drift found, 3 a host could not be audited (wins over 2), 1 bad input"
+
+
+def _run_audit(fn, *args, **kwargs):
+    """Like _run, but bad input exits 1: 2 and 3 are audit verdicts."""
+    from hostprep.schedule import ScheduleError
+
+    try:
+        code = fn(*args, **kwargs)
+    except (InventoryError, SettingsError, ScheduleError, ValueError) as exc:
+        print(f"hostprep: error: {exc}", file=sys.stderr)
+        raise Exit(code=1)
+    if code:
+        raise Exit(code=code)
+
+
+@task(name="run", default=True, help=SELECT_HELP | {
+    "deep": "also exec `id` and `docker ps` inside each worker (the default judges from the host side only)",
+    "fix": "re-provision drifted hosts (snapshot, apply, verify as `invoke provision`), then audit them again",
+    "junit": "write a JUnit XML report to FILE (a testcase per host and check)",
+    "prom": "write a Prometheus textfile to FILE (for node_exporter's textfile collector), atomically",
+    "json_file": "write the JSON report to FILE",
+    "report_dir": "write audit.json, audit-junit.xml and hostprep_audit.prom into DIR",
+    "forks": "hosts audited in parallel (default 32)",
+})
+def audit(c, host=None, group=None, limit=None, inventory=None, json=False, deep=False, fix=False, junit=None,
+          prom=None, json_file=None, report_dir=None, known_hosts=None, accept_new=False, timeout=10, forks=32):
+    """Report drift from the desired state on each host; read-only unless --fix. Exit 0 clean, 2 drift, 3 unaudited."""
+    outputs = commands.AuditOutputs(as_json=json, junit=junit, prom=prom, json_file=json_file, report_dir=report_dir)
+    _run_audit(commands.audit, _sel(host, group, limit, inventory), _conn(known_hosts, accept_new, timeout), outputs,
+               deep=deep, fix=fix, forks=int(forks))
+
+
+@task(name="history", help={"host": "only these hosts (a:b or a,b)", "json": "print machine-readable JSON"})
+def audit_history(c, host=None, json=False):
+    """Show when each drift began and ended, from the controller's audit history."""
+    _run_audit(commands.audit_history, host, as_json=json)
+
+
+@task(name="schedule", help={k: SELECT_HELP[k] for k in ("host", "group", "limit", "inventory")} | {
+    "every": "how often: 5m 15m 30m (minutes dividing 60), 1h 2h 6h 12h, 1d (1m for tests)",
+    "report_dir": "where the scheduled run writes its reports (default ./audit-reports in the repo)",
+    "deep": "scheduled runs also exec inside the workers",
+    "show": "show the installed schedule and change nothing",
+    "systemd": "write systemd user units (service + timer) instead of a crontab entry",
+    "unit_dir": "where --systemd writes units (default ~/.config/systemd/user)",
+})
+def audit_schedule(c, every="15m", host=None, group=None, limit=None, inventory=None, report_dir=None,
+                   deep=False, show=False, systemd=False, unit_dir=None):
+    """Install the audit in the user's crontab (a marked block; other entries untouched)."""
+    if show:
+        _run_audit(commands.audit_schedule_show)
+        return
+    repo = os.path.dirname(os.path.abspath(__file__))
+    _run_audit(commands.audit_schedule, _sel(host, group, limit, inventory), every, repo,
+               report_dir or os.path.join(repo, "audit-reports"), deep=deep, systemd=systemd, unit_dir=unit_dir)
+
+
+@task(name="unschedule", help={"systemd": "remove the systemd user units instead",
+                               "unit_dir": "where --systemd wrote units (default ~/.config/systemd/user)"})
+def audit_unschedule(c, systemd=False, unit_dir=None):
+    """Remove exactly hostprep's audit entry from the crontab."""
+    _run_audit(commands.audit_unschedule, systemd=systemd, unit_dir=unit_dir)
+
+
+audit_ns = Collection("audit")
+for _t in (audit, audit_history, audit_schedule, audit_unschedule):
+    audit_ns.add_task(_t)
+ns.add_collection(audit_ns)

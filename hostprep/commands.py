@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
+from hostprep import audit as aud
+from hostprep import audit_report, history, schedule
 from hostprep import provision as prov
 from hostprep import render
 from hostprep.facts import gather
@@ -130,3 +134,90 @@ def snapshots(sel: Selection, conn: ConnectOptions, *, as_json: bool, out: Print
                  "steps": "; ".join(s.get("steps") or [])} for s in r.data.get("snapshots", [])]
         out(render.table(rows, ["id", "created", "strategy", "steps"]) if rows else "  no snapshots")
     return fleet.exit_code
+
+
+# ------------------------------------------------------------------ audit (drift), its history and its schedule
+
+
+@dataclass(frozen=True)
+class AuditOutputs:
+    """Where an audit writes its reports; ``report_dir`` fills in the three files not named explicitly."""
+
+    as_json: bool = False
+    junit: str | None = None
+    prom: str | None = None
+    json_file: str | None = None
+    report_dir: str | None = None
+
+    def files(self) -> dict[str, str]:
+        named = {"json": self.json_file, "junit": self.junit, "prom": self.prom}
+        if self.report_dir:
+            named = {k: v or os.path.join(self.report_dir, audit_report.REPORT_FILES[k]) for k, v in named.items()}
+        return {k: v for k, v in named.items() if v}
+
+
+def audit(sel: Selection, conn: ConnectOptions, outputs: AuditOutputs = AuditOutputs(), *, deep: bool = False,
+          fix: bool = False, out: Printer = print, forks: int = 32) -> int:
+    """Audit every selected host (read-only unless ``fix``); 0 no drift, 2 drift, 3 a host not audited."""
+    entries = select(sel)
+    at = aud.now()
+    fleet = fan_out(entries, lambda t, s: aud.audit_host(t, s, deep=deep, fix=fix), conn, forks=forks,
+                    on_done=_progress(out, len(entries)))
+    audits = aud.from_fleet(fleet)
+    history.append(line for a in audits for line in history.entries_for(a, at, aud.now()))
+    writers = {"json": audit_report.as_json, "junit": audit_report.junit, "prom": audit_report.prometheus}
+    for kind, path in outputs.files().items():
+        audit_report.write_atomic(path, writers[kind](audits, at))
+    out(audit_report.as_json(audits, at) if outputs.as_json else audit_report.table(audits))
+    return aud.exit_code(audits)
+
+
+def audit_history(hosts: str | None, *, as_json: bool, out: Printer = print) -> int:
+    """When each drift began and ended, from the controller's audit history."""
+    names = [h for h in (hosts or "").replace(",", ":").split(":") if h] or None
+    spans = history.intervals(history.load(names))
+    out(render.as_json([s.to_dict() for s in spans]) if as_json else audit_report.history_table(spans))
+    return 0
+
+
+def audit_job(sel: Selection, repo: str, report_dir: str, *, deep: bool = False) -> schedule.AuditJob:
+    """The scheduled command for a selection, with absolute paths; the selection is checked now, not at 3 am."""
+    select(sel)
+    inventory = sel.inventory or os.environ.get("HOSTPREP_INVENTORY") or DEFAULT_INVENTORY
+    state = os.environ.get("HOSTPREP_STATE_DIR")
+    return schedule.AuditJob(repo=os.path.abspath(repo), python=sys.executable, report_dir=os.path.abspath(report_dir),
+                    inventory=os.path.abspath(inventory), host=sel.host, group=sel.group, limit=sel.limit, deep=deep,
+                    state_dir=os.path.abspath(state) if state else None, flock=shutil.which("flock"))
+
+
+def audit_schedule(sel: Selection, every: str, repo: str, report_dir: str, *, deep: bool = False,
+                   systemd: bool = False, unit_dir: str | None = None, out: Printer = print) -> int:
+    """Install the audit in the user's crontab (or as systemd user units), replacing an earlier one."""
+    job = audit_job(sel, repo, report_dir, deep=deep)
+    if systemd:
+        paths, enabled = schedule.install_units(every, job, _unit_dir(unit_dir))
+        out("wrote " + ", ".join(map(str, paths)) + ("; timer enabled" if enabled else
+            "; systemd is not PID 1 here: enable later with `systemctl --user enable --now hostprep-audit.timer`"))
+        return 0
+    out("installed in crontab:\n" + schedule.install(every, job).rstrip())
+    return 0
+
+
+def audit_unschedule(*, systemd: bool = False, unit_dir: str | None = None, out: Printer = print) -> int:
+    if systemd:
+        removed = schedule.remove_units(_unit_dir(unit_dir))
+        out("removed " + ", ".join(map(str, removed)) if removed else "no hostprep audit units")
+        return 0
+    gone = schedule.remove()
+    out("removed from crontab:\n" + gone.rstrip() if gone else "no hostprep audit schedule in crontab")
+    return 0
+
+
+def audit_schedule_show(out: Printer = print) -> int:
+    found = schedule.find_block(schedule.read_crontab())
+    out(found.rstrip() if found else "no hostprep audit schedule in crontab")
+    return 0
+
+
+def _unit_dir(unit_dir: str | None) -> Path:
+    return Path(unit_dir) if unit_dir else schedule.default_unit_dir()

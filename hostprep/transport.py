@@ -10,6 +10,7 @@ like OpenSSH's ``StrictHostKeyChecking=accept-new``.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import shlex
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import paramiko
-from fabric import Connection
+from fabric import Config, Connection
 from invoke.exceptions import CommandTimedOut
 
 
@@ -122,6 +123,21 @@ def script_command(script: str, env: Mapping[str, str] | None = None) -> str:
     return quote_argv(argv)
 
 
+@functools.lru_cache(maxsize=1)
+def _fabric_config() -> Config:
+    """Fabric's config (its files and ~/.ssh/config), loaded once per process, not per host."""
+    return Config()
+
+
+def _read_all(recv: Any) -> bytes:
+    chunks = []
+    while True:
+        data = recv(65536)
+        if not data:
+            return b"".join(chunks)
+        chunks.append(data)
+
+
 @dataclass
 class Transport:
     """An SSH session to one host. Use as a context manager."""
@@ -159,7 +175,7 @@ class Transport:
         last: Exception | None = None
         for attempt in range(ep.connect_retries + 1):
             conn = Connection(
-                ep.address, user=ep.user, port=ep.port,
+                ep.address, user=ep.user, port=ep.port, config=_fabric_config(),
                 connect_timeout=ep.connect_timeout, connect_kwargs=kwargs,
             )
             conn.client = self._client()
@@ -231,25 +247,54 @@ class Transport:
         password = self._become_password() if sudo else None
         if sudo and password is None:
             command = "sudo -n -- " + command
-        in_stream: Any = io.StringIO(stdin) if stdin is not None else False
         started = time.monotonic()
         self.execs += 1
         try:
-            if sudo and password is not None:
-                res = self._conn.sudo(command, password=password, hide=True, warn=True,
-                                      in_stream=in_stream, timeout=timeout)
+            if password is not None:
+                exited, stdout, stderr = self._fabric_sudo(command, password, stdin, timeout)
             else:
-                res = self._conn.run(command, hide=True, warn=True, in_stream=in_stream, timeout=timeout)
-        except CommandTimedOut:
-            return CommandResult(command, 124, "", f"timed out after {timeout}s", time.monotonic() - started)
+                exited, stdout, stderr = self._raw(command, stdin, timeout)
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise Unreachable(f"{self.endpoint.name}: connection lost: {exc}") from None
-        except Exception as exc:  # invoke's AuthFailure and friends: never echo the password
-            raise AuthFailed(f"{self.endpoint.name}: sudo failed: {type(exc).__name__}") from None
         elapsed = time.monotonic() - started
-        stderr = res.stderr
         if sudo and "sudo: a password is required" in stderr:
             raise AuthFailed(
                 f"{self.endpoint.name}: sudo needs a password; set ansible_become_password to an env lookup"
             )
-        return CommandResult(command, res.exited, res.stdout, stderr, elapsed)
+        return CommandResult(command, exited, stdout, stderr, elapsed)
+
+    def _raw(self, command: str, stdin: str | None, timeout: float | None) -> tuple[int, str, str]:
+        """One exec channel, read to the end; cheap on the controller (no polling threads)."""
+        assert self._conn is not None and self._conn.transport is not None
+        chan = self._conn.transport.open_session(timeout=self.endpoint.connect_timeout)
+        try:
+            chan.exec_command(command)
+            if stdin is not None:
+                chan.sendall(stdin.encode())
+            chan.shutdown_write()
+            # Blocking reads wait on paramiko's events: no polling. stderr is read after stdout;
+            # our commands keep stderr far below the 2 MB channel window.
+            chan.settimeout(timeout)
+            try:
+                out = _read_all(chan.recv)
+                err = _read_all(chan.recv_stderr)
+            except socket.timeout:
+                return 124, "", f"timed out after {timeout}s"
+            return chan.recv_exit_status(), out.decode(errors="replace"), err.decode(errors="replace")
+        finally:
+            chan.close()
+
+    def _fabric_sudo(self, command: str, password: str, stdin: str | None,
+                     timeout: float | None) -> tuple[int, str, str]:
+        """sudo with a password: Fabric answers the prompt; the password is never echoed or logged."""
+        assert self._conn is not None
+        in_stream: Any = io.StringIO(stdin) if stdin is not None else False
+        try:
+            res = self._conn.sudo(command, password=password, hide=True, warn=True, in_stream=in_stream, timeout=timeout)
+        except CommandTimedOut:
+            return 124, "", f"timed out after {timeout}s"
+        except (paramiko.SSHException, OSError, EOFError):
+            raise
+        except Exception as exc:  # invoke's AuthFailure and friends: never echo the password
+            raise AuthFailed(f"{self.endpoint.name}: sudo failed: {type(exc).__name__}") from None
+        return res.exited, res.stdout, res.stderr

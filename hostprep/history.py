@@ -1,0 +1,115 @@
+"""Audit history: every run appends one JSON line per host; drift intervals are computed from it (pure).
+
+The file is ``<controller state dir>/hosts/<host>/audit.jsonl``, next to the
+provision/rollback history. A run where the host could not be audited says
+nothing about its findings: an interval stays open across it, and the
+unreachable stretch is an interval of its own (``host-unreachable``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable
+
+from hostprep.audit import HostAudit
+from hostprep.snapshots import controller_dir
+
+UNREACHABLE_KEY = "host-unreachable"
+
+
+def entry(a: HostAudit, at: datetime, *, phase: str = "audit") -> dict[str, Any]:
+    """The history line for one host's audit (``phase`` "fix" for the re-audit after --fix)."""
+    return {"at": at.isoformat(timespec="seconds"), "host": a.host, "status": a.status, "deep": a.deep,
+            "phase": phase, "error": a.error,
+            "findings": [{"key": f.key, "id": f.id, "severity": f.severity, "detail": f.detail} for f in a.findings]}
+
+
+def entries_for(a: HostAudit, at: datetime, fixed_at: datetime) -> list[dict[str, Any]]:
+    """What a run adds: the drift as found, then (after --fix) the state the fix left."""
+    if a.fix is None:
+        return [entry(a, at)]
+    before = HostAudit(a.host, "drift", a.found_before_fix, deep=a.deep)
+    return [entry(before, at), entry(a, fixed_at, phase="fix")]
+
+
+def path_for(host: str) -> Path:
+    return controller_dir() / "hosts" / host / "audit.jsonl"
+
+
+def append(lines: Iterable[dict[str, Any]]) -> None:
+    """Append history lines, each to its host's file (one write per line: appends stay whole)."""
+    for line in lines:
+        path = path_for(line["host"])
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with path.open("a") as fh:
+            fh.write(json.dumps(line, sort_keys=True) + "\n")
+
+
+def load(hosts: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """History lines of the given hosts (default: every host with a history), oldest first."""
+    root = controller_dir() / "hosts"
+    names = list(hosts) if hosts is not None else sorted(p.parent.name for p in root.glob("*/audit.jsonl"))
+    out: list[dict[str, Any]] = []
+    for name in names:
+        path = root / name / "audit.jsonl"
+        if path.exists():
+            out += [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+    return sorted(out, key=lambda e: (e["at"], e["host"]))
+
+
+@dataclass(frozen=True)
+class Interval:
+    """One finding on one host from the run that first saw it to the run that no longer did."""
+
+    host: str
+    key: str
+    severity: str
+    began: str
+    ended: str | None
+    last_seen: str
+    runs: int
+    detail: str
+
+    @property
+    def ongoing(self) -> bool:
+        return self.ended is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"host": self.host, "key": self.key, "severity": self.severity, "began": self.began,
+                "ended": self.ended, "last_seen": self.last_seen, "runs": self.runs, "detail": self.detail}
+
+    def __repr__(self) -> str:
+        return f"<Interval {self.host} {self.key} {self.began}..{self.ended or 'now'}>"
+
+
+def intervals(lines: Iterable[dict[str, Any]]) -> list[Interval]:
+    """Drift intervals from history lines. Pure.
+
+    >>> h = [{"at": "t1", "host": "a", "status": "drift", "findings": [{"key": "k", "severity": "warning"}]},
+    ...      {"at": "t2", "host": "a", "status": "ok", "findings": []}]
+    >>> [(i.key, i.began, i.ended) for i in intervals(h)]
+    [('k', 't1', 't2')]
+    """
+    open_: dict[tuple[str, str], dict[str, Any]] = {}
+    done: list[Interval] = []
+    for line in sorted(lines, key=lambda e: e["at"]):
+        host, at = line["host"], line["at"]
+        if line["status"] in ("ok", "drift"):
+            seen, unknown = {f["key"]: f for f in line.get("findings", [])}, set()
+        else:  # findings unknown this run: keep them open, untouched
+            seen = {UNREACHABLE_KEY: {"severity": "critical", "detail": line.get("error") or line["status"]}}
+            unknown = {k for (h, k) in open_ if h == host}
+        for key in [k for (h, k) in open_ if h == host and k not in seen and k not in unknown]:
+            done.append(_close(host, key, open_.pop((host, key)), at))
+        for key, f in seen.items():
+            o = open_.setdefault((host, key), {"began": at, "runs": 0, "severity": f.get("severity", "warning")})
+            o.update(last_seen=at, runs=o["runs"] + 1, detail=f.get("detail", ""))
+    done += [_close(h, k, o, None) for (h, k), o in open_.items()]
+    return sorted(done, key=lambda i: (i.host, i.began, i.key))
+
+
+def _close(host: str, key: str, o: dict[str, Any], ended: str | None) -> Interval:
+    return Interval(host, key, o["severity"], o["began"], ended, o["last_seen"], o["runs"], o["detail"])
