@@ -34,6 +34,17 @@ def _conn(known_hosts, accept_new, timeout):
     return ConnectOptions(known_hosts=known_hosts, accept_new=accept_new, connect_timeout=float(timeout))
 
 
+def smoke_dag_arg(value):
+    """Validate --smoke-dag before anything connects."""
+    from hostprep.settings import smoke_dag
+
+    try:
+        return smoke_dag(value)
+    except SettingsError as exc:
+        print(f"hostprep: error: --smoke-dag: {exc}", file=sys.stderr)
+        raise Exit(code=2)
+
+
 def _run(fn, *args, **kwargs):
     """Turn bad input into a clear one-line error and exit code 2 (nothing was changed)."""
     try:
@@ -58,9 +69,12 @@ def facts(c, host=None, group=None, limit=None, inventory=None, json=False, shal
     "check": "show the plan as a diff and change nothing",
     "forks": "hosts worked on in parallel (default 32)",
     "lock_wait": "seconds to wait for another run's host lock (default 10)",
+    "smoke_dag": "DAG_ID:TASK_ID to run with `airflow tasks test` in the worker after the fix",
+    "no_smoke": "skip the Airflow check (on by default when the worker has the airflow command)",
 })
 def provision(c, host=None, group=None, limit=None, inventory=None, strategy=None, check=False, json=False,
-              known_hosts=None, accept_new=False, timeout=10, forks=32, lock_wait=10):
+              known_hosts=None, accept_new=False, timeout=10, forks=32, lock_wait=10, smoke_dag=None,
+              no_smoke=False):
     """Fix Docker socket access for the Airflow worker: plan, snapshot, apply, recreate, verify."""
     if strategy is not None and strategy not in NAMES:
         print(f"hostprep: error: unknown strategy {strategy!r}; choose one of {', '.join(NAMES)}", file=sys.stderr)
@@ -69,7 +83,8 @@ def provision(c, host=None, group=None, limit=None, inventory=None, strategy=Non
         print("WARNING: --strategy chmod makes the Docker socket 666: every local user gets root-equivalent "
               "access, and a dockerd restart silently undoes it. A snapshot is kept for rollback.", file=sys.stderr)
     _run(commands.provision, _sel(host, group, limit, inventory), _conn(known_hosts, accept_new, timeout),
-         Options(strategy=strategy, check=check, lock_wait=int(lock_wait)), as_json=json, forks=int(forks))
+         Options(strategy=strategy, check=check, lock_wait=int(lock_wait), smoke_dag=smoke_dag and
+                 smoke_dag_arg(smoke_dag), smoke=not no_smoke), as_json=json, forks=int(forks))
 
 
 @task(help=SELECT_HELP | {"snapshot": "snapshot id to restore (default: the latest)"})
@@ -90,12 +105,13 @@ def snapshots(c, host=None, group=None, limit=None, inventory=None, json=False,
 
 # ------------------------------------------------------------------ lab
 
-@task(help={"hosts": "number of lab hosts to start (default 2)"})
-def lab_up(c, hosts=2):
+@task(help={"hosts": "number of light lab hosts to start (default 2)",
+            "real": "number of hosts running real Airflow with a DockerOperator DAG (default 0)"})
+def lab_up(c, hosts=2, real=0):
     """Build what is missing and start N lab hosts (sshd on 127.0.0.1, own dockerd, Airflow Compose)."""
     from tests.lab import lab
 
-    lab.up(int(hosts))
+    lab.up(int(hosts), real=int(real))
     print(f"inventory: {lab.INVENTORY}")
 
 

@@ -84,6 +84,7 @@ class WorkerFacts:
     docker_ps_rc: int | None = None
     docker_ps_output: str | None = None
     docker_check_method: str | None = None
+    has_airflow: bool | None = None
 
     @property
     def running(self) -> bool:
@@ -191,6 +192,9 @@ def parse_worker(sec: dict[str, str]) -> WorkerFacts:
     proc = dict(ln.split(":", 1) for ln in sec.get("worker_proc", "").splitlines() if ":" in ln)
     ids = {k: v.split() for k, v in proc.items()}
     id_rc, id_out = _body_rc(sec.get("worker_id"))
+    has_airflow = None if id_out is None else "\nairflow=yes" in "\n" + id_out
+    if id_out is not None:
+        id_out = "\n".join(ln for ln in id_out.splitlines() if ln != "airflow=yes").strip()
     ps_rc, ps_out = _body_rc(sec.get("worker_docker_ps"))
     method = None
     if ps_out is not None:
@@ -206,7 +210,7 @@ def parse_worker(sec: dict[str, str]) -> WorkerFacts:
         proc_gid=_int(ids["Gid"][0]) if ids.get("Gid") else None,
         proc_groups=tuple(int(g) for g in ids.get("Groups", []) if g.isdigit()),
         id_output=id_out if id_rc == 0 else (id_out if id_out else None),
-        docker_ps_rc=ps_rc, docker_ps_output=ps_out, docker_check_method=method,
+        docker_ps_rc=ps_rc, docker_ps_output=ps_out, docker_check_method=method, has_airflow=has_airflow,
     )
 
 

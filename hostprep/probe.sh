@@ -32,7 +32,7 @@ if [ -n "$cid" ]; then
     pid=$(docker inspect -f '{{.State.Pid}}' "$cid")
     m worker_proc; if [ "${pid:-0}" -gt 0 ]; then grep -E '^(Uid|Gid|Groups):' "/proc/$pid/status"; fi
     if [ "$DEEP" = 1 ] && [ "${pid:-0}" -gt 0 ]; then
-        m worker_id; docker exec "$cid" id 2>&1; echo "rc=$?"
+        m worker_id; docker exec "$cid" sh -c 'id; rc=$?; command -v airflow >/dev/null 2>&1 && echo airflow=yes; exit $rc' 2>&1; echo "rc=$?"
         m worker_docker_ps; out=$(docker exec "$cid" docker ps -q 2>&1); rc=$?
         case "$out" in *"executable file not found"*|*"not found in"*) rc=127 ;; esac
         if [ $rc = 127 ]; then   # no docker CLI in the worker: ask the Engine API over the socket instead

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from hostprep import __version__, apply, snapshots
+from hostprep import __version__, apply, smoke, snapshots
 from hostprep.facts import Facts, gather
 from hostprep.plan import Action, make_plan
 from hostprep.results import CHANGED, OK, HostReport
@@ -27,6 +27,8 @@ class Options:
     strategy: str | None = None
     check: bool = False
     lock_wait: int = 10
+    smoke_dag: str | None = None   # overrides the host's hostprep_smoke_dag
+    smoke: bool = True             # run the Airflow check when the worker has `airflow`
 
 
 def _timed(report: HostReport, key: str, start: float) -> float:
@@ -76,6 +78,9 @@ def provision(t: Transport, settings: HostSettings, opts: Options) -> HostReport
     start = _timed(report, "verify", start)
     report.after = worker_view(after)
     report.checks = verify(after, settings, plan.strategy)
+    if all(c.ok for c in report.checks) and opts.smoke and after.worker.has_airflow:
+        report.checks.append(smoke.run(t, after, opts.smoke_dag or settings.smoke_dag))
+        start = _timed(report, "smoke", start)
     if not all(c.ok for c in report.checks):
         restore(t, before, snap, owner, report)
         failed = "; ".join(f"{c.name}: {c.detail}" for c in report.checks if not c.ok)

@@ -15,6 +15,8 @@ hostprep_bind_dirs              [dags, logs, plugins,       names under the proj
                                 config]                     absolute paths
 hostprep_compose_file           (autodetect)                file name under the project dir, or path
 hostprep_become_password_env    (none: sudo -n)             env var NAME holding the sudo password
+hostprep_smoke_dag              (none)                      DAG_ID:TASK_ID run by `airflow tasks test` to verify
+hostprep_known_hosts_file       ~/.ssh/known_hosts          known_hosts used to verify host keys
 ==============================  ==========================  ==========================================
 
 Connection vars (``ansible_host``, ``ansible_port``, ``ansible_user`` and their
@@ -37,8 +39,9 @@ DEFAULT_BIND_DIRS = ("dags", "logs", "plugins", "config")
 KNOWN_SETTINGS = (
     "hostprep_project_dir", "hostprep_worker_service", "hostprep_services", "hostprep_strategy",
     "hostprep_airflow_uid", "hostprep_socket_path", "hostprep_bind_dirs", "hostprep_compose_file",
-    "hostprep_become_password_env", "hostprep_known_hosts_file",
+    "hostprep_become_password_env", "hostprep_known_hosts_file", "hostprep_smoke_dag",
 )
+_SMOKE = re.compile(r"^[A-Za-z0-9_.-]{1,250}:[A-Za-z0-9_.-]{1,250}$")
 # Ansible resolves these lists left to right; the last one set wins.
 _ALIASES = {
     "ansible_host": ("ansible_host", "ansible_ssh_host"),
@@ -83,6 +86,7 @@ class HostSettings:
     bind_dirs: tuple[str, ...] = DEFAULT_BIND_DIRS
     compose_file: str | None = None
     become_password_env: str | None = None
+    smoke_dag: str | None = None
 
     @classmethod
     def from_vars(cls, vars: Mapping[str, Any]) -> "HostSettings":
@@ -107,6 +111,7 @@ class HostSettings:
             bind_dirs=_unique(tuple(_path("hostprep_bind_dirs", d, absolute=False) for d in bind)),
             compose_file=None if compose is None else _path("hostprep_compose_file", compose, absolute=False),
             become_password_env=_env_name(vars.get("hostprep_become_password_env")),
+            smoke_dag=smoke_dag(vars.get("hostprep_smoke_dag")),
         )
 
     @property
@@ -121,10 +126,18 @@ class HostSettings:
             "services": list(self.services), "strategy": self.strategy, "airflow_uid": self.airflow_uid,
             "socket_path": self.socket_path, "bind_dirs": list(self.bind_dirs),
             "compose_file": self.compose_file, "become_password_env": self.become_password_env,
+            "smoke_dag": self.smoke_dag,
         }
 
     def __repr__(self) -> str:
         return f"<HostSettings {self.strategy} {self.project_dir} worker={self.worker_service} uid={self.airflow_uid}>"
+
+
+def smoke_dag(value: Any) -> str | None:
+    """A ``DAG_ID:TASK_ID`` for the Airflow smoke task (None: not set)."""
+    if value is None or value == "":
+        return None
+    return _checked("hostprep_smoke_dag", value, _SMOKE, "must be DAG_ID:TASK_ID (letters, digits, _ . -)")
 
 
 def validate_host(entry: "HostEntry") -> HostSettings:

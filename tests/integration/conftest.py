@@ -6,6 +6,7 @@ once built), so `python -m pytest` needs nothing started by hand.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -25,9 +26,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.lab)
 
 
+REAL_HOSTS = int(os.environ.get("HOSTPREP_LAB_REAL", "1"))
+
+
 @pytest.fixture(scope="session")
 def lab_hosts() -> dict[str, lab.LabHost]:
-    hosts = lab.up(2, log=lambda msg: print(f"[lab] {msg}"))
+    """lab1 (Compose v2), lab2 (v1) and, unless HOSTPREP_LAB_REAL=0, real1 running real Airflow."""
+    hosts = lab.up(2, real=REAL_HOSTS, log=lambda msg: print(f"[lab] {msg}"))
     return {h.name: h for h in hosts}
 
 

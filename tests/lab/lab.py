@@ -57,15 +57,26 @@ def docker(*args: str, input: bytes | None = None, check: bool = True, timeout: 
     return proc
 
 
+REAL_BASE = 10  # real-Airflow hosts are indexes 11, 12, ...: names real1, real2, ports 2211, 2212
+
+
 @dataclass(frozen=True)
 class LabHost:
-    """One lab host: its name, sshd port, Compose flavour and docker GID."""
+    """One lab host: its name, sshd port, Compose flavour and docker GID.
+
+    Light hosts (lab1, lab2, ...) run an Airflow-shaped project whose services sleep;
+    real hosts (real1, ...) run real Airflow with a DockerOperator DAG.
+    """
 
     index: int
 
     @property
+    def real(self) -> bool:
+        return self.index > REAL_BASE
+
+    @property
     def name(self) -> str:
-        return f"lab{self.index}"
+        return f"real{self.index - REAL_BASE}" if self.real else f"lab{self.index}"
 
     @property
     def container(self) -> str:
@@ -100,8 +111,8 @@ class LabHost:
         return proc.stdout.decode()
 
 
-def hosts(n: int) -> list[LabHost]:
-    return [LabHost(i) for i in range(1, n + 1)]
+def hosts(n: int, real: int = 0) -> list[LabHost]:
+    return [LabHost(i) for i in range(1, n + 1)] + [LabHost(REAL_BASE + i) for i in range(1, real + 1)]
 
 
 def running_hosts() -> list[LabHost]:
@@ -239,14 +250,17 @@ def _project_tar() -> bytes:
     return buf.getvalue()
 
 
-PRISTINE_SCRIPT = """
+RESET_SCRIPT = """
 set -e
-# the docker group and socket as the lab chose them
+# the docker group and socket as the lab chose them; no hostprep state
 if [ "$(getent group docker | cut -d: -f3)" != "$GID" ]; then groupmod -g "$GID" docker; fi
 if [ "$(stat -c %g /var/run/docker.sock)" != "$GID" ]; then /usr/local/sbin/lab-dockerd-restart; fi
 chown root:docker /var/run/docker.sock && chmod 660 /var/run/docker.sock
 setfacl -b /var/run/docker.sock 2>/dev/null || true
 rm -rf /var/lib/hostprep
+"""
+
+PRISTINE_SCRIPT = RESET_SCRIPT + """
 docker image inspect hostprep-lab/airflow-base:latest >/dev/null 2>&1 || { echo NEED_BASE_IMAGE; exit 3; }
 # the Compose project exactly as shipped
 mkdir -p /opt/airflow && cd /opt/airflow
@@ -259,9 +273,15 @@ $COMPOSE up -d --remove-orphans >/tmp/lab-up.log 2>&1
 """
 
 
-def provision_pristine(h: LabHost) -> None:
+def provision_pristine(h: LabHost, log: Log = print) -> None:
     """Bring a lab host's Airflow project, docker group and socket to the lab's initial state."""
     env = f"GID={h.docker_gid} COMPOSE='{h.compose_cmd}'"
+    if h.real:
+        from tests.lab import real_airflow
+
+        h.exec(f"{env}; export GID COMPOSE;" + RESET_SCRIPT)
+        real_airflow.setup_host(h.container, h.compose_cmd, log)
+        return
     proc = docker("exec", "-i", h.container, "sh", "-c", f"{env}; export GID COMPOSE;" + PRISTINE_SCRIPT,
                   input=_project_tar(), check=False)
     if proc.returncode == 3:
@@ -291,10 +311,14 @@ def write_known_hosts_and_inventory(lab_hosts: list[LabHost]) -> None:
             "children": {
                 "lab": {
                     "children": {
-                        "compose_v2": {"hosts": {h.name: _inv_host(h) for h in lab_hosts if h.compose == "v2"}},
-                        "compose_v1": {"hosts": {h.name: _inv_host(h) for h in lab_hosts if h.compose == "v1"}},
+                        "compose_v2": {"hosts": {h.name: _inv_host(h) for h in lab_hosts if h.compose == "v2" and not h.real}},
+                        "compose_v1": {"hosts": {h.name: _inv_host(h) for h in lab_hosts if h.compose == "v1" and not h.real}},
                     }
-                }
+                },
+                "real_airflow": {
+                    "hosts": {h.name: _inv_host(h) for h in lab_hosts if h.real},
+                    "vars": {"hostprep_smoke_dag": "hostprep_smoke:fetch"},
+                },
             },
         }
     }
@@ -306,16 +330,20 @@ def _inv_host(h: LabHost) -> dict[str, object]:
     return {"ansible_host": "127.0.0.1", "ansible_port": h.port}
 
 
-def up(n: int = 2, log: Log = print, workers: int = 8) -> list[LabHost]:
-    """Build what is missing, start n lab hosts, set each to the pristine state."""
+def up(n: int = 2, log: Log = print, workers: int = 8, real: int = 0) -> list[LabHost]:
+    """Build what is missing, start n light lab hosts (and ``real`` real-Airflow hosts), all pristine."""
     build(log)
+    if real:
+        from tests.lab import real_airflow
+
+        real_airflow.build_image(log)
     pubkey = _ensure_key()
-    lab_hosts = hosts(n)
+    lab_hosts = hosts(n, real)
 
     def one(h: LabHost) -> None:
         _start_container(h, pubkey)
         _wait_ready(h)
-        provision_pristine(h)
+        provision_pristine(h, log)
         log(f"{h.name}: up on 127.0.0.1:{h.port} (compose {h.compose}, docker gid {h.docker_gid})")
 
     with ThreadPoolExecutor(max_workers=min(workers, n)) as pool:

@@ -1,0 +1,58 @@
+"""The Airflow check: prove the fix through Airflow itself, inside the worker.
+
+With ``DAG_ID:TASK_ID`` it runs one real task (``airflow tasks test``, e.g. a
+DockerOperator task); without one, it asks the Docker provider's client
+(docker-py, what DockerOperator uses) to reach the daemon. ``airflow tasks
+test`` exits 0 even when the task failed, so the verdict comes from the
+task's ``new_state``, parsed by a pure function.
+"""
+
+from __future__ import annotations
+
+import re
+
+from hostprep.facts import Facts
+from hostprep.transport import Transport
+from hostprep.verify import Check
+
+_NEW_STATE = re.compile(r"\bnew_state=([a-z_]+)")
+_WHY = re.compile(r"(PermissionError\(.*?\)|Failed to establish connection.*?$|Permission denied.*?$)", re.M)
+
+PING = (
+    "import sys\n"
+    "try:\n    import docker\nexcept ImportError:\n    print('skipped: no docker provider (docker-py) in the worker'); sys.exit(0)\n"
+    "print('docker-py reached the daemon, engine', docker.APIClient(base_url=sys.argv[1]).version()['Version'])\n"
+)
+
+
+def smoke_state(output: str) -> str | None:
+    """The task's final state in ``airflow tasks test`` output.
+
+    >>> smoke_state("... new_state=running ... new_state=success rows_affected=1")
+    'success'
+    """
+    states = _NEW_STATE.findall(output)
+    return states[-1] if states else None
+
+
+def failure_reason(output: str) -> str:
+    """The line that says why a task could not reach Docker (or the output's tail)."""
+    m = _WHY.search(output)
+    return m.group(1).strip()[:300] if m else " | ".join(output.strip().splitlines()[-3:])[:300]
+
+
+def run(t: Transport, facts: Facts, dag_task: str | None, *, timeout: float = 600) -> Check:
+    """Run the Airflow check in the worker container; never raises on a failing task."""
+    container = facts.worker.name or ""
+    if dag_task:
+        dag, task = dag_task.split(":", 1)
+        res = t.run(["docker", "exec", container, "airflow", "tasks", "test", dag, task], sudo=True, timeout=timeout)
+        output = res.stdout + res.stderr
+        state = smoke_state(output)
+        detail = f"new_state={state}" if state == "success" else f"new_state={state}: {failure_reason(output)}"
+        return Check(f"Airflow task {dag}.{task} (airflow tasks test)", state == "success", detail)
+    sock = f"unix://{facts.socket.path}"
+    res = t.run(["docker", "exec", container, "sh", "-c", 'exec "$(command -v python3 || command -v python)" -c "$1" "$2"',
+                 "sh", PING, sock], sudo=True, timeout=120)
+    out = (res.stdout + res.stderr).strip()
+    return Check("Airflow's Docker client reaches the daemon", res.ok, out.splitlines()[-1][:300] if out else f"rc={res.exit_code}")

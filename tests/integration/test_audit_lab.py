@@ -1,0 +1,209 @@
+"""`invoke audit` on a real lab host: each drift induced by hand is found, with its exit code and JSON.
+
+Every test runs on lab2 (Compose v1, docker GID 121) and leaves it pristine.
+Each scenario is audited twice, cheap (host-side only, the default) and deep
+(``id`` / ``docker ps`` inside the worker): both must name the same findings.
+HOSTPREP_AUDIT_LAB_INVENTORY points these tests at another lab inventory with
+a ``lab2`` (with HOSTPREP_LAB_PREFIX / HOSTPREP_LAB_PORT_BASE naming its
+container), so they can run without touching the shared lab.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from hostprep import commands, history
+from hostprep import provision as prov
+from hostprep.facts import Facts, gather
+from hostprep.fleet import ConnectOptions
+from hostprep.inventory import load_inventory
+from hostprep.results import CHANGED
+from hostprep.settings import validate_host
+from hostprep.snapshots import controller_dir, fingerprint
+from hostprep.transport import Transport
+from tests.lab import lab
+
+INVENTORY = Path(os.environ.get("HOSTPREP_AUDIT_LAB_INVENTORY") or lab.INVENTORY)
+NAME = "lab2"
+NEW_GID = 1999
+
+
+def _running(h: lab.LabHost) -> bool:
+    return lab.docker("inspect", "-f", "{{.State.Running}}", h.container, check=False).stdout.strip() == b"true"
+
+
+@pytest.fixture
+def host(request: pytest.FixtureRequest) -> Iterator[lab.LabHost]:
+    """lab2, brought up with the lab if needed; reset to pristine after the test, whatever it did."""
+    h = lab.LabHost(2)
+    if not (INVENTORY.exists() and _running(h)):
+        request.getfixturevalue("lab_hosts")
+    if not INVENTORY.exists():
+        pytest.skip(f"{INVENTORY} is missing: no lab")
+    yield h
+    lab.provision_pristine(h)
+
+
+def connect() -> Transport:
+    e = load_inventory(INVENTORY).hosts[NAME]
+    return Transport(e.endpoint(known_hosts=e.vars["hostprep_known_hosts_file"]))
+
+
+def facts(deep: bool = True) -> Facts:
+    e = load_inventory(INVENTORY).hosts[NAME]
+    with connect() as t:
+        return gather(t, validate_host(e), deep=deep)
+
+
+def provision(strategy: str | None = None) -> None:
+    e = load_inventory(INVENTORY).hosts[NAME]
+    with connect() as t:
+        report = prov.provision(t, validate_host(e), prov.Options(strategy=strategy))
+    assert report.status == CHANGED, report.error
+
+
+def run_audit(tmp_path: Path, *, deep: bool = False, fix: bool = False,
+              inventory: Path = INVENTORY, limit: str | None = None) -> tuple[int, dict[str, Any]]:
+    """The command behind `invoke audit --json --report-dir`, as the library runs it."""
+    printed: list[str] = []
+    outputs = commands.AuditOutputs(as_json=True, report_dir=str(tmp_path / "reports"))
+    sel = commands.Selection(inventory=str(inventory), host=None if limit else NAME, limit=limit)
+    code = commands.audit(sel, ConnectOptions(), outputs, deep=deep, fix=fix, out=printed.append)
+    return code, json.loads(printed[-1])
+
+
+def finding_ids(data: dict[str, Any], host: str = NAME) -> set[str]:
+    return {f["id"] for f in data["hosts"][host]["findings"]}
+
+
+def audit_both_ways(tmp_path: Path) -> tuple[int, dict[str, Any]]:
+    """Cheap and deep audits agree on the findings; returns the cheap one."""
+    code, cheap = run_audit(tmp_path)
+    deep_code, deep = run_audit(tmp_path, deep=True)
+    assert (cheap["hosts"][NAME]["deep"], deep["hosts"][NAME]["deep"]) == (False, True)
+    assert {f["id"]: f["subject"] for f in cheap["hosts"][NAME]["findings"]} == \
+        {f["id"]: f["subject"] for f in deep["hosts"][NAME]["findings"]}
+    assert code == deep_code
+    return code, cheap
+
+
+HOST_STATE = r"""
+cd /opt/airflow
+find . /var/lib/hostprep -xdev -printf '%p %m %U:%G %s %T@\n' 2>/dev/null | sort
+find . /var/lib/hostprep -xdev -type f -exec sha256sum {} + 2>/dev/null | sort
+stat -c 'socket %a %u:%g' /var/run/docker.sock
+getent group docker
+docker ps -aq --no-trunc | sort | xargs docker inspect -f '{{.Id}} {{.State.StartedAt}} {{.RestartCount}} {{.Image}}'
+"""
+
+
+def host_state(h: lab.LabHost) -> str:
+    """File hashes and modes, socket, record, snapshots, lock and containers, read out of band."""
+    return h.exec(HOST_STATE)
+
+
+def test_never_provisioned_host_is_drift_and_the_audit_changes_nothing(host: lab.LabHost, tmp_path: Path) -> None:
+    files_before, facts_before = host_state(host), fingerprint(facts().to_dict())
+    code, data = audit_both_ways(tmp_path)
+    assert (code, data["exit_code"]) == (2, 2)
+    assert finding_ids(data) == {"worker-cannot-reach-docker", "never-applied"}
+    assert host_state(host) == files_before
+    assert fingerprint(facts().to_dict()) == facts_before
+    assert host.exec("ls -A /var/lib/hostprep 2>/dev/null || true").strip() == ""  # no record, lock or snapshot
+    assert not (controller_dir() / "hosts" / NAME / "snapshots").exists()
+    assert (controller_dir() / "hosts" / NAME / "audit.jsonl").exists()
+
+
+def test_clean_provisioned_host_reports_no_drift_and_stays_untouched(host: lab.LabHost, tmp_path: Path) -> None:
+    provision()
+    before = host_state(host)
+    code, data = audit_both_ways(tmp_path)
+    assert code == 0 and data["hosts"][NAME]["status"] == "ok" and finding_ids(data) == set()
+    assert host_state(host) == before
+    assert host.exec("test -e /var/lib/hostprep/lock && echo locked || echo free").strip() == "free"
+    reports = tmp_path / "reports"
+    assert 'hostprep_drift_findings{host="lab2"} 0' in (reports / "hostprep_audit.prom").read_text()
+    suite = ET.parse(reports / "audit-junit.xml").getroot()
+    assert suite.get("failures") == "0" and suite.get("errors") == "0"
+
+
+def test_dockerd_restart_after_a_chmod_provision_is_a_lost_chmod(host: lab.LabHost, tmp_path: Path) -> None:
+    provision("chmod")
+    assert run_audit(tmp_path)[0] == 2  # the inventory wants group-add: strategy-differs
+    host.exec("/usr/local/sbin/lab-dockerd-restart")
+    code, data = audit_both_ways(tmp_path)
+    assert code == 2
+    assert finding_ids(data) == {"chmod-lost", "worker-cannot-reach-docker", "strategy-differs"}
+    assert data["hosts"][NAME]["socket"] == "660 root:docker"
+
+
+def test_docker_gid_change_is_a_stale_mapping_and_fix_remaps_it(host: lab.LabHost, tmp_path: Path) -> None:
+    provision()
+    host.exec(f"groupmod -g {NEW_GID} docker && /usr/local/sbin/lab-dockerd-restart")
+    code, data = audit_both_ways(tmp_path)
+    assert code == 2
+    assert finding_ids(data) == {"gid-mapping-stale", "worker-cannot-reach-docker"}
+    stale = next(f for f in data["hosts"][NAME]["findings"] if f["id"] == "gid-mapping-stale")
+    assert f"now {NEW_GID}" in stale["detail"] and "recorded 121" in stale["detail"]
+
+    code, fixed = run_audit(tmp_path, fix=True)
+    result = fixed["hosts"][NAME]
+    assert code == 0, result
+    assert result["fix"]["status"] == "changed" and result["fix"]["snapshot_id"]
+    assert {f["id"] for f in result["found_before_fix"]} == {"gid-mapping-stale", "worker-cannot-reach-docker"}
+    assert facts().worker.docker_ps_rc == 0
+    spans = history.intervals(history.load([NAME]))
+    assert {s.key for s in spans if s.ended} >= {"gid-mapping-stale", "worker-cannot-reach-docker"}
+    assert not [s for s in spans if s.ongoing]
+
+
+def test_deleted_override_is_found_before_the_next_compose_up_drops_the_fix(host: lab.LabHost, tmp_path: Path) -> None:
+    provision()
+    host.exec("rm /opt/airflow/docker-compose.hostprep.yml")
+    code, data = audit_both_ways(tmp_path)
+    assert (code, finding_ids(data)) == (2, {"override-missing"})
+
+
+def test_socket_made_world_writable_by_hand_is_found(host: lab.LabHost, tmp_path: Path) -> None:
+    provision()
+    host.exec("chmod 666 /var/run/docker.sock")
+    code, data = audit_both_ways(tmp_path)
+    assert (code, finding_ids(data)) == (2, {"socket-world-writable"})
+    assert data["hosts"][NAME]["findings"][0]["severity"] == "critical"
+
+
+def test_unreachable_host_exits_3_and_never_hides_the_others(host: lab.LabHost, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    inv = tmp_path / "inventory.yml"
+    inv.write_text(INVENTORY.read_text() + f"    dead:\n      hosts:\n        lab-dead:\n          ansible_host: 127.0.0.1"
+                   f"\n          ansible_port: {port}\n")
+    code, data = run_audit(tmp_path, inventory=inv, limit=f"{NAME}:lab-dead")
+    assert code == 3 and data["summary"]["unreachable"] == 1
+    assert data["hosts"]["lab-dead"]["reachable"] is False and data["hosts"]["lab-dead"]["error"]
+    assert finding_ids(data) == {"worker-cannot-reach-docker", "never-applied"}
+    prom = (tmp_path / "reports" / "hostprep_audit.prom").read_text()
+    assert 'hostprep_host_reachable{host="lab-dead"} 0' in prom and 'hostprep_drift_findings{host="lab2"} 2' in prom
+
+
+def test_invoke_audit_cli_exits_with_the_verdict(host: lab.LabHost, tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "invoke", "audit", "--inventory", str(INVENTORY), "--host", NAME,
+                           "--junit", str(tmp_path / "j.xml")], cwd=lab.REPO, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout.splitlines()[1].split()[:3] == [NAME, "DRIFT", "2"]
+    assert (tmp_path / "j.xml").exists()
+    bad = subprocess.run([sys.executable, "-m", "invoke", "audit", "--inventory", str(INVENTORY), "--host", "nope"],
+                         cwd=lab.REPO, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and "unknown host" in bad.stderr
