@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Sequence
 
-from hostprep.facts import STATE_DIR, Facts
+from hostprep.facts import STATE_DIR, Facts, to_bytes
 from hostprep.plan import Action, Plan, path_in
 from hostprep.transport import CommandResult, Transport
 
@@ -115,7 +115,7 @@ def run(
     }
     writes = [a.content or "" for a in actions if a.op == "write"]
     for i, content in enumerate(writes):
-        env[f"W{i}"] = base64.b64encode(content.encode()).decode()
+        env[f"W{i}"] = base64.b64encode(to_bytes(content)).decode()
     res: CommandResult = transport.run_script(interpreter(), env, sudo=True, timeout=1800)
     log = res.stdout + ("\n" + res.stderr if res.stderr.strip() else "")
     return Outcome(res.exit_code, log, parse_compose_seconds(res.stdout))

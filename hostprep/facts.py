@@ -23,6 +23,15 @@ COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-c
 PROBED_FILES = COMPOSE_FILES + (".env", "Dockerfile", "docker-compose.override.yml", OVERRIDE_FILE)
 
 
+def to_bytes(text: str | None) -> bytes:
+    """A file's exact bytes from its text (non-UTF-8 bytes survive as surrogates)."""
+    return (text or "").encode("utf-8", "surrogateescape")
+
+
+def from_bytes(data: bytes) -> str:
+    return data.decode("utf-8", "surrogateescape")
+
+
 @dataclass(frozen=True)
 class FileFacts:
     """A file in the Compose project: exists, mode/owner, content and its sha256."""
@@ -36,7 +45,7 @@ class FileFacts:
 
     @property
     def sha256(self) -> str | None:
-        return hashlib.sha256(self.content.encode()).hexdigest() if self.content is not None else None
+        return hashlib.sha256(to_bytes(self.content)).hexdigest() if self.content is not None else None
 
 
 @dataclass(frozen=True)
@@ -117,10 +126,13 @@ class Facts:
     worker: WorkerFacts
     record: dict[str, Any] | None
     deep: bool = True
+    compose_file_name: str | None = None
 
     @property
     def compose_file(self) -> FileFacts | None:
-        return next((self.files[n] for n in COMPOSE_FILES if n in self.files and self.files[n].exists), None)
+        """The configured compose file, else the first of Compose's default names that exists."""
+        names = (self.compose_file_name,) if self.compose_file_name else COMPOSE_FILES
+        return next((self.files[n] for n in names if n in self.files and self.files[n].exists), None)
 
     @property
     def compose_cmd(self) -> list[str]:
@@ -180,11 +192,64 @@ def parse_file(name: str, body: str) -> FileFacts:
     if not lines:
         return FileFacts(name=name, exists=False)
     mode, uid, gid, _size = lines[0].split()
-    content = base64.b64decode("".join(lines[1:]).strip()).decode("utf-8", "replace")
+    content = from_bytes(base64.b64decode("".join(lines[1:]).strip()))
     return FileFacts(name=name, exists=True, mode=int(mode, 8), uid=int(uid), gid=int(gid), content=content)
 
 
+def _state_name(state: dict[str, Any]) -> str:
+    """docker inspect's State.Status, from dockerd's stored State."""
+    for flag, name in (("Running", "running"), ("Paused", "paused"), ("Restarting", "restarting"), ("Dead", "dead")):
+        if state.get(flag):
+            return "restarting" if flag == "Running" and state.get("Restarting") else name
+    return "created" if str(state.get("StartedAt", "")).startswith("0001-") else "exited"
+
+
+def _proc_ids(text: str) -> dict[str, list[str]]:
+    """``Uid: 1 1 1 1 Gid: 0 ... Groups: 0 998`` → {"Uid": [...], ...}."""
+    out: dict[str, list[str]] = {}
+    key = None
+    for tok in text.split():
+        if tok.endswith(":"):
+            key = tok[:-1]
+            out[key] = []
+        elif key:
+            out[key].append(tok)
+    return out
+
+
+def parse_worker_files(body: str) -> WorkerFacts:
+    """The worker from dockerd's stored config.v2.json/hostconfig.json (the cheap path)."""
+    found: list[tuple[dict[str, Any], dict[str, Any], dict[str, list[str]]]] = []
+    config: dict[str, Any] = {}
+    host: dict[str, Any] = {}
+    for line in body.splitlines():
+        kind, _, value = line.partition(" ")
+        if kind == "config":
+            config = json.loads(base64.b64decode(value))
+        elif kind == "hostconfig":
+            host = json.loads(base64.b64decode(value)) if value else {}
+        elif kind == "proc":
+            found.append((config, host, _proc_ids(value)))
+    if not found:
+        return WorkerFacts(found=False)
+    found.sort(key=lambda c: not c[0].get("State", {}).get("Running"))
+    config, host, ids = found[0]
+    state, cfg = config.get("State", {}), config.get("Config", {})
+    running = bool(state.get("Running"))
+    return WorkerFacts(
+        found=True, name=str(config.get("Name", "")).lstrip("/"), state=_state_name(state),
+        pid=state.get("Pid") or None, image=cfg.get("Image"), image_id=config.get("Image"),
+        user=cfg.get("User") or None, group_add=tuple(str(g) for g in host.get("GroupAdd") or []),
+        compose_project=(cfg.get("Labels") or {}).get("com.docker.compose.project"),
+        proc_uid=_int(ids["Uid"][0]) if running and ids.get("Uid") else None,
+        proc_gid=_int(ids["Gid"][0]) if running and ids.get("Gid") else None,
+        proc_groups=tuple(int(g) for g in ids.get("Groups", []) if g.isdigit()) if running else (),
+    )
+
+
 def parse_worker(sec: dict[str, str]) -> WorkerFacts:
+    if "worker_files" in sec:
+        return parse_worker_files(sec["worker_files"])
     body = sec.get("worker", "").strip()
     if not body:
         return WorkerFacts(found=False)
@@ -241,6 +306,8 @@ def parse_probe(host: str, text: str, settings: HostSettings, *, deep: bool = Tr
         record = json.loads(record_text) if record_text else None
     except json.JSONDecodeError:
         record = {"corrupt": True}
+    if record is not None and not isinstance(record, dict):
+        record = {"corrupt": True}
     return Facts(
         host=host,
         os=sec.get("os") or None,
@@ -257,6 +324,7 @@ def parse_probe(host: str, text: str, settings: HostSettings, *, deep: bool = Tr
         worker=parse_worker(sec),
         record=record,
         deep=deep,
+        compose_file_name=settings.compose_file,
     )
 
 

@@ -48,8 +48,8 @@ class Step:
         """Unified diff of before → after (empty when not a text change)."""
         if self.before is None and self.after is None:
             return ""
-        a = (self.before or "").splitlines(keepends=True)
-        b = (self.after or "").splitlines(keepends=True)
+        a = [ln if ln.endswith("\n") else ln + "\n" for ln in (self.before or "").splitlines(keepends=True)]
+        b = [ln if ln.endswith("\n") else ln + "\n" for ln in (self.after or "").splitlines(keepends=True)]
         return "".join(difflib.unified_diff(a, b, f"before/{self.name}", f"after/{self.name}"))
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hostprep import __version__
-from hostprep.facts import STATE_DIR, Facts
+from hostprep.facts import STATE_DIR, Facts, from_bytes, to_bytes
 from hostprep.plan import Action, Plan, path_in
 
 STATE_FILE = f"{STATE_DIR}/state.json"
@@ -43,7 +43,7 @@ def take(facts: Facts, plan: Plan, snap_id: str) -> dict[str, Any]:
         path = action.args[0] if action.args else ""
         if action.op in ("write", "delete"):
             f = by_path.get(path)
-            files[path] = ({"existed": True, "content_b64": base64.b64encode((f.content or "").encode()).decode(),
+            files[path] = ({"existed": True, "content_b64": base64.b64encode(to_bytes(f.content)).decode(),
                             "mode": f.mode, "uid": f.uid, "gid": f.gid} if f and f.exists else {"existed": False})
         elif action.op in ("mkdir", "chown") and path in bind:
             d = bind[path]
@@ -76,7 +76,7 @@ def restore_actions(snap: dict[str, Any]) -> tuple[list[Action], list[str]]:
         actions.append(Action("chown", (sock["path"], str(sock["uid"]), str(sock["gid"]))))
     for path, f in sorted(snap["files"].items()):
         if f["existed"]:
-            content = base64.b64decode(f["content_b64"]).decode()
+            content = from_bytes(base64.b64decode(f["content_b64"]))
             actions.append(Action("write", (path, str(f["uid"]), str(f["gid"]), format(f["mode"], "o")), content))
         else:
             actions.append(Action("delete", (path,)))

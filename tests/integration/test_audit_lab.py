@@ -207,3 +207,39 @@ def test_invoke_audit_cli_exits_with_the_verdict(host: lab.LabHost, tmp_path: Pa
     bad = subprocess.run([sys.executable, "-m", "invoke", "audit", "--inventory", str(INVENTORY), "--host", "nope"],
                          cwd=lab.REPO, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and "unknown host" in bad.stderr
+
+
+AIRFLOW_IMAGE = "hostprep-lab/airflow-real:3.3.2"  # built by tests/lab/real_airflow.py
+EXAMPLES = lab.REPO / "examples"
+
+
+def test_example_dag_runs_the_audit_in_real_airflow_and_fails_only_on_drift(host: lab.LabHost, tmp_path: Path) -> None:
+    """`airflow tasks test` of the example DAG, in the real-Airflow lab image, auditing lab2 over SSH.
+
+    The worker container borrows this controller's interpreter (same Debian 12 and CPython 3.11) as
+    HOSTPREP_PYTHON, like an Airflow worker with a hostprep virtualenv would have.
+    """
+    if lab.docker("image", "inspect", AIRFLOW_IMAGE, check=False).returncode != 0:
+        pytest.skip(f"{AIRFLOW_IMAGE} not built (tests/lab/real_airflow.py builds it)")
+    e = load_inventory(INVENTORY).hosts[NAME]
+    dirs = {lab.REPO, INVENTORY.parent, Path(e.vars["hostprep_known_hosts_file"]).parent,
+            Path(e.vars["ansible_ssh_private_key_file"]).parent, Path(sys.base_prefix), Path(sys.prefix)}
+    mounts = [a for d in sorted(dirs) for a in ("-v", f"{d}:{d}:ro")]
+    env = {"AIRFLOW_HOME": "/tmp/airflow", "AIRFLOW__CORE__LOAD_EXAMPLES": "false",
+           "AIRFLOW__CORE__DAGS_FOLDER": "/opt/dags", "HOSTPREP_DIR": str(lab.REPO), "HOSTPREP_PYTHON": sys.executable,
+           "HOSTPREP_INVENTORY": str(INVENTORY), "HOSTPREP_LIMIT": NAME, "HOSTPREP_REPORT_DIR": "/reports",
+           "HOSTPREP_STATE_DIR": "/reports/state"}
+    provision_cmd = f"{sys.executable} -m invoke provision --inventory {INVENTORY} --host {NAME} >/dev/null"
+    script = (f"airflow db migrate >/dev/null 2>&1 && cd /tmp && airflow tasks test hostprep_drift_audit audit 2>&1"
+              f" | grep -o 'new_state=[a-z]*'; (cd {lab.REPO} && {provision_cmd}) && cp /reports/audit.json /tmp/"
+              f" && airflow tasks test hostprep_drift_audit audit 2>&1 | grep -o 'new_state=[a-z]*'; "
+              f"cat /tmp/audit.json")
+    proc = lab.docker("run", "--rm", "--network", "host", "-u", "0", *mounts, "-v", f"{EXAMPLES}:/opt/dags:ro",
+                      "-v", f"{tmp_path}:/reports", *[a for k, v in env.items() for a in ("-e", f"{k}={v}")],
+                      AIRFLOW_IMAGE, "bash", "-c", script, timeout=300)
+    out = proc.stdout.decode()
+    states = [ln for ln in out.splitlines() if ln.startswith("new_state=")]
+    assert states == ["new_state=failed", "new_state=success"], out[-3000:]
+    first = json.loads(out[out.index("{"):])
+    assert (first["exit_code"], finding_ids(first)) == (2, {"worker-cannot-reach-docker", "never-applied"})
+    assert json.loads((tmp_path / "audit.json").read_text())["exit_code"] == 0

@@ -77,8 +77,6 @@ def test_expected_shas_are_what_sha256sum_gives_for_the_bytes_the_probe_saw(capt
         assert f"{hashlib.sha256(raw_file(text, name)).hexdigest()} {PROJ}/{name}" in lines
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: parse_file decodes with errors='replace', so FileFacts.sha256 of a "
-                                       "non-UTF-8 file is not the host's sha256sum and apply always sees drift")
 def test_the_expected_sha_of_a_latin1_env_file_is_its_sha256sum() -> None:
     raw = b"# Z\xfcrich workers\nAIRFLOW_UID=50000\n"
     facts = parse_probe("h", with_raw_file(capture("lab1_pristine"), ".env", raw), LAB)
@@ -86,8 +84,6 @@ def test_the_expected_sha_of_a_latin1_env_file_is_its_sha256sum() -> None:
         expectations(facts, make_plan(facts, LAB, "group-add")).splitlines()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the snapshot stores the U+FFFD-replaced text, so a rollback of a "
-                                       "non-UTF-8 .env does not restore its original bytes")
 def test_a_snapshot_of_a_latin1_env_file_keeps_its_original_bytes() -> None:
     raw = b"# Z\xfcrich workers\nAIRFLOW_UID=50000\n"
     facts = parse_probe("h", with_raw_file(capture("lab1_pristine"), ".env", raw), LAB)
@@ -248,8 +244,6 @@ def test_the_interpreter_reports_a_held_lock_with_its_owner(tmp_path: Path) -> N
     assert "ci-runner:4242:zzzz" in out.error()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a non-UTF-8 .env gets a sha of its U+FFFD-replaced text, so the "
-                                       "interpreter always reports drift (exit 76) and the host can never be fixed")
 def test_an_unchanged_latin1_env_file_is_not_drift(tmp_path: Path) -> None:
     facts, proj = project(tmp_path, b"# Z\xfcrich workers\nAIRFLOW_UID=50000\n")
     out = apply_files(tmp_path, facts, make_plan(facts, facts_settings(proj), "group-add"))

@@ -179,6 +179,16 @@ def test_a_shallow_probe_reads_proc_but_does_not_exec_in_the_worker() -> None:
     assert f.worker_reaches_docker is None
 
 
+def test_after_a_real_group_add_the_worker_has_the_docker_gid_and_reaches_docker() -> None:
+    f = facts_of("lab2_groupadd")
+    w = f.worker
+    assert (w.group_add, w.proc_gid, w.proc_groups) == (("121",), 0, (0, 121))
+    assert w.id_output == "uid=50000(airflow) gid=0(root) groups=0(root),121"
+    assert (w.docker_check_method, w.docker_ps_rc, f.worker_reaches_docker) == ("docker-cli", 0, True)
+    assert f.files["docker-compose.hostprep.yml"].exists
+    assert (f.record or {})["strategy"] == "group-add"
+
+
 # --- hand-made edge cases (one section of a real capture edited) -----------------------------------
 
 def test_an_acl_plus_on_the_socket_sets_has_acl() -> None:
@@ -231,8 +241,6 @@ def test_a_corrupt_state_json_is_marked_corrupt_instead_of_raising() -> None:
     assert f.record == {"corrupt": True}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: valid JSON that is not an object (e.g. a truncated '0') is kept as "
-                                       "the record, and plan.preconditions then crashes on record.get")
 @pytest.mark.parametrize("body", ["0", '"group-add"', "[]"])
 def test_a_state_json_that_is_not_an_object_is_marked_corrupt_and_plans_without_crashing(body: str) -> None:
     f = parse_probe("h", with_section(capture("lab1_pristine"), "record", body), LAB)

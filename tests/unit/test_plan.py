@@ -164,6 +164,46 @@ def test_second_provision_changes_nothing(capture: str, strategy: str) -> None:
     assert (second.changed, second.steps, second.notes) == (False, (), (NOTHING_TO_DO,))
 
 
+@pytest.mark.parametrize(("capture", "strategy"), [("lab2_groupadd", "group-add"), ("lab2_dockerfile", "dockerfile"),
+                                                 ("lab2_chmod", "chmod"), ("lab2_groupadd_shallow", "group-add")])
+def test_a_really_provisioned_lab_host_plans_nothing(capture: str, strategy: str) -> None:
+    facts = facts_of(capture)
+    assert (facts.record or {}).get("strategy") == strategy
+    plan = make_plan(facts, LAB, strategy)
+    assert (plan.changed, plan.problems, plan.notes) == (False, (), (NOTHING_TO_DO,))
+
+
+@pytest.mark.parametrize(("capture", "strategy"), [("lab2_groupadd", "group-add"), ("lab2_dockerfile", "dockerfile")])
+def test_the_planned_files_are_byte_for_byte_what_a_real_provision_left_on_the_host(capture: str,
+                                                                                     strategy: str) -> None:
+    plan, done = make_plan(facts_of("lab2_pristine"), LAB, strategy), facts_of(capture)
+    written = {a.args[0].rsplit("/", 1)[1]: a.content for a in plan.actions if a.op == "write"}
+    assert written == {n: done.files[n].content for n in written}
+
+
+def test_a_lost_override_on_a_provisioned_host_is_recreated() -> None:
+    plan = make_plan(facts_of("lab2_groupadd_override_deleted"), LAB, "group-add")
+    assert [s.name for s in plan.steps] == [f"create {OVERRIDE_FILE}", "recreate airflow-worker"]
+
+
+def test_a_docker_gid_changed_on_a_provisioned_host_rewrites_the_override() -> None:
+    facts = facts_of("lab2_groupadd_gid_changed")
+    plan = make_plan(facts, LAB, "group-add")
+    assert [s.name for s in plan.steps] == [f"edit {OVERRIDE_FILE}", "recreate airflow-worker"]
+    assert changed_lines(plan.steps[0].diff())[1][-1] == f"    - '{facts.docker_gid}'"
+
+
+def test_a_removed_dockerfile_block_is_put_back_rebuilt_and_recreated() -> None:
+    plan = make_plan(facts_of("lab2_dockerfile_block_removed"), LAB, "dockerfile")
+    assert [s.name for s in plan.steps] == ["edit Dockerfile", "build airflow-worker", "recreate airflow-worker"]
+
+
+def test_a_dockerd_restart_undoes_chmod_and_the_plan_redoes_it() -> None:
+    plan = make_plan(facts_of("lab2_chmod_dockerd_restarted"), LAB, "chmod")
+    assert [(s.name, s.before, s.after) for s in plan.steps] == [
+        ("chmod 666 /var/run/docker.sock", "660 root:docker", "666 root:docker")]
+
+
 def test_a_run_interrupted_before_the_recreate_only_recreates() -> None:
     facts = facts_of("lab1_pristine")
     again = make_plan(applied(facts, make_plan(facts, LAB, "group-add")), LAB, "group-add")
@@ -450,15 +490,11 @@ def changed_lines(diff: str) -> tuple[list[str], list[str]]:
     return [ln[1:] for ln in lines if ln.startswith("-")], [ln[1:] for ln in lines if ln.startswith("+")]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Step.diff glues lines that lack a final newline, e.g. "
-                                       "'-660 root:docker+666 root:docker'")
 def test_step_diff_keeps_single_line_values_on_their_own_lines() -> None:
     s = make_plan(facts_of("lab1_pristine"), LAB, "chmod").steps[0]
     assert changed_lines(s.diff()) == (["660 root:docker"], ["666 root:docker"])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Step.diff glues the last line of a file without a final newline "
-                                       "to the next line")
 def test_step_diff_of_an_env_without_final_newline_shows_only_real_lines() -> None:
     facts = with_file(facts_of("lab1_pristine"), ".env", "AIRFLOW_UID=50000")
     edit = step(make_plan(facts, LAB, "group-add"), "edit .env")
@@ -470,8 +506,6 @@ def test_step_diff_of_an_env_without_final_newline_shows_only_real_lines() -> No
 
 # --- hostprep_compose_file ---------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="BUG: Facts.compose_file only looks at the four default names, so the "
-                                       "probed hostprep_compose_file is ignored and the plan says 'no compose file'")
 def test_a_configured_compose_file_name_is_the_one_planned_with() -> None:
     settings = HostSettings(compose_file="airflow.yml")
     facts = facts_of("lab1_pristine", settings)

@@ -19,7 +19,7 @@ def test_no_vars_gives_documented_defaults() -> None:
     assert s.as_dict() == {
         "project_dir": "/opt/airflow", "worker_service": "airflow-worker", "services": ["airflow-worker"],
         "strategy": "group-add", "airflow_uid": 50000, "socket_path": "/var/run/docker.sock",
-        "bind_dirs": ["dags", "logs", "plugins", "config"], "compose_file": None, "become_password_env": None,
+        "bind_dirs": ["dags", "logs", "plugins", "config"], "compose_file": None, "become_password_env": None, "smoke_dag": None,
     }
 
 

@@ -183,6 +183,16 @@ def test_differences_name_each_thing_a_provision_changed() -> None:
     assert len(diff) == 5
 
 
+def test_differences_between_real_pristine_and_group_add_captures_name_the_fix() -> None:
+    diff = differences(fingerprint(facts_of("lab2_pristine").to_dict()),
+                       fingerprint(facts_of("lab2_groupadd").to_dict()))
+    keys = {d.split(":", 1)[0] for d in diff}
+    assert {"files..env", f"files.{OVERRIDE_FILE}", "worker.group_add", "worker.proc_groups", "worker.id_output",
+            "worker.docker_ps_rc", "record"} <= keys
+    assert "worker.group_add: [] -> ['121']" in diff
+    assert not {k for k in keys if k.startswith(("socket", "docker_gid", "bind_dirs"))}
+
+
 def test_differences_see_a_socket_mode_and_a_bind_dir_change() -> None:
     pristine = facts_of("lab1_pristine")
     changed = dataclasses.replace(pristine, socket=dataclasses.replace(pristine.socket, mode=0o666),
