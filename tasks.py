@@ -196,7 +196,7 @@ def audit_history(c, host=None, json=False):
 
 @task(name="schedule", help={k: SELECT_HELP[k] for k in ("host", "group", "limit", "inventory")} | {
     "every": "how often: 5m 15m 30m (minutes dividing 60), 1h 2h 6h 12h, 1d (1m for tests)",
-    "report_dir": "where the scheduled run writes its reports (default ./audit-reports in the repo)",
+    "report_dir": "where the scheduled run writes its reports (default: reports/ in the controller state dir)",
     "deep": "scheduled runs also exec inside the workers",
     "show": "show the installed schedule and change nothing",
     "systemd": "write systemd user units (service + timer) instead of a crontab entry",
@@ -209,8 +209,8 @@ def audit_schedule(c, every="15m", host=None, group=None, limit=None, inventory=
         _run_audit(commands.audit_schedule_show)
         return
     repo = os.path.dirname(os.path.abspath(__file__))
-    _run_audit(commands.audit_schedule, _sel(host, group, limit, inventory), every, repo,
-               report_dir or os.path.join(repo, "audit-reports"), deep=deep, systemd=systemd, unit_dir=unit_dir)
+    _run_audit(commands.audit_schedule, _sel(host, group, limit, inventory), every, repo, report_dir,
+               deep=deep, systemd=systemd, unit_dir=unit_dir)
 
 
 @task(name="unschedule", help={"systemd": "remove the systemd user units instead",

@@ -11,6 +11,7 @@ from typing import Callable
 
 from hostprep import audit as aud
 from hostprep import audit_report, history, schedule
+from hostprep import snapshots as snapshot_store
 from hostprep import provision as prov
 from hostprep import render
 from hostprep.facts import gather
@@ -190,10 +191,13 @@ def audit_job(sel: Selection, repo: str, report_dir: str, *, deep: bool = False)
                     state_dir=os.path.abspath(state) if state else None, flock=shutil.which("flock"))
 
 
-def audit_schedule(sel: Selection, every: str, repo: str, report_dir: str, *, deep: bool = False,
+def audit_schedule(sel: Selection, every: str, repo: str, report_dir: str | None = None, *, deep: bool = False,
                    systemd: bool = False, unit_dir: str | None = None, out: Printer = print) -> int:
-    """Install the audit in the user's crontab (or as systemd user units), replacing an earlier one."""
-    job = audit_job(sel, repo, report_dir, deep=deep)
+    """Install the audit in the user's crontab (or as systemd user units), replacing an earlier one.
+
+    Reports go to ``report_dir`` (default: ``reports/`` in the controller state dir).
+    """
+    job = audit_job(sel, repo, report_dir or str(snapshot_store.controller_dir() / "reports"), deep=deep)
     if systemd:
         paths, enabled = schedule.install_units(every, job, _unit_dir(unit_dir))
         out("wrote " + ", ".join(map(str, paths)) + ("; timer enabled" if enabled else

@@ -130,6 +130,9 @@ def preconditions(facts: Facts, settings: HostSettings, strategy: str) -> list[s
         out.append("neither `docker compose` (v2) nor `docker-compose` (v1) is installed")
     if not facts.worker.found:
         out.append(f"no container for service {settings.worker_service} in {facts.project_dir} (is the project up?)")
+    if (facts.record or {}).get("corrupt"):
+        out.append("hostprep's record on the host (/var/lib/hostprep/state.json) is unreadable; "
+                   "inspect it (and `invoke snapshots`) before changing anything")
     recorded = (facts.record or {}).get("strategy")
     if recorded and recorded != strategy:
         out.append(f"strategy {recorded} is applied on this host; `invoke rollback` it before applying {strategy}")
@@ -149,7 +152,7 @@ def check_user_trap(facts: Facts, settings: HostSettings, draft: Draft) -> None:
             uid = user.split(":", 1)[0] if user else str(settings.airflow_uid)
             draft.warnings.append(
                 f"problem in compose file: service {svc} has user {user!r}; the Airflow image needs primary "
-                f"group 0 (the docker GID belongs in group_add) - hostprep's override sets {uid}:0")
+                f"group 0 (the docker GID belongs in group_add) - hostprep's override keeps {uid} with primary group 0")
             draft.override.setdefault(svc, {})["user"] = f"{uid}:0"
 
 

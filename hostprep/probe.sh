@@ -40,9 +40,6 @@ if [ "$DEEP" != 1 ] && [ -d /var/lib/docker/containers ]; then
 fi
 cid=$(docker ps -aq --no-trunc --filter "label=com.docker.compose.project.working_dir=$PROJ" \
       --filter "label=com.docker.compose.service=$WORKER_SVC" 2>/dev/null | head -n1)
-if [ -z "$cid" ]; then   # Compose v1 records the working dir too, but fall back on the service label alone
-    cid=$(docker ps -aq --no-trunc --filter "label=com.docker.compose.service=$WORKER_SVC" 2>/dev/null | head -n1)
-fi
 m worker
 if [ -n "$cid" ]; then
     docker inspect -f '{{.Name}}|{{.State.Status}}|{{.State.Pid}}|{{.Config.Image}}|{{.Image}}|{{.Config.User}}|{{json .HostConfig.GroupAdd}}|{{index .Config.Labels "com.docker.compose.project"}}' "$cid"

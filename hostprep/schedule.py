@@ -84,12 +84,18 @@ class AuditJob:
         return args + (["--deep"] if self.deep else [])
 
     def command(self) -> str:
-        """One shell line: cd to the repo, no overlapping runs (flock), last run's output in audit.log."""
+        """One shell line: cd to the repo, run the audit, last run's output in audit.log.
+
+        With flock, a run still going when the next one is due makes the next one a no-op
+        (the redirection sits inside the lock, so a skipped run does not truncate the log).
+        """
         q = shlex.quote
-        words = [self.flock, "-n", f"{self.report_dir}/.hostprep-audit.lock"] if self.flock else []
-        words += ["env", f"HOSTPREP_STATE_DIR={self.state_dir}"] if self.state_dir else []
-        run = " ".join(q(w) for w in words + self.argv())
-        return f"mkdir -p {q(self.report_dir)} && cd {q(self.repo)} && {run} >{q(self.report_dir + '/' + LOG_FILE)} 2>&1"
+        env = ["env", f"HOSTPREP_STATE_DIR={self.state_dir}"] if self.state_dir else []
+        inner = (f"cd {q(self.repo)} && exec {' '.join(q(w) for w in env + self.argv())} "
+                 f">{q(self.report_dir + '/' + LOG_FILE)} 2>&1")
+        if self.flock:
+            inner = f"{q(self.flock)} -n {q(self.report_dir + '/.hostprep-audit.lock')} sh -c {q(inner)}"
+        return f"mkdir -p {q(self.report_dir)} && {inner}"
 
 
 def block(every: str, job: AuditJob) -> str:

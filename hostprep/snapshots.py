@@ -99,7 +99,8 @@ def fingerprint(facts: dict[str, Any]) -> dict[str, Any]:
     w = facts["worker"]
     return {
         "docker_gid": facts["docker_gid"],
-        "socket": {k: facts["socket"][k] for k in ("mode", "uid", "gid", "has_acl")},
+        "socket": {"mode": None if facts["socket"]["mode"] is None else format(facts["socket"]["mode"], "o"),
+                   **{k: facts["socket"][k] for k in ("uid", "gid", "has_acl")}},
         "files": {n: f.get("sha256") for n, f in facts["files"].items()},
         "bind_dirs": [tuple(sorted(d.items())) for d in facts["bind_dirs"]],
         "worker": {k: (list(w[k]) if isinstance(w[k], (list, tuple)) else w[k])

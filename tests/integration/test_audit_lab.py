@@ -31,6 +31,7 @@ from hostprep.snapshots import controller_dir, fingerprint
 from hostprep.transport import Transport
 from tests.lab import lab
 
+pytestmark = pytest.mark.lab
 INVENTORY = Path(os.environ.get("HOSTPREP_AUDIT_LAB_INVENTORY") or lab.INVENTORY)
 NAME = "lab2"
 NEW_GID = 1999

@@ -24,8 +24,8 @@ from tests.integration.test_audit_lab import INVENTORY, NAME, _running
 from tests.lab import lab
 
 USER_LINES = "# the user's own entries\nMAILTO=\"\"\n17 3 * * * /bin/true --nightly # keep me\n"
-pytestmark = pytest.mark.skipif(shutil.which("cron") is None or shutil.which("crontab") is None,
-                                reason="cron is not installed (apt-get install cron)")
+pytestmark = [pytest.mark.lab, pytest.mark.skipif(shutil.which("cron") is None or shutil.which("crontab") is None,
+                                                 reason="cron is not installed (apt-get install cron)")]
 
 
 @pytest.fixture

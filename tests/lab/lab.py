@@ -33,6 +33,13 @@ KNOWN_HOSTS = STATE / "known_hosts"
 INVENTORY = REPO / "inventories" / "lab.yml"
 PREFIX = os.environ.get("HOSTPREP_LAB_PREFIX", "hostprep-lab")
 PORT_BASE = int(os.environ.get("HOSTPREP_LAB_PORT_BASE", "2200"))
+SERVICES = ""  # compose services started on light hosts ("" = all)
+
+
+def configure(*, prefix: str, port_base: int, inventory: Path, known_hosts: Path, services: str = "") -> None:
+    """Point the lab at another fleet (the benchmark's): container names, ports, inventory, services."""
+    global PREFIX, PORT_BASE, INVENTORY, KNOWN_HOSTS, SERVICES
+    PREFIX, PORT_BASE, INVENTORY, KNOWN_HOSTS, SERVICES = prefix, port_base, inventory, known_hosts, services
 BASE_IMAGE = "hostprep-lab/base:bookworm"
 AIRFLOW_BASE_IMAGE = "hostprep-lab/airflow-base:latest"
 DEBIAN_MIRROR = os.environ.get("HOSTPREP_LAB_MIRROR", "http://deb.debian.org/debian")
@@ -268,25 +275,25 @@ find . -mindepth 1 -maxdepth 1 ! -name dags ! -name logs ! -name plugins ! -name
 tar -xf -
 mkdir -p dags logs plugins config
 chown 50000:0 dags logs plugins config && chmod 755 dags logs plugins config
-$COMPOSE build -q >/tmp/lab-build.log 2>&1 || $COMPOSE build >/tmp/lab-build.log 2>&1
-$COMPOSE up -d --remove-orphans >/tmp/lab-up.log 2>&1
+$COMPOSE build -q $SERVICES >/tmp/lab-build.log 2>&1 || $COMPOSE build $SERVICES >/tmp/lab-build.log 2>&1
+$COMPOSE up -d --remove-orphans $SERVICES >/tmp/lab-up.log 2>&1
 """
 
 
 def provision_pristine(h: LabHost, log: Log = print) -> None:
     """Bring a lab host's Airflow project, docker group and socket to the lab's initial state."""
-    env = f"GID={h.docker_gid} COMPOSE='{h.compose_cmd}'"
+    env = f"GID={h.docker_gid} COMPOSE='{h.compose_cmd}' SERVICES='{SERVICES}'"
     if h.real:
         from tests.lab import real_airflow
 
         h.exec(f"{env}; export GID COMPOSE;" + RESET_SCRIPT)
         real_airflow.setup_host(h.container, h.compose_cmd, log)
         return
-    proc = docker("exec", "-i", h.container, "sh", "-c", f"{env}; export GID COMPOSE;" + PRISTINE_SCRIPT,
+    proc = docker("exec", "-i", h.container, "sh", "-c", f"{env}; export GID COMPOSE SERVICES;" + PRISTINE_SCRIPT,
                   input=_project_tar(), check=False)
     if proc.returncode == 3:
         docker("exec", "-i", h.container, "docker", "load", "-q", input=(STATE / "airflow-base.tar").read_bytes())
-        proc = docker("exec", "-i", h.container, "sh", "-c", f"{env}; export GID COMPOSE;" + PRISTINE_SCRIPT,
+        proc = docker("exec", "-i", h.container, "sh", "-c", f"{env}; export GID COMPOSE SERVICES;" + PRISTINE_SCRIPT,
                       input=_project_tar(), check=False)
     if proc.returncode != 0:
         logs = h.exec("cat /tmp/lab-build.log /tmp/lab-up.log 2>/dev/null", check=False)

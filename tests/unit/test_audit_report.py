@@ -55,7 +55,7 @@ def test_junit_has_a_testcase_per_host_and_check_and_failures_for_findings(audit
     assert (root.get("failures"), root.get("errors"), root.get("skipped")) == ("3", "1", str(len(RULES)))
     lab2 = root.find("testsuite[@name='lab2']")
     assert lab2 is not None
-    failed = {c.get("name"): c.find("failure") for c in lab2.iter("testcase") if c.find("failure") is not None}
+    failed = {c.get("name"): f for c in lab2.iter("testcase") if (f := c.find("failure")) is not None}
     assert set(failed) == {"worker-cannot-reach-docker", "chmod-lost", "strategy-differs"}
     assert failed["chmod-lost"].get("type") == "critical"
     assert "fix: `invoke provision --host lab2 --strategy chmod`" in (failed["chmod-lost"].text or "")

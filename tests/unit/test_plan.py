@@ -373,7 +373,7 @@ def test_a_compose_user_with_the_docker_gid_as_primary_group_is_warned_and_fixed
     plan = make_plan(facts, LAB, "group-add")
     assert plan.warnings == ("problem in compose file: service airflow-worker has user '50000:998'; the Airflow "
                              "image needs primary group 0 (the docker GID belongs in group_add) - hostprep's "
-                             "override sets 50000:0",)
+                             "override keeps 50000 with primary group 0",)
     override = yaml.safe_load(step(plan, f"create {OVERRIDE_FILE}").after or "")
     assert override == {"services": {"airflow-worker": {"group_add": ["998"], "user": "50000:0"}}}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 
 import pytest
 
@@ -35,22 +36,30 @@ def test_every_that_cron_cannot_keep_evenly_is_refused(every: str) -> None:
         schedule.cron_spec(every)
 
 
-def test_cron_command_cds_to_the_repo_and_runs_the_audit_with_absolute_paths() -> None:
-    cmd = JOB.command()
-    assert cmd.startswith("mkdir -p /var/lib/hostprep-reports && cd /srv/hostprep && /usr/bin/flock -n ")
-    words = shlex.split(cmd.split(" && ", 2)[2].split(" >", 1)[0])
-    assert words[words.index("env") + 1:] == [
+def test_cron_command_runs_the_audit_from_the_repo_with_absolute_paths_under_flock() -> None:
+    words = shlex.split(JOB.command())
+    assert words[:5] == ["mkdir", "-p", "/var/lib/hostprep-reports", "&&", "/usr/bin/flock"]
+    assert words[5:9] == ["-n", "/var/lib/hostprep-reports/.hostprep-audit.lock", "sh", "-c"]
+    inner = shlex.split(words[9])
+    assert inner[:5] == ["cd", "/srv/hostprep", "&&", "exec", "env"]
+    assert inner[5:-2] == [
         "HOSTPREP_STATE_DIR=/srv/state", "/srv/venv/bin/python", "-m", "invoke", "audit",
         "--inventory", "/srv/hostprep/inventories/prod.yml", "--report-dir", "/var/lib/hostprep-reports",
         "--limit", "airflow:!canary"]
-    assert cmd.endswith(">/var/lib/hostprep-reports/audit.log 2>&1")
+    assert inner[-2:] == [">/var/lib/hostprep-reports/audit.log", "2>&1"]
+
+
+def test_without_flock_or_state_dir_the_audit_runs_directly() -> None:
+    job = AuditJob(repo="/r", python="/p", report_dir="/d", inventory="/i.yml")
+    assert job.command() == "mkdir -p /d && cd /r && exec /p -m invoke audit --inventory /i.yml --report-dir /d " \
+        ">/d/audit.log 2>&1"
 
 
 def test_values_with_spaces_or_shell_characters_are_quoted() -> None:
     job = AuditJob(repo="/srv/my repo", python="/usr/bin/python3", report_dir="/tmp/r;x", inventory="/i.yml",
                    host="a$(id)")
     cmd = job.command()
-    assert "cd '/srv/my repo'" in cmd and "'a$(id)'" in cmd and "'/tmp/r;x'" in cmd
+    assert "cd '/srv/my repo'" in cmd and "'a$(id)'" in cmd and "mkdir -p '/tmp/r;x'" in cmd
 
 
 def test_block_is_marked_and_escapes_percent_for_cron() -> None:
@@ -110,10 +119,23 @@ def test_systemd_units_run_the_same_audit_on_the_timer() -> None:
     assert "OnCalendar=*-*-* *:00/15:00\n" in timer and "Persistent=true" in timer
 
 
-def test_systemd_units_are_written_and_removed_without_enabling_when_systemd_is_not_pid1(tmp_path) -> None:
+def test_systemd_units_are_written_and_removed_without_enabling_when_systemd_is_not_pid1(tmp_path: Path) -> None:
     if schedule.systemd_is_pid1():
         pytest.skip("would enable a real timer on this machine")
     paths, enabled = schedule.install_units("1h", JOB, tmp_path / "units")
     assert not enabled and sorted(p.name for p in paths) == ["hostprep-audit.service", "hostprep-audit.timer"]
     assert sorted(p.name for p in schedule.remove_units(tmp_path / "units")) == sorted(p.name for p in paths)
     assert list((tmp_path / "units").iterdir()) == []
+
+
+def test_the_cron_command_really_runs_under_sh_with_awkward_paths(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    repo, reports = tmp_path / "my repo", tmp_path / "re'ports;x"
+    repo.mkdir()
+    job = AuditJob(repo=str(repo), python="/bin/echo", report_dir=str(reports), inventory="/i 1.yml",
+                   host="a$(id)", state_dir=str(tmp_path / "st ate"), flock=shutil.which("flock"))
+    subprocess.run(["sh", "-c", job.command()], check=True, timeout=30)
+    assert (reports / "audit.log").read_text() == (
+        f"-m invoke audit --inventory /i 1.yml --report-dir {reports} --host a$(id)\n")
