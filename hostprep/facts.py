@@ -10,7 +10,7 @@ import base64
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from typing import Any
 
@@ -248,14 +248,10 @@ def parse_worker_files(body: str) -> WorkerFacts:
 
 
 def parse_worker(sec: dict[str, str]) -> WorkerFacts:
-    if "worker_files" in sec:
-        return parse_worker_files(sec["worker_files"])
-    body = sec.get("worker", "").strip()
-    if not body:
-        return WorkerFacts(found=False)
-    name, state, pid, image, image_id, user, group_add, project = (body.splitlines()[0].split("|") + [""] * 8)[:8]
-    proc = dict(ln.split(":", 1) for ln in sec.get("worker_proc", "").splitlines() if ":" in ln)
-    ids = {k: v.split() for k, v in proc.items()}
+    """The worker as the host sees it (stored config or inspect, /proc), plus the in-worker checks if deep."""
+    base = parse_worker_files(sec["worker_files"]) if "worker_files" in sec else parse_worker_inspect(sec)
+    if not base.found:
+        return base
     id_rc, id_out = _body_rc(sec.get("worker_id"))
     has_airflow = None if id_out is None else "\nairflow=yes" in "\n" + id_out
     if id_out is not None:
@@ -266,6 +262,18 @@ def parse_worker(sec: dict[str, str]) -> WorkerFacts:
         m = re.search(r"^method=(\S+)$", ps_out, re.M)
         method = m.group(1) if m else None
         ps_out = re.sub(r"^method=\S+\n?", "", ps_out, flags=re.M).strip()
+    return replace(base, id_output=id_out or None, docker_ps_rc=ps_rc, docker_ps_output=ps_out,
+                   docker_check_method=method, has_airflow=has_airflow)
+
+
+def parse_worker_inspect(sec: dict[str, str]) -> WorkerFacts:
+    """The worker from `docker inspect` (hosts whose data root is not /var/lib/docker)."""
+    body = sec.get("worker", "").strip()
+    if not body:
+        return WorkerFacts(found=False)
+    name, state, pid, image, image_id, user, group_add, project = (body.splitlines()[0].split("|") + [""] * 8)[:8]
+    proc = dict(ln.split(":", 1) for ln in sec.get("worker_proc", "").splitlines() if ":" in ln)
+    ids = {k: v.split() for k, v in proc.items()}
     groups = json.loads(group_add) if group_add.strip() not in ("", "null") else []
     return WorkerFacts(
         found=True, name=name.lstrip("/"), state=state, pid=_int(pid) or None, image=image or None,
@@ -274,8 +282,6 @@ def parse_worker(sec: dict[str, str]) -> WorkerFacts:
         proc_uid=_int(ids["Uid"][0]) if ids.get("Uid") else None,
         proc_gid=_int(ids["Gid"][0]) if ids.get("Gid") else None,
         proc_groups=tuple(int(g) for g in ids.get("Groups", []) if g.isdigit()),
-        id_output=id_out if id_rc == 0 else (id_out if id_out else None),
-        docker_ps_rc=ps_rc, docker_ps_output=ps_out, docker_check_method=method, has_airflow=has_airflow,
     )
 
 
@@ -332,7 +338,7 @@ def probe_script() -> str:
     return resources.files("hostprep").joinpath("probe.sh").read_text()
 
 
-def probe_env(settings: HostSettings, *, deep: bool = True) -> dict[str, str]:
+def probe_env(settings: HostSettings, *, deep: bool = True, versions: bool = False) -> dict[str, str]:
     """The probe's inputs; the transport quotes them."""
     files = list(PROBED_FILES)
     if settings.compose_file and settings.compose_file not in files:
@@ -343,6 +349,7 @@ def probe_env(settings: HostSettings, *, deep: bool = True) -> dict[str, str]:
         "WORKER_SVC": settings.worker_service,
         "BIND_DIRS": " ".join(settings.bind_dirs),
         "DEEP": "1" if deep else "0",
+        "VERSIONS": "1" if versions else "0",
         "STATE_DIR": STATE_DIR,
         "FILES": " ".join(files),
     }
@@ -352,9 +359,10 @@ class ProbeFailed(Exception):
     """The probe script itself failed (e.g. sudo refused)."""
 
 
-def gather(transport: Transport, settings: HostSettings, *, deep: bool = True) -> Facts:
+def gather(transport: Transport, settings: HostSettings, *, deep: bool = True, versions: bool = False) -> Facts:
     """Gather facts in exactly one remote exec."""
-    res = transport.run_script(probe_script(), probe_env(settings, deep=deep), sudo=True, timeout=120)
+    res = transport.run_script(probe_script(), probe_env(settings, deep=deep, versions=versions), sudo=True,
+                               timeout=120)
     if "@@hostprep:end" not in res.stdout:
         raise ProbeFailed(f"{transport.endpoint.name}: fact probe failed (exit {res.exit_code}): {res.stderr.strip()[-300:]}")
     return parse_probe(transport.endpoint.name, res.stdout, settings, deep=deep)

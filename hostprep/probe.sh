@@ -1,5 +1,7 @@
 # hostprep fact probe: everything hostprep needs to know about a host, in one exec.
-# Inputs (environment, quoted by the transport): SOCK PROJ WORKER_SVC BIND_DIRS DEEP STATE_DIR FILES
+# Inputs (environment, quoted by the transport): SOCK PROJ WORKER_SVC BIND_DIRS DEEP VERSIONS STATE_DIR FILES
+#   DEEP=1      also exec `id` and `docker ps` inside the worker (the proof; ~0.3 s on the host)
+#   VERSIONS=1  also ask dockerd and Compose for their versions (0.1-0.5 s)
 # Output: sections "@@hostprep:<key>" followed by their raw lines; parsed by hostprep.facts.
 m() { printf '\n@@hostprep:%s\n' "$1"; }
 m os; ( . /etc/os-release 2>/dev/null && printf '%s' "$PRETTY_NAME" )
@@ -8,13 +10,13 @@ m socket; if [ -e "$SOCK" ]; then stat -L -c '%f %u %g %U %G' -- "$SOCK"; ls -ld
 m dockerd
 pid=$(cat /var/run/docker.pid 2>/dev/null)
 if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then echo running; elif pgrep -x dockerd >/dev/null 2>&1; then echo running; fi
-m compose   # found by presence; asking for versions costs 0.1-0.5 s, so only deep probes do
+m compose   # found by presence; versions only when asked
 v2=; for d in /usr/libexec/docker/cli-plugins /usr/lib/docker/cli-plugins /usr/local/lib/docker/cli-plugins \
               /usr/local/libexec/docker/cli-plugins "$HOME/.docker/cli-plugins"; do
     [ -x "$d/docker-compose" ] && { v2=1; break; }; done
-if [ -n "$v2" ]; then echo "v2 $([ "$DEEP" = 1 ] && docker compose version --short 2>/dev/null)"
-elif command -v docker-compose >/dev/null 2>&1; then echo "v1 $([ "$DEEP" = 1 ] && docker-compose version --short 2>/dev/null)"; fi
-m docker_version; if [ "$DEEP" = 1 ]; then docker version --format '{{.Server.Version}}' 2>/dev/null; fi
+if [ -n "$v2" ]; then echo "v2 $([ "$VERSIONS" = 1 ] && docker compose version --short 2>/dev/null)"
+elif command -v docker-compose >/dev/null 2>&1; then echo "v1 $([ "$VERSIONS" = 1 ] && docker-compose version --short 2>/dev/null)"; fi
+m docker_version; if [ "$VERSIONS" = 1 ]; then docker version --format '{{.Server.Version}}' 2>/dev/null; fi
 m project; if [ -d "$PROJ" ]; then echo exists; fi
 for f in $FILES; do
     m "file:$f"
@@ -26,25 +28,28 @@ for d in $BIND_DIRS; do
     if [ -d "$p" ]; then stat -c "$d %u %g %a" -- "$p"; else echo "$d missing"; fi
 done
 m record; cat "$STATE_DIR/state.json" 2>/dev/null
-if [ "$DEEP" != 1 ] && [ -d /var/lib/docker/containers ]; then
-    # cheap path: dockerd's own record of the containers, no docker CLI (each call costs ~50 ms)
+cid=; pid=0
+if [ -d /var/lib/docker/containers ]; then
+    # dockerd's own record of the containers: no docker CLI (each call costs ~50 ms on the host)
     m worker_files
     for f in $(grep -l -F "\"com.docker.compose.service\":\"$WORKER_SVC\"" /var/lib/docker/containers/*/config.v2.json 2>/dev/null); do
         grep -q -F "\"com.docker.compose.project.working_dir\":\"$PROJ\"" "$f" || continue
-        pid=$(grep -o '"Pid":[0-9]*' "$f" | head -n1 | cut -d: -f2)
+        p=$(grep -o '"Pid":[0-9]*' "$f" | head -n1 | cut -d: -f2)
         printf 'config %s\nhostconfig %s\nproc %s\n' "$(base64 -w0 "$f")" "$(base64 -w0 "${f%/config.v2.json}/hostconfig.json")" \
-            "$(grep -E '^(Uid|Gid|Groups):' "/proc/${pid:-0}/status" 2>/dev/null | tr '\t\n' '  ')"
+            "$(grep -E '^(Uid|Gid|Groups):' "/proc/${p:-0}/status" 2>/dev/null | tr '\t\n' '  ')"
+        if [ -z "$cid" ] && [ "${p:-0}" -gt 0 ]; then d=${f%/config.v2.json}; cid=${d##*/}; pid=$p; fi
     done
-    m end
-    exit 0
+else
+    cid=$(docker ps -aq --no-trunc --filter "label=com.docker.compose.project.working_dir=$PROJ" \
+          --filter "label=com.docker.compose.service=$WORKER_SVC" 2>/dev/null | head -n1)
+    m worker
+    if [ -n "$cid" ]; then
+        docker inspect -f '{{.Name}}|{{.State.Status}}|{{.State.Pid}}|{{.Config.Image}}|{{.Image}}|{{.Config.User}}|{{json .HostConfig.GroupAdd}}|{{index .Config.Labels "com.docker.compose.project"}}' "$cid"
+        pid=$(docker inspect -f '{{.State.Pid}}' "$cid")
+        m worker_proc; if [ "${pid:-0}" -gt 0 ]; then grep -E '^(Uid|Gid|Groups):' "/proc/$pid/status"; fi
+    fi
 fi
-cid=$(docker ps -aq --no-trunc --filter "label=com.docker.compose.project.working_dir=$PROJ" \
-      --filter "label=com.docker.compose.service=$WORKER_SVC" 2>/dev/null | head -n1)
-m worker
 if [ -n "$cid" ]; then
-    docker inspect -f '{{.Name}}|{{.State.Status}}|{{.State.Pid}}|{{.Config.Image}}|{{.Image}}|{{.Config.User}}|{{json .HostConfig.GroupAdd}}|{{index .Config.Labels "com.docker.compose.project"}}' "$cid"
-    pid=$(docker inspect -f '{{.State.Pid}}' "$cid")
-    m worker_proc; if [ "${pid:-0}" -gt 0 ]; then grep -E '^(Uid|Gid|Groups):' "/proc/$pid/status"; fi
     if [ "$DEEP" = 1 ] && [ "${pid:-0}" -gt 0 ]; then
         m worker_id; docker exec "$cid" sh -c 'id; rc=$?; command -v airflow >/dev/null 2>&1 && echo airflow=yes; exit $rc' 2>&1; echo "rc=$?"
         m worker_docker_ps; out=$(docker exec "$cid" docker ps -q 2>&1); rc=$?

@@ -1,0 +1,251 @@
+"""Fleet benchmark: the same audit with hostprep, ansible-playbook and pyinfra on N lab hosts.
+
+Brings up N light lab hosts (own sshd and dockerd, only the worker container,
+run as 50000:0 with the socket mounted) under the name prefix
+``hostprep-bench``, runs each tool several times, interleaved, and prints per
+tool the median wall time, the controller's CPU seconds and peak memory (the
+whole process tree, sampled), the ratio to hostprep and the SSH connections and
+exec sessions each host's sshd logged. Then it provisions the fleet once and
+prints how much of ``invoke provision`` is the hosts' own ``docker compose`` work.
+
+Benchmarks are not tests: nothing here asserts a timing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from tests.lab import lab
+
+HERE = Path(__file__).resolve().parent
+PREFIX = "hostprep-bench"
+PORT_BASE = 2400
+INVENTORY = lab.REPO / "inventories" / "bench.yml"
+KNOWN_HOSTS = lab.STATE / "known_hosts.bench"
+PEER_SCRIPT = ("getent group docker; stat -c '%a %U %G' /var/run/docker.sock; "
+               "w=$(docker ps -q --filter label=com.docker.compose.service=airflow-worker); "
+               "docker exec $w id; docker exec $w docker ps")
+Log = Callable[[str], None]
+
+
+def use_bench_fleet() -> None:
+    """Point the lab driver at the benchmark's own hosts (never the test lab's)."""
+    lab.configure(prefix=PREFIX, port_base=PORT_BASE, inventory=INVENTORY, known_hosts=KNOWN_HOSTS,
+                  services="airflow-worker")
+
+
+def up(n: int, log: Log = print) -> list[lab.LabHost]:
+    use_bench_fleet()
+    return lab.up(n, log=log, workers=8)
+
+
+def down(log: Log = print) -> None:
+    use_bench_fleet()
+    lab.down(log)
+
+
+# ---------------------------------------------------------------- measuring
+
+@dataclass
+class Sample:
+    tool: str
+    n: int
+    wall: float
+    cpu: float
+    peak_mb: float
+    exit_code: int
+    output: str = ""
+
+
+def _tree_rss_mb(root: int) -> float:
+    """RSS of a process and all its descendants, from /proc (MB)."""
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            with open(f"/proc/{pid}/statm") as fh:
+                total += int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{task}/children") as fh:
+                    todo += [int(c) for c in fh.read().split()]
+        except (OSError, ValueError):
+            continue
+    return total / 2**20
+
+
+def measure(tool: str, n: int, argv: list[str], env: dict[str, str] | None = None) -> Sample:
+    """Wall, CPU (the child and everything it waited for) and sampled peak RSS of the whole tree."""
+    started = time.monotonic()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=lab.REPO)
+    peak = [0.0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _tree_rss_mb(proc.pid))
+            done.wait(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out = proc.stdout.read() if proc.stdout else b""
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - started
+    done.set()
+    sampler.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return Sample(tool, n, wall, usage.ru_utime + usage.ru_stime, peak[0], proc.returncode,
+                  out.decode(errors="replace"))
+
+
+def sshd_counts(hosts: list[lab.LabHost]) -> dict[str, tuple[int, int]]:
+    """Per host: (connections accepted, exec sessions started) in sshd's log so far."""
+    counts = {}
+    for h in hosts:
+        log = lab.docker("logs", h.container, check=False).stderr.decode(errors="replace")
+        counts[h.name] = (log.count("Accepted publickey"), len(re.findall(r"Starting session: command", log)))
+    return counts
+
+
+# ---------------------------------------------------------------- the tools
+
+def _inventory_files(hosts: list[lab.LabHost], tmp: Path) -> dict[str, Path]:
+    """The same hosts for each tool: YAML for hostprep, INI for Ansible, a Python file for pyinfra."""
+    key, known = str(lab.KEY), str(KNOWN_HOSTS)
+    ini = ["[bench]"] + [f"{h.name} ansible_host=127.0.0.1 ansible_port={h.port}" for h in hosts]
+    ini += ["[bench:vars]", "ansible_user=ubuntu", f"ansible_ssh_private_key_file={key}",
+            f"ansible_ssh_common_args='-o UserKnownHostsFile={known} -o StrictHostKeyChecking=yes'"]
+    py = [f"hosts = [", *[f"    ({h.name!r}, {{'ssh_hostname': '127.0.0.1', 'ssh_port': {h.port}, 'ssh_user': 'ubuntu', "
+                          f"'ssh_key': {key!r}, 'ssh_known_hosts_file': {known!r}, "
+                          f"'ssh_strict_host_key_checking': 'yes'}})," for h in hosts], "]"]
+    yml = ["all:", "  vars:", "    ansible_user: ubuntu", f"    ansible_ssh_private_key_file: {key}",
+           f"    hostprep_known_hosts_file: {known}", "  hosts:"]
+    yml += [f"    {h.name}: {{ansible_host: 127.0.0.1, ansible_port: {h.port}}}" for h in hosts]
+    files = {"ini": tmp / "bench.ini", "py": tmp / "bench_inventory.py", "yml": tmp / "bench.yml"}
+    files["ini"].write_text("\n".join(ini) + "\n")
+    files["py"].write_text("\n".join(py) + "\n")
+    files["yml"].write_text("\n".join(yml) + "\n")
+    return files
+
+
+def commands_for(n: int, inv: dict[str, Path], tmp: Path) -> dict[str, tuple[list[str], dict[str, str]]]:
+    env = dict(os.environ)
+    ansible_env = dict(env, ANSIBLE_PIPELINING="True", ANSIBLE_HOST_KEY_CHECKING="True", ANSIBLE_FORKS=str(max(50, n)),
+                       ANSIBLE_SSH_CONTROL_PATH_DIR=str(tmp / "cp"), ANSIBLE_NOCOLOR="1", ANSIBLE_STDOUT_CALLBACK="default",
+                       ANSIBLE_LOCAL_TEMP=str(tmp / "ansible-tmp"))
+    return {
+        "hostprep": ([sys.executable, "-m", "invoke", "audit", "--inventory", str(inv["yml"]), "--json",
+                      "--forks", str(max(32, n))], dict(env, HOSTPREP_STATE_DIR=str(tmp / "hostprep-state"))),
+        "ansible": (["ansible-playbook", "-i", str(inv["ini"]), str(HERE / "audit.yml"), "-f", str(max(50, n))],
+                    ansible_env),
+        "pyinfra": (["pyinfra", str(inv["py"]), "exec", "--sudo", "-y", "--parallel", str(max(50, n)), "--",
+                     PEER_SCRIPT], env),
+    }
+
+
+@dataclass
+class Result:
+    n: int
+    samples: dict[str, list[Sample]] = field(default_factory=dict)
+    sessions: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def median(self, tool: str, attr: str) -> float:
+        return statistics.median(getattr(s, attr) for s in self.samples[tool])
+
+
+def run_audits(hosts: list[lab.LabHost], repeats: int, log: Log) -> Result:
+    """Each tool ``repeats`` times on the same hosts, interleaved; ssh sessions counted on the first round."""
+    result = Result(len(hosts))
+    with tempfile.TemporaryDirectory(prefix="hostprep-bench-") as t:
+        tmp = Path(t)
+        inv = _inventory_files(hosts, tmp)
+        cmds = commands_for(len(hosts), inv, tmp)
+        for name, (argv, env) in cmds.items():   # warm-up: page cache, pyc files, first connections
+            measure(name, len(hosts), argv, env)
+        for rnd in range(repeats):
+            for name, (argv, env) in cmds.items():
+                before = sshd_counts(hosts) if rnd == 0 else None
+                s = measure(name, len(hosts), argv, env)
+                if before is not None:
+                    after = sshd_counts(hosts)
+                    conns = [after[h][0] - before[h][0] for h in after]
+                    execs = [after[h][1] - before[h][1] for h in after]
+                    result.sessions[name] = (statistics.mean(conns), statistics.mean(execs))
+                result.samples.setdefault(name, []).append(s)
+                log(f"  n={len(hosts)} {name:<9} round {rnd + 1}: {s.wall:6.2f}s wall {s.cpu:6.2f}s cpu "
+                    f"{s.peak_mb:6.0f} MB exit {s.exit_code}")
+                if name == "hostprep" and s.exit_code not in (0, 2):
+                    log("    hostprep output: " + s.output[-800:])
+    return result
+
+
+def table(results: list[Result]) -> str:
+    """The benchmark's table: per N and tool, medians and ratios to hostprep."""
+    rows = ["| N | tool | wall (median) | × hostprep | controller CPU | CPU/host | peak memory | ssh conns/host | execs/host |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        base = r.median("hostprep", "wall")
+        for tool in r.samples:
+            wall, cpu, mem = r.median(tool, "wall"), r.median(tool, "cpu"), r.median(tool, "peak_mb")
+            conns, execs = r.sessions.get(tool, (float("nan"), float("nan")))
+            rows.append(f"| {r.n} | {tool} | {wall:.2f} s | {wall / base:.1f}× | {cpu:.2f} s | "
+                        f"{cpu / r.n * 1000:.0f} ms | {mem:.0f} MB | {conns:.1f} | {execs:.1f} |")
+    return "\n".join(rows)
+
+
+def provision_overhead(hosts: list[lab.LabHost], log: Log) -> str:
+    """`invoke provision` on the fleet, then rollback: wall vs the hosts' own compose seconds."""
+    with tempfile.TemporaryDirectory(prefix="hostprep-bench-prov-") as t:
+        tmp = Path(t)
+        inv = _inventory_files(hosts, tmp)["yml"]
+        env = dict(os.environ, HOSTPREP_STATE_DIR=str(tmp / "state"))
+        s = measure("provision", len(hosts), [sys.executable, "-m", "invoke", "provision", "--inventory", str(inv),
+                                              "--json", "--no-smoke", "--forks", str(max(32, len(hosts)))], env)
+        data = json.loads(s.output[s.output.index("{"):])
+        reports = list(data["hosts"].values())
+        compose = [r["timings"].get("compose", 0.0) for r in reports]
+        totals = [r["timings"].get("total", 0.0) for r in reports]
+        measure("rollback", len(hosts), [sys.executable, "-m", "invoke", "rollback", "--inventory", str(inv)], env)
+    changed = sum(r["status"] == "changed" for r in reports)
+    above = [t - c for t, c in zip(totals, compose)]
+    lines = [
+        f"provision on {len(hosts)} hosts: {changed} changed, wall {s.wall:.2f} s, controller CPU {s.cpu:.2f} s",
+        f"  per host (median): total {statistics.median(totals):.2f} s, of which docker compose "
+        f"{statistics.median(compose):.2f} s; hostprep's own time above compose "
+        f"{statistics.median(above):.2f} s = {statistics.median(a / t for a, t in zip(above, totals)) * 100:.0f}% "
+        f"of the host's total",
+        f"  fleet: wall {s.wall:.2f} s vs the longest host's compose {max(compose):.2f} s "
+        f"(above: {(s.wall - max(compose)) / s.wall * 100:.0f}% of the wall)",
+    ]
+    return "\n".join(lines)
+
+
+def main(sizes: list[int], repeats: int = 5, keep: bool = False, log: Log = print) -> str:
+    for tool in ("ansible-playbook", "pyinfra"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is not installed: pip install -e '.[bench]'")
+    results, report = [], []
+    biggest = max(sizes)
+    started = time.monotonic()
+    fleet = up(biggest, log=lambda m: None)
+    log(f"{biggest} bench hosts up in {time.monotonic() - started:.1f}s")
+    try:
+        for n in sorted(sizes):
+            results.append(run_audits(fleet[:n], repeats, log))
+        report.append(table(results))
+        report.append(provision_overhead(fleet, log))
+    finally:
+        if not keep:
+            down(log=lambda m: None)
+    return "\n\n".join(report)
