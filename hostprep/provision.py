@@ -29,6 +29,7 @@ class Options:
     lock_wait: int = 10
     smoke_dag: str | None = None   # overrides the host's hostprep_smoke_dag
     smoke: bool = True             # run the Airflow check when the worker has `airflow`
+    deep_before: bool = False      # also exec id/docker ps in the worker before changing anything
 
 
 def _timed(report: HostReport, key: str, start: float) -> float:
@@ -41,7 +42,8 @@ def provision(t: Transport, settings: HostSettings, opts: Options) -> HostReport
     """Bring one host to the desired state, or leave it as it was."""
     report = HostReport(t.endpoint.name)
     start = time.monotonic()
-    before = gather(t, settings)
+    # Planning needs only host-side facts (cheap); the in-worker proof comes after the change.
+    before = gather(t, settings, deep=opts.deep_before)
     start = _timed(report, "facts", start)
     plan = make_plan(before, settings, opts.strategy)
     report.plan, report.warnings, report.before = plan, list(plan.warnings), worker_view(before)
@@ -119,7 +121,7 @@ def rollback(t: Transport, settings: HostSettings, snap_id: str | None = None, *
     snap = snapshots.load_local(report.host, snap_id) or fetch_remote(t, snap_id)
     if snap is None:
         return report.fail(f"no snapshot{' ' + snap_id if snap_id else ''} for {report.host}; nothing was changed")
-    before = gather(t, settings)
+    before = gather(t, settings, deep=False)
     report.before = worker_view(before)
     report.snapshot_id = snap["id"]
     owner = apply.lock_owner()
@@ -131,7 +133,7 @@ def rollback(t: Transport, settings: HostSettings, snap_id: str | None = None, *
     if not outcome.ok:
         apply.run(t, before, "release", owner=owner)
         return report.fail(outcome.error())
-    after = gather(t, settings)
+    after = gather(t, settings, deep=bool(snap["facts"].get("deep", True)))   # compare like with like
     _timed(report, "verify", start)
     report.after = worker_view(after)
     diffs = snapshots.differences(snapshots.fingerprint(snap["facts"]), snapshots.fingerprint(after.to_dict()))
