@@ -130,7 +130,7 @@ def _fabric_config() -> Config:
 
 
 def _read_all(recv: Any) -> bytes:
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         data = recv(65536)
         if not data:

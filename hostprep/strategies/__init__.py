@@ -19,6 +19,16 @@ class Strategy(Protocol):
         """(check, ok, detail) rows that must all hold once the fix is in place."""
 
 
+def group_mapped(facts: Facts) -> list[tuple[str, bool, str]]:
+    """Checks shared by the group strategies: the worker holds the docker GID and keeps primary GID 0."""
+    gid = facts.docker_gid
+    return [
+        ("worker has the docker GID", gid in facts.worker.proc_groups,
+         f"groups {list(facts.worker.proc_groups)}, docker GID {gid}"),
+        ("worker primary GID is 0", facts.worker.proc_gid == 0, f"gid {facts.worker.proc_gid}"),
+    ]
+
+
 def get(name: str) -> Strategy:
     from hostprep.strategies import chmod, dockerfile, group_add
 

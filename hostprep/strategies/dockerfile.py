@@ -41,9 +41,6 @@ class DockerfileGroup:
             draft.build = True
 
     def satisfied(self, facts: Facts, settings: HostSettings) -> list[tuple[str, bool, str]]:
-        gid = facts.docker_gid
-        return [
-            ("worker has the docker GID", gid in facts.worker.proc_groups,
-             f"groups {list(facts.worker.proc_groups)}, docker GID {gid}"),
-            ("worker primary GID is 0", facts.worker.proc_gid == 0, f"gid {facts.worker.proc_gid}"),
-        ]
+        from hostprep.strategies import group_mapped
+
+        return group_mapped(facts)

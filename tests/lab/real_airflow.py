@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -23,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from hostprep import smoke
 from tests.lab import lab as _lab
 
 Log = Callable[[str], None]
@@ -223,17 +223,7 @@ def smoke_command(dag_id: str = DAG_ID, task_id: str = SMOKE_TASK) -> list[str]:
     return ["airflow", "tasks", "test", dag_id, task_id]
 
 
-_NEW_STATE = re.compile(r"\bnew_state=([a-z_]+)")
-
-
-def smoke_state(output: str) -> str | None:
-    """The task's final state from ``airflow tasks test`` output: it exits 0 even when the task failed.
-
-    >>> smoke_state("... Task instance state updated ... new_state=success rows_affected=1")
-    'success'
-    """
-    states = _NEW_STATE.findall(output)
-    return states[-1] if states else None
+smoke_state = smoke.smoke_state  # `airflow tasks test` exits 0 even when the task failed: read new_state
 
 
 def worker_container(compose_cmd: str) -> str:
