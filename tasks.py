@@ -143,20 +143,31 @@ def lab_reset(c, host=None):
             print(f"{h.name}: pristine")
 
 
+@task(help={"hosts": "fleet sizes, comma-separated (default 10,30; add 100 if you have the time)",
+            "repeats": "runs per tool and size, interleaved (default 5)",
+            "keep": "leave the bench hosts running afterwards",
+            "down": "only remove the bench hosts"})
+def bench(c, hosts="10,30", repeats=5, keep=False, down=False):
+    """Benchmark the audit against ansible-playbook and pyinfra on N light lab hosts."""
+    from tests.benchmarks import bench as b
+
+    if down:
+        b.down()
+        return
+    print(b.main([int(n) for n in str(hosts).split(",") if n], int(repeats), keep))
+
+
 lab_ns = Collection("lab")
 lab_ns.add_task(lab_up, "up")
 lab_ns.add_task(lab_down, "down")
 lab_ns.add_task(lab_status, "status")
 lab_ns.add_task(lab_reset, "reset")
 
-ns = Collection(facts, provision, rollback, snapshots)
+ns = Collection(facts, provision, rollback, snapshots, bench)
 ns.add_collection(lab_ns)
 
 
 # ------------------------------------------------------------------ audit
-
-AUDIT_CODES = "exit 0 no drift, 2 drift found, 3 a host could not be audited (wins over 2), 1 bad input"
-
 
 def _run_audit(fn, *args, **kwargs):
     """Like _run, but bad input exits 1: 2 and 3 are audit verdicts."""

@@ -54,6 +54,7 @@ RULES = (
     Rule("bind-dir-world-writable", WARNING, "bind-mounted folders are not world-writable", fixable=False),
 )
 RULE = {r.id: r for r in RULES}
+_ORDER = {r.id: i for i, r in enumerate(RULES)}
 
 
 @dataclass(frozen=True)
@@ -226,6 +227,20 @@ def _needs_override(facts: Facts, strategy: str, services: list[str]) -> bool:
     return any(u is not None and compose.split_user(str(u))[1] is not None for u in users)
 
 
+def _override_gone(facts: Facts, strategy: str, services: list[str]) -> str | None:
+    """Why hostprep's override no longer takes effect on the next `compose up`, or None."""
+    over = _override_services(facts)
+    if over is None:
+        return f"{OVERRIDE_FILE} is gone or no longer hostprep's"
+    if strategy == "group-add":
+        missing = [s for s in services if not (isinstance(over.get(s), dict) and over[s].get("group_add"))]
+        if missing:
+            return f"{OVERRIDE_FILE} no longer adds the docker group to {', '.join(missing)}"
+    env_file = facts.files.get(".env")
+    chain = (compose.parse_env(env_file.content if env_file else None).get("COMPOSE_FILE") or "").split(":")
+    return None if OVERRIDE_FILE in chain else f"COMPOSE_FILE in .env no longer loads {OVERRIDE_FILE}"
+
+
 def applied_change(facts: Facts, settings: HostSettings) -> list[Finding]:
     """The override (and the COMPOSE_FILE line that loads it) and the Dockerfile block hostprep wrote."""
     rec = facts.record or {}
@@ -234,23 +249,10 @@ def applied_change(facts: Facts, settings: HostSettings) -> list[Finding]:
         return []
     out = []
     services = list(rec.get("services") or settings.services)
-    if _needs_override(facts, strategy, services):
-        over = _override_services(facts)
-        env_file = facts.files.get(".env")
-        env = compose.parse_env(env_file.content if env_file else None)
-        chain = (env.get("COMPOSE_FILE") or "").split(":")
-        missing = [s for s in services if strategy == "group-add" and not (over or {}).get(s, {}).get("group_add")]
-        if over is None:
-            why = f"{OVERRIDE_FILE} is gone or no longer hostprep's"
-        elif missing:
-            why = f"{OVERRIDE_FILE} no longer adds the docker group to {', '.join(missing)}"
-        elif OVERRIDE_FILE not in chain:
-            why = f"COMPOSE_FILE in .env no longer loads {OVERRIDE_FILE}"
-        else:
-            why = ""
-        if why:
-            out.append(Finding("override-missing", why + "; the next `compose up` drops the fix",
-                               f"`{_provision(host, strategy)}` writes it again"))
+    gone = _override_gone(facts, strategy, services) if _needs_override(facts, strategy, services) else None
+    if gone:
+        out.append(Finding("override-missing", gone + "; the next `compose up` drops the fix",
+                           f"`{_provision(host, strategy)}` writes it again"))
     if strategy == "dockerfile":
         ctx = compose.build_context(compose.load_compose(facts.compose_file.content if facts.compose_file else None),
                                     settings.worker_service)
@@ -297,7 +299,7 @@ CHECKS: tuple[Callable[[Facts, HostSettings], list[Finding]], ...] = (
 def audit(facts: Facts, settings: HostSettings) -> list[Finding]:
     """All drift on one host, most severe first. Pure: the same facts give the same findings."""
     found = [f for check in CHECKS for f in check(facts, settings)]
-    return sorted(found, key=lambda f: (f.severity != CRITICAL, [r.id for r in RULES].index(f.id), f.subject or ""))
+    return sorted(found, key=lambda f: (f.severity != CRITICAL, _ORDER[f.id], f.subject or ""))
 
 
 # ------------------------------------------------------------------ one host's result, and the fleet job

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Sequence
 
-from hostprep.audit import DRIFT, RULES, HostAudit, exit_code
+from hostprep.audit import RULES, HostAudit, exit_code
 from hostprep.history import Interval
 
 REPORT_FILES = {"json": "audit.json", "junit": "audit-junit.xml", "prom": "hostprep_audit.prom"}
@@ -144,7 +144,3 @@ def history_table(spans: Sequence[Interval]) -> str:
     rows += [(i.host, i.key, i.severity, i.began, i.ended or "ongoing", str(i.runs)) for i in spans]
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
-
-
-def drifted(audits: Sequence[HostAudit]) -> list[str]:
-    return [a.host for a in audits if a.status == DRIFT]

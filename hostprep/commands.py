@@ -11,7 +11,6 @@ from typing import Callable
 
 from hostprep import audit as aud
 from hostprep import audit_report, history, schedule
-from hostprep import snapshots as snapshot_store
 from hostprep import provision as prov
 from hostprep import render
 from hostprep.facts import gather
@@ -19,6 +18,7 @@ from hostprep.fleet import ConnectOptions, fan_out
 from hostprep.inventory import HostEntry, InventoryError, load_inventory
 from hostprep.results import OK, FleetReport, HostReport
 from hostprep.settings import HostSettings
+from hostprep.snapshots import controller_dir
 from hostprep.transport import Transport
 
 DEFAULT_INVENTORY = "inventories/lab.yml"
@@ -75,7 +75,7 @@ def facts(sel: Selection, conn: ConnectOptions, *, as_json: bool, deep: bool = T
     entries = select(sel)
 
     def job(t: Transport, s: HostSettings) -> HostReport:
-        f = gather(t, s, deep=deep)
+        f = gather(t, s, deep=deep, versions=True)
         r = HostReport(t.endpoint.name, OK)
         r.data["facts"] = f.to_dict()
         r.data["table"] = render.facts_table(f)
@@ -197,7 +197,7 @@ def audit_schedule(sel: Selection, every: str, repo: str, report_dir: str | None
 
     Reports go to ``report_dir`` (default: ``reports/`` in the controller state dir).
     """
-    job = audit_job(sel, repo, report_dir or str(snapshot_store.controller_dir() / "reports"), deep=deep)
+    job = audit_job(sel, repo, report_dir or str(controller_dir() / "reports"), deep=deep)
     if systemd:
         paths, enabled = schedule.install_units(every, job, _unit_dir(unit_dir))
         out("wrote " + ", ".join(map(str, paths)) + ("; timer enabled" if enabled else

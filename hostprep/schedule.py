@@ -190,7 +190,8 @@ def remove() -> str | None:
 
 def units(every: str, job: AuditJob) -> dict[str, str]:
     """A oneshot service and its timer; drift (exit 2) leaves the service "failed", like a cron mail."""
-    env = f"Environment=HOSTPREP_STATE_DIR={shlex.quote(job.state_dir)}\n" if job.state_dir else ""
+    quoted = (job.state_dir or "").replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
+    env = f'Environment="HOSTPREP_STATE_DIR={quoted}"\n' if job.state_dir else ""
     exec_start = " ".join(shlex.quote(a) for a in job.argv()).replace("%", "%%")
     service = (f"[Unit]\nDescription=hostprep drift audit\n\n[Service]\nType=oneshot\n"
                f"WorkingDirectory={job.repo}\n{env}ExecStart={exec_start}\n")

@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -22,7 +23,7 @@ import pytest
 
 from hostprep import commands, history
 from hostprep import provision as prov
-from hostprep.facts import Facts, gather
+from hostprep.facts import Facts, gather, probe_env, probe_script
 from hostprep.fleet import ConnectOptions
 from hostprep.inventory import load_inventory
 from hostprep.results import CHANGED
@@ -30,11 +31,48 @@ from hostprep.settings import validate_host
 from hostprep.snapshots import controller_dir, fingerprint
 from hostprep.transport import Transport
 from tests.lab import lab
+from tests.unit.test_audit import EXPECTED
 
 pytestmark = pytest.mark.lab
 INVENTORY = Path(os.environ.get("HOSTPREP_AUDIT_LAB_INVENTORY") or lab.INVENTORY)
 NAME = "lab2"
 NEW_GID = 1999
+FIXTURES = lab.REPO / "tests" / "unit" / "fixtures"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A host state: provisioned with ``strategy`` (None: never), then ``induce`` run as root on the host."""
+
+    strategy: str | None
+    induce: str = ""
+
+
+SCENARIOS = {  # the findings each must produce are tests/unit/test_audit.py's EXPECTED
+    "pristine": Scenario(None),
+    "groupadd": Scenario("group-add"),
+    "groupadd_override_deleted": Scenario("group-add", "rm /opt/airflow/docker-compose.hostprep.yml"),
+    "groupadd_chmod_by_hand": Scenario("group-add", "chmod 666 /var/run/docker.sock"),
+    "groupadd_gid_changed": Scenario("group-add", f"groupmod -g {NEW_GID} docker && /usr/local/sbin/lab-dockerd-restart"),
+    "groupadd_worker_stopped": Scenario("group-add", "docker stop -t 1 $(docker ps -q --filter "
+                                                     "label=com.docker.compose.service=airflow-worker)"),
+    "chmod": Scenario("chmod"),
+    "chmod_dockerd_restarted": Scenario("chmod", "/usr/local/sbin/lab-dockerd-restart"),
+    "dockerfile": Scenario("dockerfile"),
+    "dockerfile_block_removed": Scenario("dockerfile", "sed -i '/^# >>> hostprep/,/^# <<< hostprep/d' "
+                                                       "/opt/airflow/Dockerfile"),
+    "primary_gid_bind_dirs": Scenario(None, "cd /opt/airflow && sed -i 's/-50000}:0/-50000}:50000/' docker-compose.yaml"
+                                            " && chmod 777 logs && chown 0:0 dags && {compose} up -d >/dev/null 2>&1"),
+}
+
+
+def induce(h: lab.LabHost, name: str) -> None:
+    """Put the (pristine) host in the scenario's state."""
+    sc = SCENARIOS[name]
+    if sc.strategy:
+        provision(sc.strategy, h.name)
+    if sc.induce:
+        h.exec(sc.induce.replace("{compose}", h.compose_cmd))
 
 
 def _running(h: lab.LabHost) -> bool:
@@ -53,8 +91,8 @@ def host(request: pytest.FixtureRequest) -> Iterator[lab.LabHost]:
     lab.provision_pristine(h)
 
 
-def connect() -> Transport:
-    e = load_inventory(INVENTORY).hosts[NAME]
+def connect(name: str = NAME) -> Transport:
+    e = load_inventory(INVENTORY).hosts[name]
     return Transport(e.endpoint(known_hosts=e.vars["hostprep_known_hosts_file"]))
 
 
@@ -64,9 +102,9 @@ def facts(deep: bool = True) -> Facts:
         return gather(t, validate_host(e), deep=deep)
 
 
-def provision(strategy: str | None = None) -> None:
-    e = load_inventory(INVENTORY).hosts[NAME]
-    with connect() as t:
+def provision(strategy: str | None = None, name: str = NAME) -> None:
+    e = load_inventory(INVENTORY).hosts[name]
+    with connect(name) as t:
         report = prov.provision(t, validate_host(e), prov.Options(strategy=strategy))
     assert report.status == CHANGED, report.error
 
@@ -112,6 +150,7 @@ def host_state(h: lab.LabHost) -> str:
 
 
 def test_never_provisioned_host_is_drift_and_the_audit_changes_nothing(host: lab.LabHost, tmp_path: Path) -> None:
+    induce(host, "pristine")
     files_before, facts_before = host_state(host), fingerprint(facts().to_dict())
     code, data = audit_both_ways(tmp_path)
     assert (code, data["exit_code"]) == (2, 2)
@@ -124,7 +163,7 @@ def test_never_provisioned_host_is_drift_and_the_audit_changes_nothing(host: lab
 
 
 def test_clean_provisioned_host_reports_no_drift_and_stays_untouched(host: lab.LabHost, tmp_path: Path) -> None:
-    provision()
+    induce(host, "groupadd")
     before = host_state(host)
     code, data = audit_both_ways(tmp_path)
     assert code == 0 and data["hosts"][NAME]["status"] == "ok" and finding_ids(data) == set()
@@ -136,24 +175,24 @@ def test_clean_provisioned_host_reports_no_drift_and_stays_untouched(host: lab.L
     assert suite.get("failures") == "0" and suite.get("errors") == "0"
 
 
-def test_dockerd_restart_after_a_chmod_provision_is_a_lost_chmod(host: lab.LabHost, tmp_path: Path) -> None:
-    provision("chmod")
-    assert run_audit(tmp_path)[0] == 2  # the inventory wants group-add: strategy-differs
-    host.exec("/usr/local/sbin/lab-dockerd-restart")
+@pytest.mark.parametrize("scenario", ["chmod_dockerd_restarted", "groupadd_override_deleted", "groupadd_chmod_by_hand",
+                                      "groupadd_worker_stopped", "primary_gid_bind_dirs"])
+def test_each_induced_drift_is_found_cheap_and_deep_with_exit_code_2(
+        scenario: str, host: lab.LabHost, tmp_path: Path) -> None:
+    induce(host, scenario)
     code, data = audit_both_ways(tmp_path)
-    assert code == 2
-    assert finding_ids(data) == {"chmod-lost", "worker-cannot-reach-docker", "strategy-differs"}
-    assert data["hosts"][NAME]["socket"] == "660 root:docker"
+    assert (code, data["exit_code"], data["hosts"][NAME]["status"]) == (2, 2, "drift")
+    assert finding_ids(data) == EXPECTED[scenario]
+    assert all(f["hint"] and f["severity"] in ("critical", "warning") for f in data["hosts"][NAME]["findings"])
 
 
 def test_docker_gid_change_is_a_stale_mapping_and_fix_remaps_it(host: lab.LabHost, tmp_path: Path) -> None:
-    provision()
-    host.exec(f"groupmod -g {NEW_GID} docker && /usr/local/sbin/lab-dockerd-restart")
+    induce(host, "groupadd_gid_changed")
     code, data = audit_both_ways(tmp_path)
     assert code == 2
     assert finding_ids(data) == {"gid-mapping-stale", "worker-cannot-reach-docker"}
     stale = next(f for f in data["hosts"][NAME]["findings"] if f["id"] == "gid-mapping-stale")
-    assert f"now {NEW_GID}" in stale["detail"] and "recorded 121" in stale["detail"]
+    assert f"now {NEW_GID}" in stale["detail"] and f"recorded {host.docker_gid}" in stale["detail"]
 
     code, fixed = run_audit(tmp_path, fix=True)
     result = fixed["hosts"][NAME]
@@ -164,21 +203,6 @@ def test_docker_gid_change_is_a_stale_mapping_and_fix_remaps_it(host: lab.LabHos
     spans = history.intervals(history.load([NAME]))
     assert {s.key for s in spans if s.ended} >= {"gid-mapping-stale", "worker-cannot-reach-docker"}
     assert not [s for s in spans if s.ongoing]
-
-
-def test_deleted_override_is_found_before_the_next_compose_up_drops_the_fix(host: lab.LabHost, tmp_path: Path) -> None:
-    provision()
-    host.exec("rm /opt/airflow/docker-compose.hostprep.yml")
-    code, data = audit_both_ways(tmp_path)
-    assert (code, finding_ids(data)) == (2, {"override-missing"})
-
-
-def test_socket_made_world_writable_by_hand_is_found(host: lab.LabHost, tmp_path: Path) -> None:
-    provision()
-    host.exec("chmod 666 /var/run/docker.sock")
-    code, data = audit_both_ways(tmp_path)
-    assert (code, finding_ids(data)) == (2, {"socket-world-writable"})
-    assert data["hosts"][NAME]["findings"][0]["severity"] == "critical"
 
 
 def test_unreachable_host_exits_3_and_never_hides_the_others(host: lab.LabHost, tmp_path: Path) -> None:
@@ -222,6 +246,8 @@ def test_example_dag_runs_the_audit_in_real_airflow_and_fails_only_on_drift(host
     """
     if lab.docker("image", "inspect", AIRFLOW_IMAGE, check=False).returncode != 0:
         pytest.skip(f"{AIRFLOW_IMAGE} not built (tests/lab/real_airflow.py builds it)")
+    if any(Path(p).resolve() in (Path("/usr"), Path("/usr/local"), Path("/")) for p in (sys.prefix, sys.base_prefix)):
+        pytest.skip("the controller's Python lives in /usr: it cannot be lent to the Airflow container")
     e = load_inventory(INVENTORY).hosts[NAME]
     dirs = {lab.REPO, INVENTORY.parent, Path(e.vars["hostprep_known_hosts_file"]).parent,
             Path(e.vars["ansible_ssh_private_key_file"]).parent, Path(sys.base_prefix), Path(sys.prefix)}
@@ -244,3 +270,25 @@ def test_example_dag_runs_the_audit_in_real_airflow_and_fails_only_on_drift(host
     first = json.loads(out[out.index("{"):])
     assert (first["exit_code"], finding_ids(first)) == (2, {"worker-cannot-reach-docker", "never-applied"})
     assert json.loads((tmp_path / "audit.json").read_text())["exit_code"] == 0
+
+
+def capture(hosts: list[lab.LabHost], out: Path = FIXTURES) -> None:
+    """Write the probe fixtures of tests/unit/test_audit.py: every scenario, deep and cheap, on each host.
+
+    Run from the repo root with the lab up: ``python -m tests.integration.test_audit_lab``.
+    """
+    for h in hosts:
+        for name in SCENARIOS:
+            lab.provision_pristine(h)
+            induce(h, name)
+            settings = validate_host(load_inventory(INVENTORY).hosts[h.name])
+            with connect(h.name) as t:
+                for deep, suffix in ((True, ""), (False, "_cheap")):
+                    text = t.run_script(probe_script(), probe_env(settings, deep=deep), sudo=True, timeout=120).stdout
+                    (out / f"probe_{h.name}_audit_{name}{suffix}.txt").write_text(text)
+            print(f"{h.name}: {name}")
+        lab.provision_pristine(h)
+
+
+if __name__ == "__main__":
+    capture([lab.LabHost(i) for i in (1, 2)])

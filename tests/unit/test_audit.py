@@ -1,30 +1,29 @@
 """audit(facts, settings) on facts parsed from real probe output captured on lab hosts.
 
-Fixtures ``probe_lab2_<scenario>.txt`` are the raw stdout of ``probe_script()``
-run with ``probe_env(settings, deep=True)`` on lab2 after inducing each drift
-by hand (see tests/integration/test_audit_lab.py for how each state is made).
-The cheap (deep=False) facts of a scenario are the same text without the two
-in-worker sections, which is byte for byte what the probe prints with DEEP=0
-(``probe_lab2_groupadd_shallow.txt`` proves it).
+Fixtures ``probe_<host>_audit_<scenario>.txt`` (deep) and ``..._cheap.txt`` are
+the raw stdout of the probe on lab1 (Compose v2, GID 998) and lab2 (Compose v1,
+GID 121) in each state of ``tests/integration/test_audit_lab.py``'s SCENARIOS
+(provisioned with a strategy, then a drift induced as root); that module's
+``capture()`` writes them: ``python -m tests.integration.test_audit_lab``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 from pathlib import Path
 
 import pytest
 
 from hostprep import compose
-from hostprep.audit import (CLEAN, DRIFT, EXIT_CLEAN, EXIT_DRIFT, EXIT_INCOMPLETE, RULE, RULES, HostAudit, audit,
-                            can_connect, exit_code, fixable, from_fleet, judged)
+from hostprep.audit import (CLEAN, DRIFT, EXIT_CLEAN, EXIT_DRIFT, EXIT_INCOMPLETE, RULE, RULES, Finding, HostAudit,
+                            audit, can_connect, exit_code, fixable, from_fleet, judged)
 from hostprep.facts import OVERRIDE_FILE, DirFacts, Facts, FileFacts, SocketFacts, parse_probe
 from hostprep.results import FAILED, OK, UNREACHABLE, FleetReport, HostReport
 from hostprep.settings import HostSettings
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SETTINGS = HostSettings()
+HOSTS = ("lab1", "lab2")
 
 # scenario -> the finding ids the audit must report (the lab inventory wants group-add)
 EXPECTED = {
@@ -37,45 +36,33 @@ EXPECTED = {
     "chmod_dockerd_restarted": {"worker-cannot-reach-docker", "chmod-lost", "strategy-differs"},
     "dockerfile": {"strategy-differs"},
     "dockerfile_block_removed": {"dockerfile-block-missing", "strategy-differs"},
+    "groupadd_worker_stopped": {"worker-not-running"},
     "primary_gid_bind_dirs": {"worker-cannot-reach-docker", "never-applied", "worker-primary-gid",
                               "bind-dir-not-writable", "bind-dir-world-writable"},
 }
 
 
-def without_deep_sections(text: str) -> str:
-    """What the probe prints with DEEP=0: no worker_id / worker_docker_ps sections."""
-    return re.sub(r"\n@@hostprep:worker_id\n.*?(?=\n@@hostprep:end)", "", text, flags=re.S)
-
-
 def facts(scenario: str, *, deep: bool = True, host: str = "lab2") -> Facts:
-    text = (FIXTURES / f"probe_{host}_{scenario}.txt").read_text()
-    return parse_probe(host, text if deep else without_deep_sections(text), SETTINGS, deep=deep)
+    text = (FIXTURES / f"probe_{host}_audit_{scenario}{'' if deep else '_cheap'}.txt").read_text()
+    return parse_probe(host, text, SETTINGS, deep=deep)
 
 
-def ids(findings: list) -> set[str]:
+def ids(findings: list[Finding]) -> set[str]:
     return {f.id for f in findings}
 
 
+@pytest.mark.parametrize("host", HOSTS)
 @pytest.mark.parametrize("scenario", sorted(EXPECTED))
-def test_each_induced_drift_is_found_with_its_id(scenario: str) -> None:
-    assert ids(audit(facts(scenario), SETTINGS)) == EXPECTED[scenario]
+def test_each_induced_drift_is_found_with_its_id(scenario: str, host: str) -> None:
+    assert ids(audit(facts(scenario, host=host), SETTINGS)) == EXPECTED[scenario]
 
 
+@pytest.mark.parametrize("host", HOSTS)
 @pytest.mark.parametrize("scenario", sorted(EXPECTED))
-def test_cheap_audit_agrees_with_deep_audit_on_every_scenario(scenario: str) -> None:
-    deep, cheap = audit(facts(scenario), SETTINGS), audit(facts(scenario, deep=False), SETTINGS)
-    assert {f.key for f in cheap} == {f.key for f in deep}
-
-
-def test_shallow_fixture_is_the_deep_one_without_in_worker_sections() -> None:
-    deep = (FIXTURES / "probe_lab2_groupadd.txt").read_text()
-    assert without_deep_sections(deep) == (FIXTURES / "probe_lab2_groupadd_shallow.txt").read_text()
-
-
-def test_compose_v2_host_never_provisioned_is_found_too() -> None:
-    assert ids(audit(facts("pristine", host="lab1"), SETTINGS)) == {"worker-cannot-reach-docker", "never-applied"}
-    assert ids(audit(facts("pristine", host="lab1", deep=False), SETTINGS)) == {"worker-cannot-reach-docker",
-                                                                               "never-applied"}
+def test_cheap_audit_agrees_with_deep_audit_on_every_scenario(scenario: str, host: str) -> None:
+    deep, cheap = facts(scenario, host=host), facts(scenario, deep=False, host=host)
+    assert (deep.deep, cheap.deep, cheap.worker.docker_ps_rc) == (True, False, None)  # cheap never ran docker ps
+    assert {f.key for f in audit(cheap, SETTINGS)} == {f.key for f in audit(deep, SETTINGS)}
 
 
 def test_deep_finding_quotes_what_docker_ps_said_and_cheap_one_the_ids() -> None:
@@ -245,3 +232,10 @@ def test_unreachable_host_keeps_its_error_and_does_not_hide_the_others() -> None
     audits = from_fleet(FleetReport([HostReport("b").fail("b: cannot connect", UNREACHABLE), ok]))
     assert [(a.host, a.status) for a in audits] == [("b", UNREACHABLE), ("lab2", DRIFT)]
     assert audits[0].error == "b: cannot connect" and len(audits[1].findings) == 3
+
+
+def test_override_with_an_empty_service_entry_is_override_missing_not_a_crash() -> None:
+    f = facts("groupadd")
+    head = (f.files[OVERRIDE_FILE].content or "").split("services:")[0]
+    assert ids(audit(with_file(f, OVERRIDE_FILE, head + "services:\n  airflow-worker:\n"), SETTINGS)) == \
+        {"override-missing"}

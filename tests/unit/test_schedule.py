@@ -114,7 +114,7 @@ def test_systemd_units_run_the_same_audit_on_the_timer() -> None:
     units = schedule.units("15m", JOB)
     service, timer = units["hostprep-audit.service"], units["hostprep-audit.timer"]
     assert "WorkingDirectory=/srv/hostprep\n" in service
-    assert "Environment=HOSTPREP_STATE_DIR=/srv/state\n" in service
+    assert 'Environment="HOSTPREP_STATE_DIR=/srv/state"\n' in service
     assert "ExecStart=/srv/venv/bin/python -m invoke audit --inventory /srv/hostprep/inventories/prod.yml" in service
     assert "OnCalendar=*-*-* *:00/15:00\n" in timer and "Persistent=true" in timer
 
