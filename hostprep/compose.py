@@ -7,6 +7,7 @@ from typing import Any, Mapping
 
 import yaml
 
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~9x faster, same safe subset
 MANAGED_MARK = "Managed by hostprep"
 BLOCK_BEGIN = "# >>> hostprep: docker group"
 BLOCK_END = "# <<< hostprep"
@@ -49,7 +50,7 @@ def interpolate(value: str, env: Mapping[str, str]) -> str:
 def load_compose(text: str | None) -> dict[str, Any]:
     """Parse a compose file (anchors and merge keys resolved); {} when absent or invalid."""
     try:
-        data = yaml.safe_load(text or "") or {}
+        data = yaml.load(text or "", Loader=_SafeLoader) or {}
     except yaml.YAMLError:
         return {}
     return data if isinstance(data, dict) else {}
