@@ -13,6 +13,7 @@ Benchmarks are not tests: nothing here asserts a timing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -40,20 +41,15 @@ PEER_SCRIPT = ("getent group docker; stat -c '%a %U %G' /var/run/docker.sock; "
 Log = Callable[[str], None]
 
 
-def use_bench_fleet() -> None:
-    """Point the lab driver at the benchmark's own hosts (never the test lab's)."""
-    lab.configure(prefix=PREFIX, port_base=PORT_BASE, inventory=INVENTORY, known_hosts=KNOWN_HOSTS,
-                  services="airflow-worker")
-
-
-def up(n: int, log: Log = print) -> list[lab.LabHost]:
-    use_bench_fleet()
-    return lab.up(n, log=log, workers=8)
+def bench_fleet() -> contextlib.AbstractContextManager[None]:
+    """The lab driver pointed at the benchmark's own hosts (never the test lab's), restored afterwards."""
+    return lab.fleet(prefix=PREFIX, port_base=PORT_BASE, inventory=INVENTORY, known_hosts=KNOWN_HOSTS,
+                     services="airflow-worker")
 
 
 def down(log: Log = print) -> None:
-    use_bench_fleet()
-    lab.down(log)
+    with bench_fleet():
+        lab.down(log)
 
 
 # ---------------------------------------------------------------- measuring
@@ -250,14 +246,15 @@ def main(sizes: list[int], repeats: int = 5, keep: bool = False, log: Log = prin
     results, report = [], []
     biggest = max(sizes)
     started = time.monotonic()
-    fleet = up(biggest, log=lambda m: None)
-    log(f"{biggest} bench hosts up in {time.monotonic() - started:.1f}s")
-    try:
-        for n in sorted(sizes):
-            results.append(run_audits(fleet[:n], repeats, log))
-        report.append(table(results))
-        report.append(provision_overhead(fleet, log))
-    finally:
-        if not keep:
-            down(log=lambda m: None)
+    with bench_fleet():
+        fleet = lab.up(biggest, log=lambda m: None, workers=8)
+        log(f"{biggest} bench hosts up in {time.monotonic() - started:.1f}s")
+        try:
+            for n in sorted(sizes):
+                results.append(run_audits(fleet[:n], repeats, log))
+            report.append(table(results))
+            report.append(provision_overhead(fleet, log))
+        finally:
+            if not keep:
+                lab.down(log=lambda m: None)
     return "\n\n".join(report)

@@ -10,6 +10,7 @@ only over SSH.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -21,7 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import yaml
 
@@ -36,10 +37,16 @@ PORT_BASE = int(os.environ.get("HOSTPREP_LAB_PORT_BASE", "2200"))
 SERVICES = ""  # compose services started on light hosts ("" = all)
 
 
-def configure(*, prefix: str, port_base: int, inventory: Path, known_hosts: Path, services: str = "") -> None:
-    """Point the lab at another fleet (the benchmark's): container names, ports, inventory, services."""
+@contextlib.contextmanager
+def fleet(*, prefix: str, port_base: int, inventory: Path, known_hosts: Path, services: str = "") -> Iterator[None]:
+    """Point the lab at another fleet (the benchmark's) for a while: names, ports, inventory, services."""
     global PREFIX, PORT_BASE, INVENTORY, KNOWN_HOSTS, SERVICES
+    saved = PREFIX, PORT_BASE, INVENTORY, KNOWN_HOSTS, SERVICES
     PREFIX, PORT_BASE, INVENTORY, KNOWN_HOSTS, SERVICES = prefix, port_base, inventory, known_hosts, services
+    try:
+        yield
+    finally:
+        PREFIX, PORT_BASE, INVENTORY, KNOWN_HOSTS, SERVICES = saved
 BASE_IMAGE = "hostprep-lab/base:bookworm"
 AIRFLOW_BASE_IMAGE = "hostprep-lab/airflow-base:latest"
 DEBIAN_MIRROR = os.environ.get("HOSTPREP_LAB_MIRROR", "http://deb.debian.org/debian")
