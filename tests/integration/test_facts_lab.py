@@ -21,12 +21,12 @@ from tests.lab import lab
 def test_facts_match_what_the_lab_set_up_in_one_exec(name: str, lab_hosts: dict[str, lab.LabHost]) -> None:
     h = lab_hosts[name]
     with connect(name) as t:
-        f = gather(t, settings(name))
+        f = gather(t, settings(name), versions=True)
         assert t.execs == 1
     assert f.docker_gid == h.docker_gid
     assert (f.socket.mode, f.socket.owner, f.socket.group, f.socket.gid) == (0o660, "root", "docker", h.docker_gid)
     assert f.socket.has_acl is False
-    assert f.dockerd_running and f.docker_version
+    assert f.dockerd_running and f.docker_version and f.compose_version
     assert f.compose_flavour == h.compose
     assert f.compose_file is not None and f.compose_file.name == "docker-compose.yaml"
     assert f.worker.running and f.worker.user == "50000:0" and f.worker.group_add == ()
