@@ -418,7 +418,7 @@ class _LineDict(dict[Any, Any]):
         self.lines: dict[Any, int] = {}
 
 
-class _LineLoader(yaml.SafeLoader):
+class _LineLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]  # libyaml parser, same safe constructors
     pass
 
 

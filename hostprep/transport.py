@@ -123,6 +123,21 @@ def script_command(script: str, env: Mapping[str, str] | None = None) -> str:
     return quote_argv(argv)
 
 
+@functools.lru_cache(maxsize=32)
+def _known_hosts(path: str, mtime_ns: int) -> paramiko.HostKeys:
+    """A known_hosts file parsed once per version of the file."""
+    return paramiko.HostKeys(path)
+
+
+@functools.lru_cache(maxsize=32)
+def _private_key(path: str, mtime_ns: int) -> paramiko.PKey | None:
+    """An unencrypted private key, loaded once for the whole fleet (None: let paramiko ask/try)."""
+    try:
+        return paramiko.PKey.from_path(path)
+    except (paramiko.SSHException, OSError, ValueError):
+        return None
+
+
 @functools.lru_cache(maxsize=1)
 def _fabric_config() -> Config:
     """Fabric's config (its files and ~/.ssh/config), loaded once per process, not per host."""
@@ -154,10 +169,14 @@ class Transport:
         self.close()
 
     def _client(self) -> paramiko.SSHClient:
+        """A paramiko client that knows only this host's known keys (parsed once per file, not per host)."""
         ep = self.endpoint
         client = paramiko.SSHClient()
-        if ep.known_hosts_path.exists():
-            client.load_host_keys(str(ep.known_hosts_path))
+        path = ep.known_hosts_path
+        if path.exists():
+            name = ep.address if ep.port == 22 else f"[{ep.address}]:{ep.port}"
+            for keytype, key in (_known_hosts(str(path), path.stat().st_mtime_ns).lookup(name) or {}).items():
+                client.get_host_keys().add(name, keytype, key)
         policy: paramiko.MissingHostKeyPolicy = (
             _AcceptNewPolicy(ep.known_hosts_path) if ep.accept_new else paramiko.RejectPolicy()
         )
@@ -171,7 +190,9 @@ class Transport:
         ep = self.endpoint
         kwargs: dict[str, Any] = {}
         if ep.key_file:
-            kwargs["key_filename"] = [str(Path(ep.key_file).expanduser())]
+            key_path = Path(ep.key_file).expanduser()
+            pkey = _private_key(str(key_path), key_path.stat().st_mtime_ns) if key_path.exists() else None
+            kwargs.update({"pkey": pkey} if pkey is not None else {"key_filename": [str(key_path)]})
         last: Exception | None = None
         for attempt in range(ep.connect_retries + 1):
             conn = Connection(
