@@ -99,13 +99,18 @@ def provision(t: Transport, settings: HostSettings, opts: Options) -> HostReport
 
 def restore(t: Transport, facts: Facts, snap: dict[str, Any], owner: str, report: HostReport) -> bool:
     """Replay a snapshot on the host (keeps/takes the lock, then releases it)."""
-    actions, _ = snapshots.restore_actions(snap)
-    actions.append(_state_action(snap.get("record")))
+    actions = restore_plan(snap)
     outcome = apply.run(t, facts, "restore", owner=owner, actions=actions, release=True)
     report.rolled_back = outcome.ok
     if not outcome.ok:
         report.warnings.append("automatic rollback failed: " + outcome.error())
     return outcome.ok
+
+
+def restore_plan(snap: dict[str, Any]) -> list[Action]:
+    """Everything a snapshot puts back, hostprep's own record on the host included."""
+    actions, _ = snapshots.restore_actions(snap)
+    return [*actions, _state_action(snap.get("record"))]
 
 
 def _state_action(record: dict[str, Any] | None) -> Action:
@@ -125,8 +130,7 @@ def rollback(t: Transport, settings: HostSettings, snap_id: str | None = None, *
     report.before = worker_view(before)
     report.snapshot_id = snap["id"]
     owner = apply.lock_owner()
-    actions, _ = snapshots.restore_actions(snap)
-    actions.append(_state_action(snap.get("record")))
+    actions = restore_plan(snap)
     outcome = apply.run(t, before, "restore", owner=owner, actions=actions, release=True, lock_wait=lock_wait)
     report.timings["compose"] = outcome.compose_seconds
     start = _timed(report, "restore", start)
