@@ -71,7 +71,7 @@ def docker(*args: str, input: bytes | None = None, check: bool = True, timeout: 
     return proc
 
 
-REAL_BASE = 10  # real-Airflow hosts are indexes 11, 12, ...: names real1, real2, ports 2211, 2212
+REAL_BASE = 10  # real-Airflow hosts sit in slots 11, 12, ...: names real1, real2, ports 2211, 2212
 
 
 @dataclass(frozen=True)
@@ -79,22 +79,25 @@ class LabHost:
     """One lab host: its name, sshd port, Compose flavour and docker GID.
 
     Light hosts (lab1, lab2, ...) run an Airflow-shaped project whose services sleep;
-    real hosts (real1, ...) run real Airflow with a DockerOperator DAG.
+    real hosts (real1, ...) run real Airflow with a DockerOperator DAG. Which one a host is
+    is said explicitly, never inferred from its number (a 30-host bench fleet is all light).
     """
 
     index: int
+    real: bool = False
 
     @property
-    def real(self) -> bool:
-        return self.index > REAL_BASE
+    def slot(self) -> int:
+        """Where the host sits in the port and GID plan: light hosts 1.., real hosts REAL_BASE+1.."""
+        return REAL_BASE + self.index if self.real else self.index
 
     @property
     def name(self) -> str:
-        return f"real{self.index - REAL_BASE}" if self.real else f"lab{self.index}"
+        return f"real{self.index}" if self.real else f"lab{self.index}"
 
     @property
     def container(self) -> str:
-        return f"{PREFIX}-{self.index}"
+        return f"{PREFIX}-{self.name if self.real else self.index}"
 
     @property
     def volume(self) -> str:
@@ -102,11 +105,11 @@ class LabHost:
 
     @property
     def port(self) -> int:
-        return PORT_BASE + self.index
+        return PORT_BASE + self.slot
 
     @property
     def compose(self) -> str:
-        return "v2" if self.index % 2 else "v1"
+        return "v2" if self.slot % 2 else "v1"
 
     @property
     def compose_cmd(self) -> str:
@@ -114,7 +117,7 @@ class LabHost:
 
     @property
     def docker_gid(self) -> int:
-        return GIDS.get(self.index, 900 + self.index)
+        return GIDS.get(self.slot, 900 + self.slot)
 
     def exec(self, script: str, *, input: bytes | None = None, check: bool = True, timeout: float = 600) -> str:
         """Run a root shell script inside this host (the lab's back door, not hostprep's)."""
@@ -126,14 +129,23 @@ class LabHost:
 
 
 def hosts(n: int, real: int = 0) -> list[LabHost]:
-    return [LabHost(i) for i in range(1, n + 1)] + [LabHost(REAL_BASE + i) for i in range(1, real + 1)]
+    """n light hosts and ``real`` real-Airflow ones; their ports must not overlap."""
+    if real and n > REAL_BASE:
+        raise ValueError(f"at most {REAL_BASE} light hosts beside real ones (their ports would clash)")
+    return [LabHost(i) for i in range(1, n + 1)] + [LabHost(i, real=True) for i in range(1, real + 1)]
 
 
 def running_hosts() -> list[LabHost]:
     """Lab hosts whose containers are running, by index."""
     out = docker("ps", "--filter", "label=hostprep.lab=host", "--format", "{{.Names}}").stdout.decode().split()
-    idx = sorted(int(n.rsplit("-", 1)[1]) for n in out if n.startswith(PREFIX + "-") and n.rsplit("-", 1)[1].isdigit())
-    return [LabHost(i) for i in idx]
+    found = []
+    for name in out:
+        suffix = name[len(PREFIX) + 1:] if name.startswith(PREFIX + "-") else ""
+        if suffix.isdigit():
+            found.append(LabHost(int(suffix)))
+        elif suffix.startswith("real") and suffix[4:].isdigit():
+            found.append(LabHost(int(suffix[4:]), real=True))
+    return sorted(found, key=lambda h: h.slot)
 
 
 # ---------------------------------------------------------------- build
@@ -230,8 +242,8 @@ def _start_container(h: LabHost, pubkey: str) -> None:
     if not _port_free(h.port):
         raise RuntimeError(f"{h.name}: 127.0.0.1:{h.port} is in use; set HOSTPREP_LAB_PORT_BASE")
     docker(
-        "run", "-d", "--name", h.container, "--hostname", f"ip-10-0-0-{h.index}",
-        "--label", "hostprep.lab=host", "--label", f"hostprep.lab.index={h.index}",
+        "run", "-d", "--name", h.container, "--hostname", f"ip-10-0-0-{h.slot}",
+        "--label", "hostprep.lab=host", "--label", f"hostprep.lab.index={h.slot}",
         "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
         "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
         "--device-cgroup-rule=a *:* rwm", "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup",
