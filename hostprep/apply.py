@@ -13,9 +13,9 @@ import socket
 import os
 from dataclasses import dataclass
 from importlib import resources
-from typing import Sequence
+from typing import Mapping, Sequence
 
-from hostprep.facts import STATE_DIR, Facts, to_bytes
+from hostprep.facts import STATE_DIR, Facts, probe_script, to_bytes
 from hostprep.plan import Action, Plan, path_in
 from hostprep.transport import CommandResult, Transport
 
@@ -31,6 +31,7 @@ class Outcome:
     exit_code: int
     log: str
     compose_seconds: float = 0.0
+    probe_output: str | None = None   # the fact probe's output, when one ran after the apply
 
     @property
     def ok(self) -> bool:
@@ -78,6 +79,14 @@ def expectations(facts: Facts, plan: Plan) -> str:
     return "\n".join(lines)
 
 
+def split_probe(stdout: str) -> tuple[str, str | None]:
+    """The interpreter's own log, and the probe output that follows its ``@@hostprep:probe`` line."""
+    head, mark, tail = stdout.partition("\n@@hostprep:probe\n")
+    if not mark and stdout.startswith("@@hostprep:probe\n"):
+        head, tail, mark = "", stdout[len("@@hostprep:probe\n"):], "x"
+    return head, (tail if mark else None)
+
+
 def parse_compose_seconds(log: str) -> float:
     total = 0.0
     for m in re.finditer(r"^@@hostprep:compose-seconds ([\d.]+) ([\d.]+)$", log, re.M):
@@ -97,8 +106,13 @@ def run(
     expect: str = "",
     release: bool = False,
     lock_wait: int = 10,
+    probe: Mapping[str, str] | None = None,
 ) -> Outcome:
-    """One exec of the interpreter in ``mode`` (apply | restore | record | release)."""
+    """One exec of the interpreter in ``mode`` (apply | restore | record | release).
+
+    With ``probe`` (the probe's environment), a successful run gathers facts afterwards in the
+    same exec: the host is asked once for the change and its proof.
+    """
     env = {
         "MODE": mode,
         "STATE_DIR": STATE_DIR,
@@ -116,6 +130,12 @@ def run(
     writes = [a.content or "" for a in actions if a.op == "write"]
     for i, content in enumerate(writes):
         env[f"W{i}"] = base64.b64encode(to_bytes(content)).decode()
+    if probe is not None:
+        clash = {k for k in probe if k in env and env[k] != probe[k]}
+        if clash:
+            raise ValueError(f"probe and interpreter disagree on {sorted(clash)}")
+        env.update(probe, PROBE=probe_script())
     res: CommandResult = transport.run_script(interpreter(), env, sudo=True, timeout=1800)
-    log = res.stdout + ("\n" + res.stderr if res.stderr.strip() else "")
-    return Outcome(res.exit_code, log, parse_compose_seconds(res.stdout))
+    stdout, probe_output = split_probe(res.stdout)
+    log = stdout + ("\n" + res.stderr if res.stderr.strip() else "")
+    return Outcome(res.exit_code, log, parse_compose_seconds(stdout), probe_output)

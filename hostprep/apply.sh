@@ -7,6 +7,8 @@
 #   SNAP_ID, SNAP_B64  snapshot written before any change (apply)
 #   RECORD_B64 new state.json (record)
 #   ACTIONS   lines "<op> <args...>"; W<n> base64 content for the n-th write
+#   PROBE     optional: the fact probe, run after a successful apply in the same exec (its own
+#             inputs are in the environment too); its output follows the "@@hostprep:probe" line
 set -u
 umask 077
 lock="$STATE_DIR/lock"
@@ -76,4 +78,5 @@ done < "$STATE_DIR/actions.$$"
 rm -f "$STATE_DIR/actions.$$"
 if [ "${RELEASE:-0}" = 1 ]; then release; fi
 say done
+if [ -n "${PROBE:-}" ]; then say probe; sh -c "$PROBE"; fi
 exit 0

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from hostprep import __version__, apply, smoke, snapshots
-from hostprep.facts import Facts, gather
+from hostprep.facts import Facts, gather, parse_probe, probe_env
 from hostprep.plan import Action, make_plan
 from hostprep.results import CHANGED, OK, HostReport
 from hostprep.settings import HostSettings
@@ -64,9 +64,10 @@ def provision(t: Transport, settings: HostSettings, opts: Options) -> HostReport
     snap = snapshots.take(before, plan, snap_id)
     snapshots.save_local(snap)
     owner = apply.lock_owner()
+    # The change and its proof (facts, in-worker id and docker ps) in one exec.
     outcome = apply.run(t, before, "apply", owner=owner, actions=plan.actions,
                         snapshot=(snap_id, snapshots.encode(snap)), expect=apply.expectations(before, plan),
-                        lock_wait=opts.lock_wait)
+                        lock_wait=opts.lock_wait, probe=probe_env(settings, deep=True))
     report.timings["compose"] = outcome.compose_seconds
     start = _timed(report, "apply", start)
     if not outcome.ok:
@@ -76,7 +77,7 @@ def provision(t: Transport, settings: HostSettings, opts: Options) -> HostReport
         return report.fail(outcome.error() + "; rolled back to snapshot " + snap_id)
     report.snapshot_id = snap_id
 
-    after = gather(t, settings)
+    after = _facts_after(t, settings, outcome, deep=True)
     start = _timed(report, "verify", start)
     report.after = worker_view(after)
     report.checks = verify(after, settings, plan.strategy)
@@ -131,13 +132,15 @@ def rollback(t: Transport, settings: HostSettings, snap_id: str | None = None, *
     report.snapshot_id = snap["id"]
     owner = apply.lock_owner()
     actions = restore_plan(snap)
-    outcome = apply.run(t, before, "restore", owner=owner, actions=actions, release=True, lock_wait=lock_wait)
+    deep = bool(snap["facts"].get("deep", True))   # compare like with like
+    outcome = apply.run(t, before, "restore", owner=owner, actions=actions, release=True, lock_wait=lock_wait,
+                        probe=probe_env(settings, deep=deep))
     report.timings["compose"] = outcome.compose_seconds
     start = _timed(report, "restore", start)
     if not outcome.ok:
         apply.run(t, before, "release", owner=owner)
         return report.fail(outcome.error())
-    after = gather(t, settings, deep=bool(snap["facts"].get("deep", True)))   # compare like with like
+    after = _facts_after(t, settings, outcome, deep=deep)
     _timed(report, "verify", start)
     report.after = worker_view(after)
     diffs = snapshots.differences(snapshots.fingerprint(snap["facts"]), snapshots.fingerprint(after.to_dict()))
@@ -148,6 +151,13 @@ def rollback(t: Transport, settings: HostSettings, snap_id: str | None = None, *
     if diffs:
         return report.fail("host does not match the snapshot after rollback: " + "; ".join(diffs))
     return report
+
+
+def _facts_after(t: Transport, settings: HostSettings, outcome: apply.Outcome, *, deep: bool) -> Facts:
+    """The facts the apply exec gathered after its change; asked again only if that probe was cut short."""
+    if outcome.probe_output and "@@hostprep:end" in outcome.probe_output:
+        return parse_probe(t.endpoint.name, outcome.probe_output, settings, deep=deep)
+    return gather(t, settings, deep=deep)
 
 
 def fetch_remote(t: Transport, snap_id: str | None) -> dict[str, Any] | None:

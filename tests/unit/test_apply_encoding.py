@@ -22,7 +22,7 @@ import pytest
 
 from hostprep import apply, snapshots
 from hostprep.apply import DRIFTED, LOCKED, Outcome, expectations, lock_owner, parse_compose_seconds
-from hostprep.facts import OVERRIDE_FILE, Facts, parse_probe
+from hostprep.facts import OVERRIDE_FILE, Facts, parse_probe, probe_env
 from hostprep.plan import Plan, make_plan
 from hostprep.settings import HostSettings
 from hostprep.transport import CommandResult, script_command
@@ -248,3 +248,52 @@ def test_an_unchanged_latin1_env_file_is_not_drift(tmp_path: Path) -> None:
     facts, proj = project(tmp_path, b"# Z\xfcrich workers\nAIRFLOW_UID=50000\n")
     out = apply_files(tmp_path, facts, make_plan(facts, facts_settings(proj), "group-add"))
     assert out.ok, out.log
+
+
+# --- the proof gathered in the apply's own exec ------------------------------------------------------
+
+def test_split_probe_separates_the_interpreter_log_from_the_probe_output() -> None:
+    log, probe = apply.split_probe("@@hostprep:snapshot s\n@@hostprep:done\n@@hostprep:probe\n\n@@hostprep:os\nX\n")
+    assert log == "@@hostprep:snapshot s\n@@hostprep:done"
+    assert probe == "\n@@hostprep:os\nX\n"
+
+
+def test_split_probe_finds_no_probe_when_none_ran() -> None:
+    assert apply.split_probe("@@hostprep:failed 2 compose-up\n") == ("@@hostprep:failed 2 compose-up\n", None)
+
+
+def test_a_probe_marker_glued_to_output_is_not_a_probe() -> None:
+    assert apply.split_probe("Started@@hostprep:probe\nx\n")[1] is None
+
+
+def test_the_interpreter_runs_the_probe_after_a_successful_apply(tmp_path: Path) -> None:
+    facts, proj = project(tmp_path, b"AIRFLOW_UID=50000\n")
+    settings = facts_settings(proj)
+    plan = make_plan(facts, settings, "group-add")
+    shell: Any = LocalShell(tmp_path / "state")
+    out = apply.run(shell, facts, "apply", owner="test:1:aaaa", release=True,
+                    actions=[a for a in plan.actions if a.op == "write"], expect=expectations(facts, plan),
+                    probe=probe_env(settings, deep=False))
+    assert out.ok, out.log
+    assert out.log.rstrip().endswith("@@hostprep:done") and "@@hostprep:os" not in out.log
+    assert out.probe_output is not None and out.probe_output.rstrip().endswith("@@hostprep:end")
+    after = parse_probe("local", out.probe_output, settings, deep=False)
+    assert after.files[OVERRIDE_FILE].exists   # the probe saw the file the apply had just written
+
+
+def test_the_interpreter_runs_no_probe_when_the_apply_fails(tmp_path: Path) -> None:
+    facts, proj = project(tmp_path, b"AIRFLOW_UID=50000\n")
+    settings = facts_settings(proj)
+    plan = make_plan(facts, settings, "group-add")
+    (proj / ".env").write_bytes(b"AIRFLOW_UID=1000\n")
+    shell: Any = LocalShell(tmp_path / "state")
+    out = apply.run(shell, facts, "apply", owner="test:1:aaaa", actions=plan.actions,
+                    expect=expectations(facts, plan), probe=probe_env(settings, deep=False))
+    assert out.exit_code == DRIFTED and out.probe_output is None
+
+
+def test_a_probe_that_disagrees_with_the_interpreter_on_the_project_is_refused(tmp_path: Path) -> None:
+    facts, proj = project(tmp_path, b"AIRFLOW_UID=50000\n")
+    shell: Any = LocalShell(tmp_path / "state")
+    with pytest.raises(ValueError, match="PROJ"):
+        apply.run(shell, facts, "apply", owner="test:1:aaaa", probe=probe_env(HostSettings(project_dir="/elsewhere")))
