@@ -2,8 +2,9 @@
 # Inputs (environment, quoted by the transport): SOCK PROJ WORKER_SVC BIND_DIRS DEEP VERSIONS STATE_DIR FILES
 #   DEEP=1      also run `id` and `docker ps` inside the worker, in one docker exec (the proof; ~0.2 s on the host)
 #   VERSIONS=1  also ask dockerd and Compose for their versions (0.1-0.5 s)
-# Output: sections "@@hostprep:<key>" followed by their raw lines; parsed by hostprep.facts.
+# Output (written at once): sections "@@hostprep:<key>" followed by their raw lines; parsed by hostprep.facts.
 m() { printf '\n@@hostprep:%s\n' "$1"; }
+probe() {
 m os; ( . /etc/os-release 2>/dev/null && printf '%s' "$PRETTY_NAME" )
 m docker_group; getent group docker
 m socket; if [ -e "$SOCK" ]; then stat -L -c '%f %u %g %U %G' -- "$SOCK"; ls -ldL -- "$SOCK" | cut -c1-11; fi
@@ -66,4 +67,7 @@ s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"GET /_ping 
         esac
     fi
 fi
+}
+# Written in one go: sshd then sends a few large packets instead of one per line (less work on both ends).
+out=$(probe); printf '%s\n' "$out"
 m end
