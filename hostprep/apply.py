@@ -32,6 +32,7 @@ class Outcome:
     log: str
     compose_seconds: float = 0.0
     probe_output: str | None = None   # the fact probe's output, when one ran after the apply
+    probe_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -88,8 +89,14 @@ def split_probe(stdout: str) -> tuple[str, str | None]:
 
 
 def parse_compose_seconds(log: str) -> float:
+    """Seconds the host spent running Compose."""
+    return parse_seconds(log, "compose")
+
+
+def parse_seconds(log: str, what: str) -> float:
+    """Seconds the host spent in ``what`` (compose, probe), from its start/end markers."""
     total = 0.0
-    for m in re.finditer(r"^@@hostprep:compose-seconds ([\d.]+) ([\d.]+)$", log, re.M):
+    for m in re.finditer(rf"^@@hostprep:{what}-seconds ([\d.]+) ([\d.]+)$", log, re.M):
         total += float(m.group(2)) - float(m.group(1))
     return total
 
@@ -138,4 +145,5 @@ def run(
     res: CommandResult = transport.run_script(interpreter(), env, sudo=True, timeout=1800)
     stdout, probe_output = split_probe(res.stdout)
     log = stdout + ("\n" + res.stderr if res.stderr.strip() else "")
-    return Outcome(res.exit_code, log, parse_compose_seconds(stdout), probe_output)
+    return Outcome(res.exit_code, log, parse_compose_seconds(stdout), probe_output,
+                   parse_seconds(stdout, "probe"))

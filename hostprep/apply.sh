@@ -78,5 +78,8 @@ done < "$STATE_DIR/actions.$$"
 rm -f "$STATE_DIR/actions.$$"
 if [ "${RELEASE:-0}" = 1 ]; then release; fi
 say done
-if [ -n "${PROBE:-}" ]; then say probe; sh -c "$PROBE"; fi
+if [ -n "${PROBE:-}" ]; then
+    t0=$(date +%s.%N); p=$(sh -c "$PROBE"); say "probe-seconds $t0 $(date +%s.%N)"
+    say probe; printf '%s\n' "$p"
+fi
 exit 0

@@ -42,8 +42,10 @@ def _one(entry: HostEntry, settings: HostSettings, job: HostJob, opts: ConnectOp
     started = time.monotonic()
     try:
         with Transport(endpoint) as t:
+            connected = time.monotonic()
             report = job(t, settings)
             report.data.setdefault("execs", t.execs)
+        report.timings["connect"] = connected - started
     except (Unreachable, HostKeyRejected, AuthFailed) as exc:
         report = HostReport(entry.name).fail(str(exc), UNREACHABLE)
     except Exception as exc:  # one host's bug must not stop the others

@@ -69,6 +69,7 @@ def provision(t: Transport, settings: HostSettings, opts: Options) -> HostReport
                         snapshot=(snap_id, snapshots.encode(snap)), expect=apply.expectations(before, plan),
                         lock_wait=opts.lock_wait, probe=probe_env(settings, deep=True))
     report.timings["compose"] = outcome.compose_seconds
+    report.timings["proof"] = outcome.probe_seconds   # the after-facts and in-worker checks, on the host
     start = _timed(report, "apply", start)
     if not outcome.ok:
         if outcome.exit_code in (apply.LOCKED, apply.DRIFTED):

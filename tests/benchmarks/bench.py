@@ -33,22 +33,25 @@ from tests.lab import lab
 HERE = Path(__file__).resolve().parent
 PREFIX = "hostprep-bench"
 PORT_BASE = 2400
-INVENTORY = lab.REPO / "inventories" / "bench.yml"
-KNOWN_HOSTS = lab.STATE / "known_hosts.bench"
 PEER_SCRIPT = ("getent group docker; stat -c '%a %U %G' /var/run/docker.sock; "
                "w=$(docker ps -q --filter label=com.docker.compose.service=airflow-worker); "
                "docker exec $w id; docker exec $w docker ps")
 Log = Callable[[str], None]
 
 
-def bench_fleet() -> contextlib.AbstractContextManager[None]:
-    """The lab driver pointed at the benchmark's own hosts (never the test lab's), restored afterwards."""
-    return lab.fleet(prefix=PREFIX, port_base=PORT_BASE, inventory=INVENTORY, known_hosts=KNOWN_HOSTS,
-                     services="airflow-worker")
+def bench_fleet(prefix: str = PREFIX, port_base: int = PORT_BASE) -> contextlib.AbstractContextManager[None]:
+    """The lab driver pointed at a benchmark fleet (never the test lab's), restored afterwards.
+
+    Each prefix has its own inventory and known_hosts, so the smoke test's fleet never touches
+    a fleet kept for measuring.
+    """
+    suffix = prefix.removeprefix("hostprep-")
+    return lab.fleet(prefix=prefix, port_base=port_base, inventory=lab.REPO / "inventories" / f"{suffix}.yml",
+                     known_hosts=lab.STATE / f"known_hosts.{suffix}", services="airflow-worker")
 
 
-def down(log: Log = print) -> None:
-    with bench_fleet():
+def down(log: Log = print, prefix: str = PREFIX, port_base: int = PORT_BASE) -> None:
+    with bench_fleet(prefix, port_base):
         lab.down(log)
 
 
@@ -118,7 +121,7 @@ def sshd_counts(hosts: list[lab.LabHost]) -> dict[str, tuple[int, int]]:
 
 def _inventory_files(hosts: list[lab.LabHost], tmp: Path) -> dict[str, Path]:
     """The same hosts for each tool: YAML for hostprep, INI for Ansible, a Python file for pyinfra."""
-    key, known = str(lab.KEY), str(KNOWN_HOSTS)
+    key, known = str(lab.KEY), str(lab.KNOWN_HOSTS)
     ini = ["[bench]"] + [f"{h.name} ansible_host=127.0.0.1 ansible_port={h.port}" for h in hosts]
     ini += ["[bench:vars]", "ansible_user=ubuntu", f"ansible_ssh_private_key_file={key}",
             f"ansible_ssh_common_args='-o UserKnownHostsFile={known} -o StrictHostKeyChecking=yes'"]
@@ -212,8 +215,31 @@ def table(results: list[Result]) -> str:
     return "\n".join(rows)
 
 
+def growth(results: list[Result]) -> str:
+    """How cost grows with N: a least-squares line through each tool's medians (fixed + per host)."""
+    if len(results) < 2:
+        return ""
+    rows = ["| tool | wall per added host | controller CPU per added host | CPU at N=0 (start-up) |", "|---|---|---|---|"]
+    for tool in results[0].samples:
+        ns = [r.n for r in results]
+        wall = _fit(ns, [r.median(tool, "wall") for r in results])
+        cpu = _fit(ns, [r.median(tool, "cpu") for r in results])
+        rows.append(f"| {tool} | {wall[1] * 1000:.0f} ms | {cpu[1] * 1000:.1f} ms | {cpu[0]:.2f} s |")
+    return "\n".join(rows)
+
+
+def _fit(xs: list[int], ys: list[float]) -> tuple[float, float]:
+    """(intercept, slope) of the least-squares line."""
+    mx, my = statistics.mean(xs), statistics.mean(ys)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    return my - slope * mx, slope
+
+
+PHASES = ("connect", "facts", "compose", "proof", "record")
+
+
 def provision_overhead(hosts: list[lab.LabHost], log: Log) -> str:
-    """`invoke provision` on the fleet, then rollback: wall vs the hosts' own compose seconds."""
+    """`invoke provision` on the fleet, then rollback: wall vs the hosts' own compose seconds, by phase."""
     with tempfile.TemporaryDirectory(prefix="hostprep-bench-prov-") as t:
         tmp = Path(t)
         inv = _inventory_files(hosts, tmp)["yml"]
@@ -222,39 +248,47 @@ def provision_overhead(hosts: list[lab.LabHost], log: Log) -> str:
                                               "--json", "--no-smoke", "--forks", str(max(32, len(hosts)))], env)
         data = json.loads(s.output[s.output.index("{"):])
         reports = list(data["hosts"].values())
-        compose = [r["timings"].get("compose", 0.0) for r in reports]
-        totals = [r["timings"].get("total", 0.0) for r in reports]
         measure("rollback", len(hosts), [sys.executable, "-m", "invoke", "rollback", "--inventory", str(inv)], env)
     changed = sum(r["status"] == "changed" for r in reports)
+    tm = [r["timings"] for r in reports]
+    compose = [x.get("compose", 0.0) for x in tm]
+    totals = [x.get("total", 0.0) for x in tm]
     above = [t - c for t, c in zip(totals, compose)]
+    phases = {p: statistics.median(x.get(p, 0.0) for x in tm) for p in PHASES}
+    # what the apply exec spent besides compose and the proof: lock, drift check, snapshot, file writes
+    phases["apply bookkeeping"] = statistics.median(
+        x.get("apply", 0.0) - x.get("compose", 0.0) - x.get("proof", 0.0) for x in tm)
     lines = [
         f"provision on {len(hosts)} hosts: {changed} changed, wall {s.wall:.2f} s, controller CPU {s.cpu:.2f} s",
         f"  per host (median): total {statistics.median(totals):.2f} s, of which docker compose "
         f"{statistics.median(compose):.2f} s; hostprep's own time above compose "
         f"{statistics.median(above):.2f} s = {statistics.median(a / t for a, t in zip(above, totals)) * 100:.0f}% "
         f"of the host's total",
+        "  per host phases (median): " + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items()),
         f"  fleet: wall {s.wall:.2f} s vs the longest host's compose {max(compose):.2f} s "
         f"(above: {(s.wall - max(compose)) / s.wall * 100:.0f}% of the wall)",
     ]
     return "\n".join(lines)
 
 
-def main(sizes: list[int], repeats: int = 5, keep: bool = False, log: Log = print) -> str:
+def main(sizes: list[int], repeats: int = 5, keep: bool = False, log: Log = print, *,
+         prefix: str = PREFIX, port_base: int = PORT_BASE) -> str:
     for tool in ("ansible-playbook", "pyinfra"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is not installed: pip install -e '.[bench]'")
     results, report = [], []
     biggest = max(sizes)
     started = time.monotonic()
-    with bench_fleet():
+    with bench_fleet(prefix, port_base):
         fleet = lab.up(biggest, log=lambda m: None, workers=8)
         log(f"{biggest} bench hosts up in {time.monotonic() - started:.1f}s")
         try:
             for n in sorted(sizes):
                 results.append(run_audits(fleet[:n], repeats, log))
             report.append(table(results))
+            report.append(growth(results))
             report.append(provision_overhead(fleet, log))
         finally:
             if not keep:
                 lab.down(log=lambda m: None)
-    return "\n\n".join(report)
+    return "\n\n".join(r for r in report if r)

@@ -275,7 +275,7 @@ def test_the_interpreter_runs_the_probe_after_a_successful_apply(tmp_path: Path)
                     actions=[a for a in plan.actions if a.op == "write"], expect=expectations(facts, plan),
                     probe=probe_env(settings, deep=False))
     assert out.ok, out.log
-    assert out.log.rstrip().endswith("@@hostprep:done") and "@@hostprep:os" not in out.log
+    assert "@@hostprep:done" in out.log and "@@hostprep:os" not in out.log
     assert out.probe_output is not None and out.probe_output.rstrip().endswith("@@hostprep:end")
     after = parse_probe("local", out.probe_output, settings, deep=False)
     assert after.files[OVERRIDE_FILE].exists   # the probe saw the file the apply had just written
@@ -297,3 +297,12 @@ def test_a_probe_that_disagrees_with_the_interpreter_on_the_project_is_refused(t
     shell: Any = LocalShell(tmp_path / "state")
     with pytest.raises(ValueError, match="PROJ"):
         apply.run(shell, facts, "apply", owner="test:1:aaaa", probe=probe_env(HostSettings(project_dir="/elsewhere")))
+
+
+def test_the_probe_after_an_apply_is_timed_on_the_host(tmp_path: Path) -> None:
+    facts, proj = project(tmp_path, b"AIRFLOW_UID=50000\n")
+    shell: Any = LocalShell(tmp_path / "state")
+    out = apply.run(shell, facts, "apply", owner="test:1:aaaa", release=True,
+                    probe=probe_env(facts_settings(proj), deep=False))
+    assert out.ok and 0.0 < out.probe_seconds < 30
+    assert out.probe_output is not None and "probe-seconds" not in out.probe_output
