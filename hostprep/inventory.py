@@ -1,9 +1,12 @@
 """Ansible inventories (YAML or INI) read unchanged into hosts, groups and merged vars.
 
-Pure: reads one file, never connects anywhere. Variables merge as Ansible does:
-``all`` vars < group vars (by depth, then ``ansible_group_priority``, then name)
-< host vars. A become password may only be a reference to an environment
-variable; only that variable's *name* is kept, under ``hostprep_become_password_env``.
+Pure: reads the inventory file and the ``group_vars/`` and ``host_vars/`` beside it,
+never connects anywhere. Variables merge as ``ansible-inventory --list`` does, each
+group layer ordered by depth, then ``ansible_group_priority``, then name:
+group vars in the inventory file < ``group_vars/`` files (``all.yml`` first)
+< host vars in the inventory file < ``host_vars/`` files.
+A become password may only be a reference to an environment variable; only that
+variable's *name* is kept, under ``hostprep_become_password_env``.
 
 >>> inv = load_inventory("inventories/example.yml")      # doctest: +SKIP
 >>> [h.name for h in inv.select("airflow_prod:!canary")]  # doctest: +SKIP
@@ -122,6 +125,7 @@ def load_inventory(path: str | os.PathLike[str]) -> Inventory:
         _parse_yaml(text, builder)
     else:
         _parse_ini(text, builder)
+    builder.read_vars_dirs(p.absolute().parent)  # beside the path given, symlinks not followed
     return builder.finish()
 
 
@@ -135,6 +139,52 @@ def looks_like_yaml(path: Path, text: str) -> bool:
         if line and line[0] not in "#;":
             return line.startswith(("---", "{")) or bool(re.match(r"^[^\s\[=]+:(\s|$)", line))
     return False
+
+
+def vars_files(folder: Path, name: str) -> list[Path]:
+    """The files holding ``name``'s vars in a group_vars/host_vars folder, in load order.
+
+    As Ansible's ``find_vars_files``: the first of ``name``, ``name.yml``, ``name.yaml``,
+    ``name.json`` that exists wins; a directory gives every vars file beneath it, sorted.
+    """
+    if name.startswith(os.sep):  # ansible skips chroot-style names
+        return []
+    for candidate in (folder / (name + ext) for ext in ("", *_YAML_SUFFIXES)):
+        if candidate.is_dir():
+            return _dir_vars_files(candidate)
+        if candidate.exists():
+            return [candidate]
+    return []
+
+
+def _dir_vars_files(folder: Path) -> list[Path]:
+    """Files named ``*.yml``/``*.yaml``/``*.json`` or without extension, recursing into plain dirs."""
+    found: list[Path] = []
+    for name in sorted(os.listdir(folder)):
+        path, ext = folder / name, os.path.splitext(name)[1]
+        if name.startswith(".") or name.endswith("~"):  # hidden files and editor backups
+            continue
+        if path.is_dir() and not ext:
+            found.extend(_dir_vars_files(path))
+        elif path.is_file() and ext in ("", *_YAML_SUFFIXES):
+            found.append(path)
+    return found
+
+
+def _read_vars_file(path: Path) -> _LineDict:
+    """One vars file as a mapping; like Ansible, an empty (or falsy) document means no vars."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(path, None, f"cannot read vars file: {getattr(exc, 'strerror', None) or exc}")
+    if text.startswith("$ANSIBLE_VAULT;"):
+        _fail(path, 1, "vault-encrypted vars files are not supported; use an env lookup for secrets")
+    data = _load_yaml(text, path)
+    if not data:
+        return _LineDict()
+    if not isinstance(data, _LineDict):
+        _fail(path, 1, f"a vars file must be a mapping of variable names, not a {type(data).__name__}")
+    return data
 
 
 def become_env_name(value: Any) -> str | None:
@@ -190,6 +240,10 @@ def _expand_ranges(name: str) -> list[str]:
     return [out for item in seq for out in _expand_ranges(head + item + tail)]
 
 
+def _fail(path: Path, line: int | None, message: str) -> NoReturn:
+    raise InventoryError(f"{path}:{line}: {message}" if line else f"{path}: {message}")
+
+
 class _Builder:
     """Inventory under construction, mirroring ansible's InventoryData; ``finish`` freezes it."""
 
@@ -197,6 +251,8 @@ class _Builder:
         self.path = path
         self.host_vars: dict[str, dict[str, Any]] = {}
         self.group_vars: dict[str, dict[str, Any]] = {}
+        self.host_file_vars: dict[str, dict[str, Any]] = {}  # from host_vars/
+        self.group_file_vars: dict[str, dict[str, Any]] = {}  # from group_vars/
         self.children: dict[str, list[str]] = {}
         self.direct: dict[str, list[str]] = {}  # group -> hosts listed in it
         self.priority: dict[str, int] = {}
@@ -204,9 +260,8 @@ class _Builder:
         self.add_group("ungrouped")
         self.add_child("all", "ungrouped", None)
 
-    def error(self, line: int | None, message: str) -> NoReturn:
-        where = f"{self.path}:{line}" if line else str(self.path)
-        raise InventoryError(f"{where}: {message}")
+    def error(self, line: int | None, message: str, path: Path | None = None) -> NoReturn:
+        _fail(path or self.path, line, message)
 
     def add_group(self, name: str) -> None:
         self.group_vars.setdefault(name, {})
@@ -239,18 +294,35 @@ class _Builder:
     def set_host_var(self, host: str, key: Any, value: Any, line: int | None) -> None:
         self._set_var(self.host_vars[host], key, value, f"host {host!r}", line)
 
-    def _set_var(self, target: dict[str, Any], key: Any, value: Any, owner: str, line: int | None) -> None:
+    def read_vars_dirs(self, folder: Path) -> None:
+        """Load ``group_vars/`` and ``host_vars/`` in ``folder`` for the groups and hosts defined."""
+        for kind, names, into in (
+            ("group", self.group_vars, self.group_file_vars),
+            ("host", self.host_vars, self.host_file_vars),
+        ):
+            base = folder / f"{kind}_vars"
+            for name in names if base.is_dir() else ():  # as in ansible, files for unknown names are never read
+                target = into[name] = {}
+                for path in vars_files(base, name):
+                    data = _read_vars_file(path)  # ansible_group_priority in a file is a plain var
+                    for key, value in data.items():
+                        self._set_var(target, key, value, f"{kind} {name!r}", data.lines[key], path)
+
+    def _set_var(
+        self, target: dict[str, Any], key: Any, value: Any, owner: str, line: int | None, path: Path | None = None
+    ) -> None:
         if not isinstance(key, str) or not key:
-            self.error(line, f"{owner}: variable names must be non-empty strings")
+            self.error(line, f"{owner}: variable names must be non-empty strings", path)
         if key in _BECOME_KEYS:
             if value is not None and become_env_name(value) is None:
                 self.error(line, f"{owner}: {key} must be an env lookup such as "
                            "\"{{ lookup('env', 'HOSTPREP_BECOME_PASSWORD') }}\" "
-                           f"(or set {BECOME_ENV_VAR}: NAME); literal passwords are refused and not shown")
+                           f"(or set {BECOME_ENV_VAR}: NAME); literal passwords are refused and not shown", path)
             key, value = BECOME_ENV_VAR, become_env_name(value)
         elif key == BECOME_ENV_VAR and value is not None:
             if not isinstance(value, str) or not _ENV_NAME.match(value):
-                self.error(line, f"{owner}: {BECOME_ENV_VAR} must be an environment variable name (value not shown)")
+                self.error(line, f"{owner}: {BECOME_ENV_VAR} must be an environment variable name (value not shown)",
+                           path)
         target[key] = _plain(value)
 
     def finish(self) -> Inventory:
@@ -280,14 +352,13 @@ class _Builder:
         order = sorted(self.children, key=lambda g: (depth[g], self.priority.get(g, 1), g))
         hosts: dict[str, HostEntry] = {}
         for h, own in self.host_vars.items():
-            merged: dict[str, Any] = {}
-            for g in order:
-                if g in member_of[h] or g == "all":
-                    merged.update(self.group_vars[g])
-            merged.update(own)
+            ordered = [g for g in order if g in member_of[h] or g == "all"]
+            layers = [self.group_vars[g] for g in ordered] + [self.group_file_vars.get(g, {}) for g in ordered]
+            merged = _merged(*layers, own, self.host_file_vars.get(h, {}))
             hosts[h] = HostEntry(h, merged, tuple(sorted(member_of[h] - {"all"})))
         groups = {
-            g: Group(g, dict(self.group_vars[g]), tuple(self.direct[g]), tuple(self.children[g]))
+            g: Group(g, _merged(self.group_vars[g], self.group_file_vars.get(g, {})),
+                     tuple(self.direct[g]), tuple(self.children[g]))
             for g in self.children
         }
         return Inventory(self.path, hosts, groups)
@@ -304,6 +375,14 @@ def _depth(
         ups = parents[group]
         memo[group] = 1 + max(_depth(p, parents, memo, stack + (group,), error) for p in ups) if ups else 0
     return memo[group]
+
+
+def _merged(*layers: Mapping[str, Any]) -> dict[str, Any]:
+    """Later layers win, key by key (Ansible's default ``hash_behaviour = replace``)."""
+    out: dict[str, Any] = {}
+    for layer in layers:
+        out.update(layer)
+    return out
 
 
 def _ancestors(group: str, parents: dict[str, list[str]]) -> set[str]:
@@ -440,15 +519,20 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _LineDict
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+def _load_yaml(text: str, path: Path) -> Any:
+    """Parse YAML (or JSON); errors name the file and line but never quote it: it may hold a secret."""
+    try:
+        return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        _fail(path, mark.line + 1 if mark else None, f"invalid YAML: {exc.problem or exc.context}")
+    except yaml.YAMLError as exc:
+        _fail(path, None, f"invalid YAML: {type(exc).__name__}")
+
+
 def _parse_yaml(text: str, b: _Builder) -> None:
     """Ansible's YAML format: groups with ``vars``, ``children`` and ``hosts`` mappings."""
-    try:
-        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.MarkedYAMLError as exc:  # message without the snippet: the line may hold a secret
-        mark = exc.problem_mark or exc.context_mark
-        b.error(mark.line + 1 if mark else None, f"invalid YAML: {exc.problem or exc.context}")
-    except yaml.YAMLError as exc:
-        b.error(None, f"invalid YAML: {type(exc).__name__}")
+    data = _load_yaml(text, b.path)
     if not data:
         b.error(None, "inventory is empty")
     if not isinstance(data, _LineDict):

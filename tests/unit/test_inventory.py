@@ -6,15 +6,23 @@ from pathlib import Path
 
 import pytest
 
-from hostprep.inventory import HostEntry, InventoryError, expand_host_pattern, load_inventory
+from hostprep.inventory import HostEntry, InventoryError, expand_host_pattern, load_inventory, vars_files
 
 SECRET = "hunter2-Sup3rS3cret"
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
     path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
+
+
+def tree(tmp_path: Path, files: dict[str, str]) -> Path:
+    """Write an inventory directory; the first file is the inventory, the rest group_vars/host_vars."""
+    for name, text in files.items():
+        write(tmp_path, name, text)
+    return tmp_path / next(iter(files))
 
 
 YAML_FLEET = """\
@@ -350,3 +358,178 @@ def test_host_entries_are_frozen_and_hashable() -> None:
     with pytest.raises(AttributeError):
         entry.name = "other"  # type: ignore[misc]
     assert hash(entry) == hash(HostEntry("h", {"a": 2}, ("g",)))
+
+
+# ---------------------------------------------------------------- group_vars/ and host_vars/
+
+HOST_IN_G = "[g]\nh\n"
+
+
+@pytest.mark.parametrize("name", ["g", "g.yml", "g.yaml", "g.json"])
+def test_group_vars_file_may_have_no_extension_or_yml_yaml_json(tmp_path: Path, name: str) -> None:
+    path = tree(tmp_path, {"hosts.ini": HOST_IN_G, f"group_vars/{name}": '{"x": 1}\n'})
+    assert load_inventory(path).hosts["h"].vars == {"x": 1}
+
+
+def test_first_vars_file_found_wins_so_a_directory_hides_g_yml(tmp_path: Path) -> None:
+    tree(tmp_path, {"group_vars/g/a.yml": "x: 1\n", "group_vars/g.yml": "x: 2\n", "group_vars/g.json": "{}"})
+    assert vars_files(tmp_path / "group_vars", "g") == [tmp_path / "group_vars/g/a.yml"]
+    tree(tmp_path, {"host_vars/h": "x: 1\n", "host_vars/h.yml": "x: 2\n"})
+    assert vars_files(tmp_path / "host_vars", "h") == [tmp_path / "host_vars/h"]
+
+
+def test_vars_directory_lists_files_sorted_recursively_skipping_hidden_backups_and_other_extensions(
+    tmp_path: Path,
+) -> None:
+    names = ["b.yml", "a.json", "c", "sub/z.yaml", "sub/.hidden.yml", ".x.yml", "d.yml~", "e.txt", "f.YML",
+             "g.d/x.yml"]
+    tree(tmp_path, {f"group_vars/g/{n}": "" for n in names})
+    found = vars_files(tmp_path / "group_vars", "g")
+    assert [f.relative_to(tmp_path / "group_vars/g").as_posix() for f in found] == ["a.json", "b.yml", "c", "sub/z.yaml"]
+
+
+def test_files_in_a_group_vars_directory_merge_in_name_order(tmp_path: Path) -> None:
+    path = tree(tmp_path, {
+        "hosts.ini": HOST_IN_G,
+        "group_vars/g/10.yml": "x: 10\ny: 10\nd: {a: 1}\n",
+        "group_vars/g/20.yml": "x: 20\nd: {b: 2}\n",
+    })
+    assert load_inventory(path).hosts["h"].vars == {"x": 20, "y": 10, "d": {"b": 2}}  # dicts replace, not merge
+
+
+def test_group_vars_file_beats_the_inventory_vars_of_that_group(tmp_path: Path) -> None:
+    path = tree(tmp_path, {"hosts.ini": HOST_IN_G + "[g:vars]\nx=inv\ny=inv\n", "group_vars/g.yml": "x: file\n"})
+    inv = load_inventory(path)
+    assert inv.hosts["h"].vars == {"x": "file", "y": "inv"}
+    assert inv.groups["g"].vars == {"x": "file", "y": "inv"}
+
+
+def test_group_vars_all_file_beats_inventory_vars_of_child_groups_as_in_ansible(tmp_path: Path) -> None:
+    path = tree(tmp_path, {
+        "hosts.ini": HOST_IN_G + "[g:vars]\nx=inv_g\n[all:vars]\nx=inv_all\n",
+        "group_vars/all.yml": "x: file_all\n",
+    })
+    assert load_inventory(path).hosts["h"].vars["x"] == "file_all"
+
+
+def test_group_vars_files_merge_by_depth_then_priority_then_name(tmp_path: Path) -> None:
+    path = tree(tmp_path, {
+        "f.yml": "all:\n  children:\n    parent:\n      children:\n        child:\n          hosts: {h: }\n"
+                 "    zeta:\n      vars: {ansible_group_priority: 0}\n      hosts: {h: }\n"
+                 "    alpha:\n      hosts: {h: }\n",
+        "group_vars/all.yml": "d: all\np: all\n",
+        "group_vars/child.yml": "d: child\n",
+        "group_vars/parent.yml": "d: parent\n",
+        "group_vars/zeta.yml": "p: zeta\n",
+        "group_vars/alpha.yml": "p: alpha\n",
+    })
+    assert load_inventory(path).hosts["h"].vars == {"d": "child", "p": "alpha"}
+
+
+def test_host_vars_file_beats_inventory_host_vars_and_every_group(tmp_path: Path) -> None:
+    path = tree(tmp_path, {
+        "hosts.ini": "[g]\nh x=inv y=inv\n",
+        "group_vars/g.yml": "x: group\nz: group\n",
+        "host_vars/h.yml": "x: file\n",
+    })
+    assert load_inventory(path).hosts["h"].vars == {"x": "file", "y": "inv", "z": "group"}
+
+
+def test_group_vars_ungrouped_applies_to_ungrouped_hosts_only(tmp_path: Path) -> None:
+    path = tree(tmp_path, {"hosts.ini": "solo\n" + HOST_IN_G, "group_vars/ungrouped.yml": "u: 1\n"})
+    inv = load_inventory(path)
+    assert (inv.hosts["solo"].vars, inv.hosts["h"].vars) == ({"u": 1}, {})
+
+
+def test_vars_files_for_groups_and_hosts_not_in_the_inventory_are_never_read(tmp_path: Path) -> None:
+    path = tree(tmp_path, {
+        "hosts.ini": HOST_IN_G,
+        "group_vars/ghost.yml": "- not even valid vars\n",
+        "host_vars/nobody.yml": "- not even valid vars\n",
+    })
+    inv = load_inventory(path)
+    assert "ghost" not in inv.groups and inv.hosts["h"].vars == {}
+
+
+@pytest.mark.parametrize("text", ["", "---\n# nothing\n", "{}\n", "false\n", "[]\n"])
+def test_empty_or_falsy_vars_file_means_no_vars_as_in_ansible(tmp_path: Path, text: str) -> None:
+    path = tree(tmp_path, {"hosts.ini": HOST_IN_G, "group_vars/g.yml": text, "host_vars/h": text})
+    assert load_inventory(path).hosts["h"].vars == {}
+
+
+@pytest.mark.parametrize("text,kind", [("- a\n- b\n", "list"), ("just text\n", "str"), ("42\n", "int")])
+def test_vars_file_that_is_not_a_mapping_is_an_error_naming_it(tmp_path: Path, text: str, kind: str) -> None:
+    path = tree(tmp_path, {"hosts.ini": HOST_IN_G, "group_vars/g/main.yml": text})
+    bad = tmp_path / "group_vars/g/main.yml"
+    with pytest.raises(InventoryError, match=rf"^{bad}:1: a vars file must be a mapping .*not a {kind}$"):
+        load_inventory(path)
+
+
+def test_vault_encrypted_vars_file_is_refused_by_name(tmp_path: Path) -> None:
+    path = tree(tmp_path, {"hosts.ini": HOST_IN_G, "group_vars/g.yml": "$ANSIBLE_VAULT;1.1;AES256\n6162\n"})
+    with pytest.raises(InventoryError, match=rf"^{tmp_path / 'group_vars/g.yml'}:1: vault-encrypted"):
+        load_inventory(path)
+
+
+def test_malformed_vars_file_error_names_file_and_line_without_echoing_it(tmp_path: Path) -> None:
+    path = tree(tmp_path, {"hosts.ini": HOST_IN_G, "host_vars/h.yml": f"a: 1\nb: \"{SECRET}\n"})
+    with pytest.raises(InventoryError, match=rf"^{tmp_path / 'host_vars/h.yml'}:\d+: invalid YAML") as err:
+        load_inventory(path)
+    assert SECRET not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "name,text,line",
+    [
+        ("group_vars/all.yml", f"x: 1\nansible_become_password: {SECRET}\n", 2),
+        ("group_vars/g/secrets.yml", f"ansible_become_pass: '{SECRET}'\n", 1),
+        ("host_vars/h.json", f'{{"ansible_sudo_pass": "{SECRET}"}}', 1),
+        ("host_vars/h", f"hostprep_become_password_env: '{SECRET} x'\n", 1),
+    ],
+)
+def test_become_password_literal_in_vars_files_is_refused_without_leaking_it(
+    tmp_path: Path, name: str, text: str, line: int
+) -> None:
+    path = tree(tmp_path, {"hosts.ini": HOST_IN_G, name: text})
+    with pytest.raises(InventoryError) as err:
+        load_inventory(path)
+    message = str(err.value)
+    assert SECRET not in message and "S3cret" not in message
+    assert message.startswith(f"{tmp_path / name}:{line}: ")
+    assert "lookup('env'" in message or "environment variable name" in message
+
+
+def test_become_password_lookup_in_group_vars_keeps_only_the_name(tmp_path: Path) -> None:
+    path = tree(tmp_path, {
+        "hosts.ini": HOST_IN_G,
+        "group_vars/all.yml": "ansible_become_password: \"{{ lookup('env', 'SUDO_PW') }}\"\n",
+    })
+    host = load_inventory(path).hosts["h"]
+    assert host.vars == {"hostprep_become_password_env": "SUDO_PW"}
+    assert host.endpoint().become_password_env == "SUDO_PW"
+
+
+def test_ansible_group_priority_in_a_group_vars_file_is_a_plain_var(tmp_path: Path) -> None:
+    path = tree(tmp_path, {
+        "hosts.ini": "[zeta]\nh\n[alpha]\nh\n",
+        "group_vars/zeta.yml": "ansible_group_priority: 0\nx: zeta\n",
+        "group_vars/alpha.yml": "x: alpha\n",
+    })
+    assert load_inventory(path).hosts["h"].vars == {"ansible_group_priority": 0, "x": "zeta"}
+
+
+def test_vars_dirs_are_found_beside_the_inventory_path_not_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree(tmp_path / "real", {"hosts.ini": HOST_IN_G, "group_vars/g.yml": "where: real\n"})
+    tree(tmp_path / "link", {"group_vars/g.yml": "where: link\n"})
+    (tmp_path / "link/hosts.ini").symlink_to(tmp_path / "real/hosts.ini")
+    tree(tmp_path / "cwd", {"group_vars/all.yml": "cwd: 1\n"})
+    monkeypatch.chdir(tmp_path / "cwd")
+    assert load_inventory("../real/hosts.ini").hosts["h"].vars == {"where": "real"}
+    assert load_inventory(tmp_path / "link/hosts.ini").hosts["h"].vars == {"where": "link"}
+
+
+def test_a_group_vars_file_instead_of_a_directory_is_ignored(tmp_path: Path) -> None:
+    path = tree(tmp_path, {"hosts.ini": HOST_IN_G, "group_vars": "x: 1\n"})
+    assert load_inventory(path).hosts["h"].vars == {}

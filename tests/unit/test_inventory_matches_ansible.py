@@ -18,14 +18,15 @@ EXAMPLES = [ROOT / "inventories" / "example.yml", ROOT / "inventories" / "exampl
 BECOME = "ansible_become_password"
 
 
-def ansible_list(path: Path, workdir: Path) -> dict[str, Any]:
+def ansible_list(path: Path, workdir: Path, *options: str) -> dict[str, Any]:
+    """``ansible-inventory --list``, run in ``workdir`` (it also reads a group_vars/ found there)."""
     binary = shutil.which("ansible-inventory")
     if binary is None:
         pytest.skip("ansible-inventory is not installed (pip install ansible-core)")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     env.update(ANSIBLE_HOME=str(workdir / "home"), ANSIBLE_LOCAL_TEMP=str(workdir / "tmp"))
     out = subprocess.run(
-        [binary, "-i", str(path), "--list"], cwd=workdir, env=env, capture_output=True, text=True, check=True
+        [binary, "-i", str(path), "--list", *options], cwd=workdir, env=env, capture_output=True, text=True, check=True
     )
     data: dict[str, Any] = json.loads(out.stdout)
     return data
@@ -135,3 +136,96 @@ def test_every_example_host_passes_settings_validation() -> None:
         for host in load_inventory(path).hosts.values():
             validate_host(host)
             host.endpoint()
+
+
+# Inventory directories: the inventory file (first key) plus group_vars/ and host_vars/ files beside it.
+VARS_DIR_CASES: dict[str, dict[str, str]] = {
+    "ini_files_with_and_without_extension": {
+        "hosts.ini": (
+            "solo x=inv\n[web]\nw1 x=inv y=inv\nw2\n[web:children]\nprod\n[prod]\nw2\n"
+            "[all:vars]\na=inv_all\nc=inv_all\n[web:vars]\na=inv_web\nb=inv_web\n"
+            "[prod:vars]\nc=inv_prod\nd=inv_prod\n"
+        ),
+        "group_vars/all.yml": "a: gv_all\nc: gv_all\nnested: {k: all, only_all: 1}\n",
+        "group_vars/web": "b: gv_web_noext\nnested: {k: web}\n",
+        "group_vars/web.yml": "b: never_read_the_file_without_extension_wins\n",
+        "group_vars/prod.json": '{"d": "gv_prod_json", "ids": [1, 2]}\n',
+        "group_vars/ungrouped.yaml": "u: gv_ungrouped\n",
+        "group_vars/ghost.yml": "ghost: never_read\n",
+        "host_vars/w1.yml": "y: hv_w1\n",
+        "host_vars/solo": "x: hv_solo\n",
+        "host_vars/nobody.yml": "z: never_read\n",
+    },
+    "yaml_directory_of_files": {
+        "inventory.yml": (
+            "all:\n  vars: {v: inv_all}\n  hosts:\n    bastion:\n  children:\n    workers:\n"
+            "      vars: {v: inv_workers, w: inv_workers}\n      hosts:\n        w1: {h: inv_host}\n"
+            "        'w[2:3]':\n"
+        ),
+        "group_vars/all/10_base.yml": "v: gv_all_10\nbase: 1\n",
+        "group_vars/all/20_extra": "v: gv_all_20\n",
+        "group_vars/all/30_more/a.json": '{"v": "gv_all_30_a"}\n',
+        "group_vars/all/30_more/b.yaml": "",
+        "group_vars/all/.hidden.yml": "v: hidden\n",
+        "group_vars/all/99.yml~": "v: backup\n",
+        "group_vars/all/99.txt": "v: txt\n",
+        "group_vars/all/99.YML": "v: upper_case_extension\n",
+        "group_vars/all/99.d/x.yml": "v: dir_with_extension\n",
+        "group_vars/all.yml": "v: never_read_the_directory_wins\n",
+        "group_vars/workers.yml/main": "w: gv_workers_dir_named_yml\nansible_group_priority: 3\n",
+        "host_vars/w1/a.yml": "h: hv_w1_a\n",
+        "host_vars/w1/b.yml": "h: hv_w1_b\n",
+        "host_vars/w2.yml": "---\n# only a comment\n",
+        "host_vars/w3.yml": "false\n",
+    },
+    "yaml_depth_and_priority": {
+        "inventory.yml": (
+            "all:\n  children:\n    parent:\n      vars: {p: inv_parent, q: inv_parent}\n      children:\n"
+            "        child:\n          vars: {p: inv_child, q: inv_child, r: inv_child}\n          hosts: {h: }\n"
+            "    zeta:\n      vars: {ansible_group_priority: 0}\n      hosts: {h: }\n"
+            "    alpha:\n      hosts: {h: }\n"
+        ),
+        "group_vars/parent.yml": "p: gv_parent\ns: gv_parent\n",
+        "group_vars/child.yml": "s: gv_child\n",
+        "group_vars/zeta.yml": "z: gv_zeta\n",
+        "group_vars/alpha.yml": "z: gv_alpha\n",
+        "group_vars/all.yml": "r: gv_all\nansible_become_password: \"{{ lookup('env', 'SUDO_PW') }}\"\n",
+    },
+}
+
+
+def comparable(variables: dict[str, Any]) -> dict[str, Any]:
+    """Ansible keeps the become lookup template, hostprep only the env var it names: compare the name."""
+    out = dict(variables)
+    lookup = out.pop(BECOME, None)
+    env_name = out.pop("hostprep_become_password_env", None)
+    if lookup is not None:
+        assert "lookup('env'" in lookup
+        out["become_env"] = lookup.split("'")[-2]
+    if env_name is not None:
+        out["become_env"] = env_name
+    return out
+
+
+@pytest.mark.parametrize("case", sorted(VARS_DIR_CASES))
+def test_group_vars_and_host_vars_merge_like_ansible(case: str, tmp_path: Path) -> None:
+    folder = tmp_path / "inventory"  # not Ansible's working directory: it reads group_vars/ there too
+    for name, text in VARS_DIR_CASES[case].items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    path = folder / next(iter(VARS_DIR_CASES[case]))
+    inv, data = load_inventory(path), ansible_list(path, tmp_path)
+    assert set(inv.hosts) == ansible_hosts(data)
+    assert {n: set(h.groups) for n, h in inv.hosts.items()} == ansible_group_names(data)
+    hostvars = data["_meta"]["hostvars"]
+    assert {n: comparable(dict(h.vars)) for n, h in inv.hosts.items()} == {
+        n: comparable(hostvars.get(n, {})) for n in inv.hosts
+    }
+    # --export lists each group's own vars: the inventory file's, then its group_vars/ files.
+    exported = ansible_list(path, tmp_path, "--export")
+    for name, group in inv.groups.items():
+        theirs = comparable(exported.get(name, {}).get("vars", {}))
+        ours = comparable(dict(group.vars))
+        if "ansible_group_priority" in theirs and "ansible_group_priority" not in ours:
+            theirs.pop("ansible_group_priority")  # hostprep keeps an inventory priority out of the vars
+        assert ours == theirs, name
