@@ -117,7 +117,8 @@ class LabHost:
 
     @property
     def docker_gid(self) -> int:
-        return GIDS.get(self.slot, 900 + self.slot)
+        # 900 + slot, skipping 1000 and up (the image's `ubuntu` group is 1000)
+        return GIDS.get(self.slot, 900 + self.slot if self.slot < 100 else 1900 + self.slot)
 
     def exec(self, script: str, *, input: bytes | None = None, check: bool = True, timeout: float = 600) -> str:
         """Run a root shell script inside this host (the lab's back door, not hostprep's)."""
