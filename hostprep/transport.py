@@ -10,6 +10,7 @@ like OpenSSH's ``StrictHostKeyChecking=accept-new``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import os
@@ -23,6 +24,9 @@ from typing import Any, Mapping, Sequence
 import paramiko
 from fabric import Config, Connection
 from invoke.exceptions import CommandTimedOut
+
+
+_IDLE_TICK = 1.0   # seconds between paramiko's idle checks on a connected session
 
 
 class TransportError(Exception):
@@ -232,6 +236,10 @@ class Transport:
             except (OSError, socket.timeout, EOFError) as exc:
                 last = exc
             else:
+                if conn.transport is not None:
+                    # paramiko's reader thread wakes on every socket timeout (0.1 s) to look for a close;
+                    # once connected, a slower tick is plenty (close() below wakes it at once).
+                    conn.transport.sock.settimeout(_IDLE_TICK)
                 self._conn = conn
                 return
             if attempt < ep.connect_retries:
@@ -240,6 +248,10 @@ class Transport:
 
     def close(self) -> None:
         if self._conn is not None:
+            sock = self._conn.transport.sock if self._conn.transport is not None else None
+            if isinstance(sock, socket.socket):
+                with contextlib.suppress(OSError):   # ends the reader thread's recv() now, not at its next tick
+                    sock.shutdown(socket.SHUT_RDWR)
             self._conn.close()
             self._conn = None
 
