@@ -4,11 +4,17 @@ The file is ``<controller state dir>/hosts/<host>/audit.jsonl``, next to the
 provision/rollback history. A run where the host could not be audited says
 nothing about its findings: an interval stays open across it, and the
 unreachable stretch is an interval of its own (``host-unreachable``).
+
+A host's file past ``COMPACT_AT`` bytes is compacted on the next append: a run
+of lines with the same state keeps its first and last line, the last counting
+the runs in between (``repeat``), so every interval (began, ended, last seen,
+runs) comes out exactly as before.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +24,7 @@ from hostprep.audit import HostAudit
 from hostprep.snapshots import controller_dir
 
 UNREACHABLE_KEY = "host-unreachable"
+COMPACT_AT = 512 * 1024   # bytes per host file
 
 
 def entry(a: HostAudit, at: datetime, *, phase: str = "audit") -> dict[str, Any]:
@@ -41,11 +48,49 @@ def path_for(host: str) -> Path:
 
 def append(lines: Iterable[dict[str, Any]]) -> None:
     """Append history lines, each to its host's file (one write per line: appends stay whole)."""
+    touched = set()
     for line in lines:
         path = path_for(line["host"])
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         with path.open("a") as fh:
             fh.write(json.dumps(line, sort_keys=True) + "\n")
+        touched.add(path)
+    for path in touched:
+        if path.stat().st_size > COMPACT_AT:
+            _rewrite(path, compact(json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()))
+
+
+def _rewrite(path: Path, lines: list[dict[str, Any]]) -> None:
+    tmp = path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(json.dumps(ln, sort_keys=True) + "\n" for ln in lines))
+    os.replace(tmp, path)
+
+
+def _state(line: dict[str, Any]) -> tuple[Any, ...]:
+    """All that intervals read from a line besides its time."""
+    findings = tuple((f["key"], f.get("severity"), f.get("detail", "")) for f in line.get("findings", []))
+    return line["host"], line["status"], line.get("error"), tuple(sorted(findings))
+
+
+def compact(lines: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Runs of same-state lines become their first and last line (``repeat`` on the last). Pure.
+
+    >>> h = [{"at": t, "host": "a", "status": "ok", "findings": []} for t in ("t1", "t2", "t3")]
+    >>> [(e["at"], e.get("repeat", 1)) for e in compact(h)]
+    [('t1', 1), ('t3', 2)]
+    """
+    out: list[dict[str, Any]] = []
+    run: list[dict[str, Any]] = []
+    for line in sorted(lines, key=lambda e: (e["host"], e["at"])) + [{}]:
+        if run and (not line or _state(line) != _state(run[0])):
+            out.append(run[0])
+            if len(run) > 1:
+                total = sum(e.get("repeat", 1) for e in run)
+                out.append(dict(run[-1], repeat=total - run[0].get("repeat", 1)))
+            run = []
+        if line:
+            run.append(line)
+    return out
 
 
 def load(hosts: Iterable[str] | None = None) -> list[dict[str, Any]]:
@@ -106,7 +151,7 @@ def intervals(lines: Iterable[dict[str, Any]]) -> list[Interval]:
             done.append(_close(host, key, open_.pop((host, key)), at))
         for key, f in seen.items():
             o = open_.setdefault((host, key), {"began": at, "runs": 0, "severity": f.get("severity", "warning")})
-            o.update(last_seen=at, runs=o["runs"] + 1, detail=f.get("detail", ""))
+            o.update(last_seen=at, runs=o["runs"] + line.get("repeat", 1), detail=f.get("detail", ""))
     done += [_close(h, k, o, None) for (h, k), o in open_.items()]
     return sorted(done, key=lambda i: (i.host, i.began, i.key))
 

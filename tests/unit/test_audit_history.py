@@ -67,3 +67,39 @@ def test_fix_run_records_the_drift_found_then_the_state_after(tmp_path: Path, mo
         "gid-mapping-stale": ("2026-11-25T10:00:00+00:00", "2026-11-25T10:01:00+00:00")}
     assert {e["host"] for e in history.load()} == {"lab2", "other"}
     assert (tmp_path / "hosts" / "lab2" / "audit.jsonl").exists()
+
+
+def flapping_history() -> list[dict[str, Any]]:
+    """Two hosts over 40 runs: long same-state stretches, a drift that comes back, an unreachable spell."""
+    h = []
+    for i in range(40):
+        at = f"{10 + i // 4:02d}:{(i % 4) * 15:02d}"
+        state = ("drift", "k") if 5 <= i < 20 or 30 <= i < 33 else ("unreachable",) if 25 <= i < 28 else ("ok",)
+        h.append(line(at, *state))
+        h.append(line(at, "drift", "j", "k", host="b") if i < 35 else line(at, "ok", host="b"))
+    return h
+
+
+def test_compaction_keeps_every_interval_exactly() -> None:
+    h = flapping_history()
+    small = history.compact(h)
+    assert len(small) < len(h) / 3
+    assert history.intervals(small) == history.intervals(h)
+    assert history.intervals(history.compact(small + [line("20:00", "ok")])) == \
+        history.intervals(h + [line("20:00", "ok")])   # compacting again, after more runs
+
+
+def test_compaction_never_merges_lines_whose_findings_differ() -> None:
+    h = [line("10:00", "drift", "k"), line("10:15", "drift", "j"), line("10:30", "drift", "k")]
+    assert history.compact(h) == h
+
+
+def test_a_file_past_the_limit_is_compacted_on_append(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOSTPREP_STATE_DIR", str(tmp_path))
+    monkeypatch.setattr(history, "COMPACT_AT", 2000)
+    h = flapping_history()
+    for ln in h:
+        history.append([ln])
+    path = tmp_path / "hosts" / "lab2" / "audit.jsonl"
+    assert path.stat().st_size <= 2000 + 400
+    assert history.intervals(history.load()) == history.intervals(h)
