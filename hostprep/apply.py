@@ -82,9 +82,7 @@ def expectations(facts: Facts, plan: Plan) -> str:
 
 def split_probe(stdout: str) -> tuple[str, str | None]:
     """The interpreter's own log, and the probe output that follows its ``@@hostprep:probe`` line."""
-    head, mark, tail = stdout.partition("\n@@hostprep:probe\n")
-    if not mark and stdout.startswith("@@hostprep:probe\n"):
-        head, tail, mark = "", stdout[len("@@hostprep:probe\n"):], "x"
+    head, mark, tail = stdout.partition("\n@@hostprep:probe\n")   # always after "@@hostprep:done"
     return head, (tail if mark else None)
 
 

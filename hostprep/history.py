@@ -13,6 +13,7 @@ runs) comes out exactly as before.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from dataclasses import dataclass
@@ -80,16 +81,12 @@ def compact(lines: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     [('t1', 1), ('t3', 2)]
     """
     out: list[dict[str, Any]] = []
-    run: list[dict[str, Any]] = []
-    for line in sorted(lines, key=lambda e: (e["host"], e["at"])) + [{}]:
-        if run and (not line or _state(line) != _state(run[0])):
-            out.append(run[0])
-            if len(run) > 1:
-                total = sum(e.get("repeat", 1) for e in run)
-                out.append(dict(run[-1], repeat=total - run[0].get("repeat", 1)))
-            run = []
-        if line:
-            run.append(line)
+    for _, same in itertools.groupby(sorted(lines, key=lambda e: (e["host"], e["at"])), key=_state):
+        run = list(same)
+        out.append(run[0])
+        if len(run) > 1:
+            total = sum(e.get("repeat", 1) for e in run)
+            out.append(dict(run[-1], repeat=total - run[0].get("repeat", 1)))
     return out
 
 
