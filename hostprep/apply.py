@@ -107,13 +107,12 @@ def run(
     owner: str,
     actions: Sequence[Action] = (),
     snapshot: tuple[str, str] | None = None,
-    record_b64: str | None = None,
     expect: str = "",
     release: bool = False,
     lock_wait: int = 10,
     probe: Mapping[str, str] | None = None,
 ) -> Outcome:
-    """One exec of the interpreter in ``mode`` (apply | restore | record | release).
+    """One exec of the interpreter in ``mode`` (apply | restore | release).
 
     With ``probe`` (the probe's environment), a successful run gathers facts afterwards in the
     same exec: the host is asked once for the change and its proof.
@@ -128,7 +127,6 @@ def run(
         "EXPECT": expect,
         "SNAP_ID": snapshot[0] if snapshot else "",
         "SNAP_B64": snapshot[1] if snapshot else "",
-        "RECORD_B64": record_b64 or "",
         "RELEASE": "1" if release else "0",
         "ACTIONS": "\n".join(" ".join((a.op, *a.args)) for a in actions),
     }

@@ -1,11 +1,10 @@
 # hostprep host-side interpreter: runs a validated action list under the host lock.
 # Inputs (environment, quoted by the transport):
-#   MODE      apply | restore | record | release
+#   MODE      apply | restore | release
 #   STATE_DIR root-only state dir; LOCK_OWNER this run's token; LOCK_WAIT seconds to wait
 #   PROJ      Compose project dir; COMPOSE "docker compose" | "docker-compose"
 #   EXPECT    lines "<sha256|missing> <path>": the host must still look as the facts said (apply)
 #   SNAP_ID, SNAP_B64  snapshot written before any change (apply)
-#   RECORD_B64 new state.json (record)
 #   ACTIONS   lines "<op> <args...>"; W<n> base64 content for the n-th write
 #   PROBE     optional: the fact probe, run after a successful apply in the same exec (its own
 #             inputs are in the environment too); its output follows the "@@hostprep:probe" line
@@ -18,9 +17,6 @@ release() { if [ "$(cat "$lock/owner" 2>/dev/null)" = "$LOCK_OWNER" ]; then rm -
 mkdir -p "$STATE_DIR/snapshots" && chmod 700 "$STATE_DIR" "$STATE_DIR/snapshots" || exit 70
 case "$MODE" in
 release) release; say released; exit 0 ;;
-record)
-    printf '%s' "$RECORD_B64" | base64 -d > "$STATE_DIR/state.json.tmp" && mv "$STATE_DIR/state.json.tmp" "$STATE_DIR/state.json" || exit 71
-    release; say recorded; exit 0 ;;
 esac
 
 # take the lock (or keep it, if this run already holds it)

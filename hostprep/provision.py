@@ -1,4 +1,4 @@
-"""Provision and roll back one host: facts → plan → (check) → snapshot → apply → verify → record.
+"""Provision and roll back one host: facts → plan → (check) → snapshot → apply+record → verify.
 
 Each function takes a connected :class:`Transport` and returns a
 :class:`HostReport`; the fleet fan-out and the rendering live elsewhere.
@@ -64,10 +64,14 @@ def provision(t: Transport, settings: HostSettings, opts: Options) -> HostReport
     snap = snapshots.take(before, plan, snap_id)
     snapshots.save_local(snap)
     owner = apply.lock_owner()
-    # The change and its proof (facts, in-worker id and docker ps) in one exec.
-    outcome = apply.run(t, before, "apply", owner=owner, actions=plan.actions,
+    record = {"strategy": plan.strategy, "snapshot_id": snap_id, "docker_gid": before.docker_gid,
+              "services": list(plan.services), "applied_at": _now(), "hostprep_version": __version__}
+    # One exec: the change, hostprep's record of it, releasing the lock, then the proof (facts,
+    # in-worker id and docker ps). A failed verification below replays the snapshot, which puts
+    # the previous record back too.
+    outcome = apply.run(t, before, "apply", owner=owner, actions=[*plan.actions, _state_action(record)],
                         snapshot=(snap_id, snapshots.encode(snap)), expect=apply.expectations(before, plan),
-                        lock_wait=opts.lock_wait, probe=probe_env(settings, deep=True))
+                        lock_wait=opts.lock_wait, release=True, probe=probe_env(settings, deep=True))
     report.timings["compose"] = outcome.compose_seconds
     report.timings["proof"] = outcome.probe_seconds   # the after-facts and in-worker checks, on the host
     start = _timed(report, "apply", start)
@@ -84,16 +88,12 @@ def provision(t: Transport, settings: HostSettings, opts: Options) -> HostReport
     report.checks = verify(after, settings, plan.strategy)
     if all(c.ok for c in report.checks) and opts.smoke and after.worker.has_airflow:
         report.checks.append(smoke.run(t, after, opts.smoke_dag or settings.smoke_dag))
-        start = _timed(report, "smoke", start)
+        _timed(report, "smoke", start)
     if not all(c.ok for c in report.checks):
         restore(t, before, snap, owner, report)
         failed = "; ".join(f"{c.name}: {c.detail}" for c in report.checks if not c.ok)
         return report.fail(f"verification failed ({failed}); rolled back to snapshot {snap_id}")
 
-    record = {"strategy": plan.strategy, "snapshot_id": snap_id, "docker_gid": after.docker_gid,
-              "services": list(plan.services), "applied_at": _now(), "hostprep_version": __version__}
-    apply.run(t, after, "record", owner=owner, record_b64=snapshots.encode(record))
-    _timed(report, "record", start)
     snapshots.append_history(report.host, {"event": "provision", **record, "steps": snap["steps"]})
     report.changed, report.status = len(plan.steps), CHANGED
     return report

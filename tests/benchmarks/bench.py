@@ -237,7 +237,7 @@ def _fit(xs: list[int], ys: list[float]) -> tuple[float, float]:
     return my - slope * mx, slope
 
 
-PHASES = ("connect", "facts", "compose", "proof", "record")
+PHASES = ("connect", "facts", "compose", "proof")
 
 
 def provision_overhead(hosts: list[lab.LabHost], log: Log) -> str:
@@ -257,7 +257,7 @@ def provision_overhead(hosts: list[lab.LabHost], log: Log) -> str:
     totals = [x.get("total", 0.0) for x in tm]
     above = [t - c for t, c in zip(totals, compose)]
     phases = {p: statistics.median(x.get(p, 0.0) for x in tm) for p in PHASES}
-    # what the apply exec spent besides compose and the proof: lock, drift check, snapshot, file writes
+    # what the apply exec spent besides compose and the proof: lock, drift check, snapshot, file writes, record
     phases["apply bookkeeping"] = statistics.median(
         x.get("apply", 0.0) - x.get("compose", 0.0) - x.get("proof", 0.0) for x in tm)
     lines = [

@@ -81,6 +81,32 @@ def test_a_failed_build_rolls_back_automatically(lab_hosts: dict[str, lab.LabHos
     assert state_of("lab1") == original
 
 
+def test_a_failed_verification_rolls_back_and_leaves_no_record(
+        lab_hosts: dict[str, lab.LabHost], pristine: list[str]) -> None:
+    h = lab_hosts["lab1"]
+    pristine.append("lab1")
+    # the socket no longer belongs to the docker group: mapping the docker GID applies cleanly,
+    # but `docker ps` in the worker still fails, so verification must fail and undo everything
+    h.exec("chgrp 4 /var/run/docker.sock")
+    original = state_of("lab1")
+    report = provision("lab1", "group-add")
+    assert report.status == FAILED and report.rolled_back, report.error
+    assert "verification failed" in (report.error or "") and "docker ps" in (report.error or "")
+    assert state_of("lab1") == original
+    assert facts_of("lab1").record is None, "the record written with the change must be undone with it"
+    assert h.exec("ls /var/lib/hostprep").split() == ["snapshots"], "the host lock was left behind"
+
+
+def test_a_provision_that_changes_the_host_takes_two_execs(lab_hosts: dict[str, lab.LabHost],
+                                                           pristine: list[str]) -> None:
+    pristine.append("lab2")
+    with connect("lab2") as t:
+        report = prov.provision(t, settings("lab2"), prov.Options(smoke=False))
+        assert report.status == CHANGED, report.error
+        assert t.execs == 2   # facts; then apply, record, release and the proof in one
+    assert facts_of("lab2").record["snapshot_id"] == report.snapshot_id
+
+
 def test_the_user_group_trap_is_reported_and_fixed(lab_hosts: dict[str, lab.LabHost], pristine: list[str]) -> None:
     h = lab_hosts["lab1"]
     pristine.append("lab1")
