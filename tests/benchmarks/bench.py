@@ -138,8 +138,19 @@ def _inventory_files(hosts: list[lab.LabHost], tmp: Path) -> dict[str, Path]:
     return files
 
 
+def tool_env(**extra: str) -> dict[str, str]:
+    """The environment every measured tool runs in.
+
+    Installed tools run from bytecode (pip compiles ansible's and pyinfra's at install time); an
+    editable hostprep writes its own on the warm-up run, unless the environment forbids it. This
+    sandbox sets PYTHONDONTWRITEBYTECODE, which made every hostprep run compile its source again.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, **extra}
+
+
 def commands_for(n: int, inv: dict[str, Path], tmp: Path) -> dict[str, tuple[list[str], dict[str, str]]]:
-    env = dict(os.environ)
+    env = tool_env()
     ansible_env = dict(env, ANSIBLE_PIPELINING="True", ANSIBLE_HOST_KEY_CHECKING="True", ANSIBLE_FORKS=str(max(50, n)),
                        ANSIBLE_NOCOLOR="1", ANSIBLE_STDOUT_CALLBACK="default",
                        ANSIBLE_LOCAL_TEMP=str(tmp / "ansible-tmp"))
@@ -245,7 +256,7 @@ def provision_overhead(hosts: list[lab.LabHost], log: Log) -> str:
     with tempfile.TemporaryDirectory(prefix="hostprep-bench-prov-") as t:
         tmp = Path(t)
         inv = _inventory_files(hosts, tmp)["yml"]
-        env = dict(os.environ, HOSTPREP_STATE_DIR=str(tmp / "state"))
+        env = tool_env(HOSTPREP_STATE_DIR=str(tmp / "state"))
         s = measure("provision", len(hosts), [sys.executable, "-m", "invoke", "provision", "--inventory", str(inv),
                                               "--json", "--no-smoke"], env)
         data = json.loads(s.output[s.output.index("{"):])
