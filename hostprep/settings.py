@@ -62,15 +62,16 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class ConnectionSettings:
-    """Validated connection vars; ``address`` None means "use the inventory name"."""
+    """Validated connection vars; ``address`` None means "use the inventory name", ``port`` None
+    means "~/.ssh/config's Port, else 22" (as Ansible's ssh connection does)."""
 
     address: str | None = None
-    port: int = 22
+    port: int | None = None
     user: str | None = None
     key_file: str | None = None
 
     def __repr__(self) -> str:
-        return f"<ConnectionSettings {self.user or '-'}@{self.address or '-'}:{self.port}>"
+        return f"<ConnectionSettings {self.user or '-'}@{self.address or '-'}:{self.port or '-'}>"
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ def connection_settings(vars: Mapping[str, Any], host: str | None = None) -> Con
         address, port, user, key = (_last_set(vars, names) for names in _ALIASES.values())
         return ConnectionSettings(
             address=None if address is None else _checked(*address, _HOST, "must be a host name or IP address"),
-            port=22 if port is None else _int(*port, 1, 65535),
+            port=None if port is None else _int(*port, 1, 65535),
             user=None if user is None else _checked(*user, _USER, "must be a Linux user name like 'ubuntu'"),
             key_file=None if key is None else _key_file(*key),
         )

@@ -56,7 +56,7 @@ class Endpoint:
 
     name: str
     address: str
-    port: int = 22
+    port: int | None = None   # None: ~/.ssh/config's Port, else 22
     user: str | None = None
     key_file: str | None = None
     known_hosts: str | None = None
@@ -72,7 +72,7 @@ class Endpoint:
 
     def __repr__(self) -> str:
         who = f"{self.user}@" if self.user else ""
-        return f"<Endpoint {self.name} {who}{self.address}:{self.port}>"
+        return f"<Endpoint {self.name} {who}{self.address}:{self.port or '-'}>"
 
 
 @dataclass(frozen=True)
@@ -197,6 +197,11 @@ def parse_hop(hop: str) -> tuple[str | None, str, int | None]:
     return (user or None), host, port
 
 
+def port_of(ep: Endpoint, ssh: Mapping[str, Any]) -> int:
+    """The port to dial: the inventory's, else ~/.ssh/config's, else 22."""
+    return ep.port or int(ssh.get("port", 22))
+
+
 def connect_kwargs(ep: Endpoint, ssh: Mapping[str, Any], config: Config, auth: Mapping[str, Any]) -> dict[str, Any]:
     """``SSHClient.connect`` arguments exactly as Fabric's ``Connection`` would build them.
 
@@ -210,7 +215,7 @@ def connect_kwargs(ep: Endpoint, ssh: Mapping[str, Any], config: Config, auth: M
         kwargs["key_filename"] = keys
     else:
         kwargs.pop("key_filename", None)
-    return {**kwargs, "hostname": ssh.get("hostname", ep.address), "port": ep.port,
+    return {**kwargs, "hostname": ssh.get("hostname", ep.address), "port": port_of(ep, ssh),
             "username": ep.user or ssh.get("user", config.user), "timeout": ep.connect_timeout,
             "transport_factory": _aead_first}
 
@@ -224,7 +229,8 @@ def jump_chain(ep: Endpoint, ssh: Mapping[str, Any]) -> list[str]:
     if spec.strip().lower() == "none":
         return []
     hops = [h for h in spec.split(",") if h.strip()]
-    me = {(ep.address, ep.port), (ssh.get("hostname", ep.address), ep.port)}
+    port = port_of(ep, ssh)
+    me = {(ep.address, port), (ssh.get("hostname", ep.address), port)}
     return [] if any((parse_hop(h)[1], parse_hop(h)[2] or 22) in me for h in hops) else hops
 
 
@@ -245,6 +251,7 @@ class Transport:
     _ssh: paramiko.SSHClient | None = field(default=None, init=False, repr=False)
     _conn: Connection | None = field(default=None, init=False, repr=False)   # Fabric's, for password sudo
     _via: "Transport | None" = field(default=None, init=False, repr=False)    # the last ProxyJump hop
+    _port: int = field(default=22, init=False, repr=False)                    # the port dialled
     execs: int = field(default=0, init=False)
 
     def __enter__(self) -> "Transport":
@@ -254,7 +261,7 @@ class Transport:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _client(self, hostname: str) -> paramiko.SSHClient:
+    def _client(self, hostname: str, port: int) -> paramiko.SSHClient:
         """A paramiko client that knows only this host's known keys (parsed once per file, not per host).
 
         Keys are looked up by the name paramiko checks: ~/.ssh/config's HostName if it sets one.
@@ -263,7 +270,7 @@ class Transport:
         client = paramiko.SSHClient()
         path = ep.known_hosts_path
         if path.exists():
-            name = hostname if ep.port == 22 else f"[{hostname}]:{ep.port}"
+            name = hostname if port == 22 else f"[{hostname}]:{port}"
             for keytype, key in (_known_hosts(str(path), path.stat().st_mtime_ns).lookup(name) or {}).items():
                 client.get_host_keys().add(name, keytype, key)
         policy: paramiko.MissingHostKeyPolicy = (
@@ -284,7 +291,7 @@ class Transport:
         """Fabric's Connection over our open session, for the sudo that needs a password."""
         if self._conn is None:
             ep = self.endpoint
-            conn = Connection(ep.address, user=ep.user, port=ep.port, config=_fabric_config(),
+            conn = Connection(ep.address, user=ep.user, port=self._port, config=_fabric_config(),
                               connect_timeout=ep.connect_timeout, gateway=False)
             conn.client = self._ssh
             conn.transport = self._ssh.get_transport() if self._ssh is not None else None
@@ -300,14 +307,14 @@ class Transport:
             if ep.name.count("(jump host") >= 8:
                 raise TransportError(f"{ep.name}: ProxyJump chain is circular or longer than 8 hops")
             # the first hop follows its own ~/.ssh/config, like `ssh -J`; later hops go through the earlier ones
-            hop = replace(ep, name=f"{ep.name} (jump host {host})", address=host, port=port or 22, user=user,
+            hop = replace(ep, name=f"{ep.name} (jump host {host})", address=host, port=port, user=user,
                           become_password_env=None, jump=",".join(hops[:-1]) or None)
             self._via = Transport(hop)
             self._via.open()
             assert self._via._ssh is not None
             via = self._via._ssh.get_transport()
             assert via is not None
-            return via.open_channel("direct-tcpip", (hostname, ep.port), ("127.0.0.1", 0),
+            return via.open_channel("direct-tcpip", (hostname, self._port), ("127.0.0.1", 0),
                                     timeout=ep.connect_timeout)
         if "proxycommand" in ssh and ep.jump is None:
             return paramiko.ProxyCommand(ssh["proxycommand"])
@@ -320,9 +327,10 @@ class Transport:
         ep = self.endpoint
         ssh = _ssh_config(ep.address)
         hostname = ssh.get("hostname", ep.address)
+        self._port = port_of(ep, ssh)
         last: Exception | None = None
         for attempt in range(ep.connect_retries + 1):
-            client = self._client(hostname)
+            client = self._client(hostname, self._port)
             try:
                 kwargs = connect_kwargs(ep, ssh, _fabric_config(), self._auth())
                 sock = self._sock(hostname, ssh)
@@ -350,20 +358,20 @@ class Transport:
                 return
             if attempt < ep.connect_retries:
                 time.sleep(0.3 * (attempt + 1))
-        raise Unreachable(f"{ep.name}: cannot connect to {ep.address}:{ep.port}: {last}") from None
+        raise Unreachable(f"{ep.name}: cannot connect to {ep.address}:{self._port}: {last}") from None
 
     def _refusal(self, exc: Exception) -> TransportError | None:
         """The error that ends a connect at once (key or auth refused); None: a network error, retry."""
         ep = self.endpoint
         if isinstance(exc, paramiko.BadHostKeyException):
             return HostKeyRejected(
-                f"{ep.name}: HOST KEY CHANGED for [{ep.address}]:{ep.port} "
+                f"{ep.name}: HOST KEY CHANGED for [{ep.address}]:{self._port} "
                 f"(got {exc.key.get_name()}, known_hosts {ep.known_hosts_path} has another); refusing")
         if isinstance(exc, paramiko.AuthenticationException):
             return AuthFailed(f"{ep.name}: SSH authentication failed as {ep.user or 'default user'}: {exc}")
         if isinstance(exc, paramiko.SSHException) and "not found in known_hosts" in str(exc):
             return HostKeyRejected(
-                f"{ep.name}: host key for [{ep.address}]:{ep.port} is not in {ep.known_hosts_path}; "
+                f"{ep.name}: host key for [{ep.address}]:{self._port} is not in {ep.known_hosts_path}; "
                 "refusing (add it, or pass --accept-new to trust it on first use)")
         return None
 

@@ -73,3 +73,12 @@ def test_proxycommand_carries_the_session(lab1, tmp_path: Path) -> None:
     res = run_facts(tmp_path, {**host_vars, "ansible_host": "lab1-proxied"}, conf, f"[127.0.0.1]:{h.port} {key}\n")
     assert res.returncode == 0, res.stderr + res.stdout
     assert json.loads(res.stdout)["viaconfig"]["docker_gid"] == h.docker_gid
+
+
+def test_hostname_port_and_user_come_from_ssh_config_when_the_inventory_has_none(lab1, tmp_path: Path) -> None:
+    h, host_vars, key = lab1
+    bare = {k: v for k, v in host_vars.items() if k not in ("ansible_host", "ansible_port", "ansible_user")}
+    conf = f"Host viaconfig\n  HostName 127.0.0.1\n  Port {h.port}\n  User ubuntu\n"
+    res = run_facts(tmp_path, bare, conf, f"[127.0.0.1]:{h.port} {key}\n")
+    assert res.returncode == 0, res.stderr + res.stdout
+    assert json.loads(res.stdout)["viaconfig"]["docker_gid"] == h.docker_gid

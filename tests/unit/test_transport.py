@@ -35,11 +35,18 @@ def test_inventory_values_win_and_ssh_config_fills_the_rest() -> None:
     ep = Endpoint("web1", "web1", 22, user=None, connect_timeout=7.0)
     kw = connect_kwargs(ep, ssh_config(CONFIG, "web1"), Config(), {"pkey": "K"})
     assert kw["hostname"] == "10.0.0.5"           # HostName
-    assert kw["port"] == 22                        # the inventory's port, as Fabric passes it
+    assert kw["port"] == 22                        # the inventory's port wins over Port 2222
     assert kw["username"] == "deploy"              # User, since the inventory gave none
     assert kw["timeout"] == 7.0 and kw["pkey"] == "K"
     assert kw["key_filename"][0].endswith("/.ssh/web_key")
     assert connect_kwargs(Endpoint("web1", "web1", user="me"), ssh_config(CONFIG, "web1"), Config(), {})["username"] == "me"
+
+
+def test_the_port_is_the_inventorys_else_ssh_configs_else_22() -> None:
+    web = ssh_config(CONFIG, "web1")
+    assert connect_kwargs(Endpoint("web1", "web1"), web, Config(), {})["port"] == 2222
+    assert connect_kwargs(Endpoint("web1", "web1", 2200), web, Config(), {})["port"] == 2200
+    assert connect_kwargs(Endpoint("db", "db"), ssh_config(CONFIG, "db"), Config(), {})["port"] == 22
 
 
 def test_no_key_files_means_no_key_filename_argument() -> None:
