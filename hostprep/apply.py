@@ -1,8 +1,8 @@
 """Apply: run actions on a host through the one fixed interpreter (apply.sh), under the host lock.
 
-The interpreter gets every value as an environment variable (quoted by the
-transport) and every action pre-validated (``plan.SAFE_ARG``), so no inventory
-value is ever spliced into shell code.
+The interpreter gets every value as a shell variable (quoted by the transport and
+sent on stdin, never on a command line) and every action pre-validated
+(``plan.SAFE_ARG``), so no inventory value is ever spliced into shell code.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def run(
 ) -> Outcome:
     """One exec of the interpreter in ``mode`` (apply | restore | release).
 
-    With ``probe`` (the probe's environment), a successful run gathers facts afterwards in the
+    With ``probe`` (the probe's inputs), a successful run gathers facts afterwards in the
     same exec: the host is asked once for the change and its proof.
     """
     env = {

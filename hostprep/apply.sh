@@ -1,5 +1,5 @@
 # hostprep host-side interpreter: runs a validated action list under the host lock.
-# Inputs (environment, quoted by the transport):
+# Inputs (shell variables, quoted by the transport and read from stdin):
 #   MODE      apply | restore | release
 #   STATE_DIR root-only state dir; LOCK_OWNER this run's token; LOCK_WAIT seconds to wait
 #   PROJ      Compose project dir; COMPOSE "docker compose" | "docker-compose"
@@ -7,7 +7,7 @@
 #   SNAP_ID, SNAP_B64  snapshot written before any change (apply)
 #   ACTIONS   lines "<op> <args...>"; W<n> base64 content for the n-th write
 #   PROBE     optional: the fact probe, run after a successful apply in the same exec (its own
-#             inputs are in the environment too); its output follows the "@@hostprep:probe" line
+#             inputs are set too); its output follows the "@@hostprep:probe" line
 set -u
 umask 077
 lock="$STATE_DIR/lock"
@@ -75,7 +75,7 @@ rm -f "$STATE_DIR/actions.$$"
 if [ "${RELEASE:-0}" = 1 ]; then release; fi
 say done
 if [ -n "${PROBE:-}" ]; then
-    t0=$(date +%s.%N); p=$(sh -c "$PROBE"); say "probe-seconds $t0 $(date +%s.%N)"
+    t0=$(date +%s.%N); p=$(set +u; eval "$PROBE"); say "probe-seconds $t0 $(date +%s.%N)"
     say probe; printf '%s\n' "$p"
 fi
 exit 0

@@ -1,5 +1,5 @@
 # hostprep fact probe: everything hostprep needs to know about a host, in one exec.
-# Inputs (environment, quoted by the transport): SOCK PROJ WORKER_SVC BIND_DIRS DEEP VERSIONS STATE_DIR FILES
+# Inputs (shell variables, quoted by the transport): SOCK PROJ WORKER_SVC BIND_DIRS DEEP VERSIONS STATE_DIR FILES
 #   DEEP=1      also run `id` and `docker ps` inside the worker, in one docker exec (the proof; ~0.2 s on the host)
 #   VERSIONS=1  also ask dockerd and Compose for their versions (0.1-0.5 s)
 # Output (written at once): sections "@@hostprep:<key>" followed by their raw lines; parsed by hostprep.facts.

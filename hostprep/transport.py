@@ -10,14 +10,14 @@ file, at every ProxyJump hop too; unknown keys are refused unless
 Sessions are opened with the ``SSHClient.connect`` call Fabric's ``Connection``
 would make (HostName, User, IdentityFile, ProxyJump, ProxyCommand from the SSH
 config), without building a ``Connection`` per host: that cost ~2.5 ms of
-controller CPU per host. Fabric's ``Connection.sudo`` answers password prompts.
+controller CPU per host. Values never ride on a command line (see
+``script_invocation``); a sudo that needs a password is answered on the same channel.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import io
 import os
 import shlex
 import socket
@@ -27,8 +27,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import paramiko
-from fabric import Config, Connection
-from invoke.exceptions import CommandTimedOut
+from fabric import Config
 
 
 _IDLE_TICK = 1.0   # seconds between paramiko's idle checks on a connected session
@@ -119,18 +118,27 @@ def quote_argv(argv: Sequence[str]) -> str:
     return " ".join(shlex.quote(str(a)) for a in argv)
 
 
-def script_command(script: str, env: Mapping[str, str] | None = None) -> str:
-    """Command line that runs ``script`` under ``sh`` with ``env`` set, values quoted.
+def script_invocation(script: str, env: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """(command line, stdin) that run ``script`` under ``sh`` with ``env`` set as shell variables.
 
-    >>> print(script_command('echo "$X"', {"X": "a; rm -rf /"}))
-    env 'X=a; rm -rf /' sh -c 'echo "$X"'
+    The command line holds only the fixed script. The values arrive on stdin as quoted
+    assignments, read in full (``eval "$(cat)"``) before the script starts: never on a command
+    line, where ``ps`` and sudo's log would show them (a .env with passwords, a snapshot of it)
+    and where Linux caps one argument at 128 KiB. The script's own commands see an empty stdin.
+
+    >>> command, stdin = script_invocation('echo "$X"', {"X": "a; rm -rf /"})
+    >>> print(command)
+    sh -c 'eval "$(cat)"
+    echo "$X"'
+    >>> print(stdin)
+    X='a; rm -rf /'
+    <BLANKLINE>
     """
     for key in env or {}:
         if not key.replace("_", "").isalnum() or key[0].isdigit():
-            raise ValueError(f"invalid environment variable name: {key!r}")
-    assigns = [f"{k}={v}" for k, v in (env or {}).items()]
-    argv = (["env", *assigns] if assigns else []) + ["sh", "-c", script]
-    return quote_argv(argv)
+            raise ValueError(f"invalid shell variable name: {key!r}")
+    assigns = "".join(f"{k}={shlex.quote(v)}\n" for k, v in (env or {}).items())
+    return quote_argv(["sh", "-c", 'eval "$(cat)"\n' + script]), assigns
 
 
 @functools.lru_cache(maxsize=32)
@@ -249,7 +257,6 @@ class Transport:
 
     endpoint: Endpoint
     _ssh: paramiko.SSHClient | None = field(default=None, init=False, repr=False)
-    _conn: Connection | None = field(default=None, init=False, repr=False)   # Fabric's, for password sudo
     _via: "Transport | None" = field(default=None, init=False, repr=False)    # the last ProxyJump hop
     _port: int = field(default=22, init=False, repr=False)                    # the port dialled
     execs: int = field(default=0, init=False)
@@ -286,17 +293,6 @@ class Transport:
         key_path = Path(ep.key_file).expanduser()
         pkey = _private_key(str(key_path), key_path.stat().st_mtime_ns) if key_path.exists() else None
         return {"pkey": pkey} if pkey is not None else {"key_filename": [str(key_path)]}
-
-    def _fabric(self) -> Connection:
-        """Fabric's Connection over our open session, for the sudo that needs a password."""
-        if self._conn is None:
-            ep = self.endpoint
-            conn = Connection(ep.address, user=ep.user, port=self._port, config=_fabric_config(),
-                              connect_timeout=ep.connect_timeout, gateway=False)
-            conn.client = self._ssh
-            conn.transport = self._ssh.get_transport() if self._ssh is not None else None
-            self._conn = conn
-        return self._conn
 
     def _sock(self, hostname: str, ssh: Mapping[str, Any]) -> Any:
         """A socket through ~/.ssh/config's ProxyJump hops (each verified like any host) or ProxyCommand."""
@@ -383,7 +379,7 @@ class Transport:
                 with contextlib.suppress(OSError):   # ends the reader thread's recv() now, not at its next tick
                     sock.shutdown(socket.SHUT_RDWR)
             self._ssh.close()
-            self._ssh = self._conn = None
+            self._ssh = None
         self._close_jump()
 
     def _close_jump(self) -> None:
@@ -417,11 +413,11 @@ class Transport:
         env: Mapping[str, str] | None = None,
         *,
         sudo: bool = False,
-        stdin: str | None = None,
         timeout: float | None = None,
     ) -> CommandResult:
-        """Run a fixed sh script with values passed as quoted env vars, in one exec."""
-        return self._exec(script_command(script, env), sudo=sudo, stdin=stdin, timeout=timeout)
+        """Run a fixed sh script in one exec; ``env``'s values go on stdin (see ``script_invocation``)."""
+        command, payload = script_invocation(script, env)
+        return self._exec(command, sudo=sudo, stdin=payload, timeout=timeout)
 
     def _exec(self, command: str, *, sudo: bool, stdin: str | None, timeout: float | None) -> CommandResult:
         self.open()
@@ -432,7 +428,7 @@ class Transport:
         self.execs += 1
         try:
             if password is not None:
-                exited, stdout, stderr = self._fabric_sudo(command, password, stdin, timeout)
+                exited, stdout, stderr = self._become(command, password, stdin, timeout)
             else:
                 exited, stdout, stderr = self._raw(command, stdin, timeout)
         except (paramiko.SSHException, OSError, EOFError) as exc:
@@ -444,39 +440,71 @@ class Transport:
             )
         return CommandResult(command, exited, stdout, stderr, elapsed)
 
-    def _raw(self, command: str, stdin: str | None, timeout: float | None) -> tuple[int, str, str]:
-        """One exec channel, read to the end; cheap on the controller (no polling threads)."""
+    def _session(self) -> paramiko.Channel:
         transport = self._ssh.get_transport() if self._ssh is not None else None
         if transport is None:
             raise paramiko.SSHException("not connected")
-        chan = transport.open_session(timeout=self.endpoint.connect_timeout)
+        return transport.open_session(timeout=self.endpoint.connect_timeout)
+
+    def _raw(self, command: str, stdin: str | None, timeout: float | None) -> tuple[int, str, str]:
+        """One exec channel, read to the end; cheap on the controller (no polling threads)."""
+        chan = self._session()
         try:
             chan.exec_command(command)
-            if stdin is not None:
-                chan.sendall(stdin.encode())
-            chan.shutdown_write()
-            # Blocking reads wait on paramiko's events: no polling. stderr is read after stdout;
-            # our commands keep stderr far below the 2 MB channel window.
-            chan.settimeout(timeout)
-            try:
-                out = _read_all(chan.recv)
-                err = _read_all(chan.recv_stderr)
-            except socket.timeout:
-                return 124, "", f"timed out after {timeout}s"
-            return chan.recv_exit_status(), out.decode(errors="replace"), err.decode(errors="replace")
+            return _finish(chan, b"", stdin, timeout)
         finally:
             chan.close()
 
-    def _fabric_sudo(self, command: str, password: str, stdin: str | None,
-                     timeout: float | None) -> tuple[int, str, str]:
-        """sudo with a password: Fabric answers the prompt; the password is never echoed or logged."""
-        in_stream: Any = io.StringIO(stdin) if stdin is not None else False
+    def _become(self, command: str, password: str, stdin: str | None,
+                timeout: float | None) -> tuple[int, str, str]:
+        """sudo that asks for a password, on one exec channel, like Ansible's become.
+
+        The password is written only after sudo shows its own (random) prompt, and stdin only
+        after the shell behind sudo says it runs, so sudo never reads the payload as a password.
+        A second prompt means the password was refused: stop there. Nothing sudo prints before
+        the command starts is returned as the command's output, and sudo -S never echoes.
+        """
+        token = os.urandom(8).hex()
+        prompt, ready = f"[hostprep-sudo-{token}]", f"@@hostprep:become-{token}"
+        chan = self._session()
         try:
-            res = self._fabric().sudo(command, password=password, hide=True, warn=True, in_stream=in_stream, timeout=timeout)
-        except CommandTimedOut:
-            return 124, "", f"timed out after {timeout}s"
-        except (paramiko.SSHException, OSError, EOFError):
-            raise
-        except Exception as exc:  # invoke's AuthFailure and friends: never echo the password
-            raise AuthFailed(f"{self.endpoint.name}: sudo failed: {type(exc).__name__}") from None
-        return res.exited, res.stdout, res.stderr
+            chan.set_combine_stderr(True)   # the prompt goes to stderr, the marker to stdout
+            # the shell behind sudo says it runs, then waits for one line before the command starts
+            inner = f"echo {ready}; read -r _go; {command}"
+            chan.exec_command(f"sudo -S -p {shlex.quote(prompt)} -- sh -c {shlex.quote(inner)}")
+            chan.settimeout(self.endpoint.connect_timeout + 30)
+            seen, answered = b"", False
+            try:
+                while ready.encode() + b"\n" not in seen:
+                    data = chan.recv(4096)
+                    if not data:   # sudo gave up before the command started
+                        return chan.recv_exit_status(), "", seen.decode(errors="replace")
+                    seen += data
+                    prompts = seen.count(prompt.encode())
+                    if prompts > 1:
+                        raise AuthFailed(f"{self.endpoint.name}: sudo refused the become password")
+                    if prompts and not answered:
+                        chan.sendall(password.encode() + b"\n")
+                        answered = True
+            except socket.timeout:
+                raise AuthFailed(f"{self.endpoint.name}: sudo did not start the command (no answer)") from None
+            chan.set_combine_stderr(False)   # before the go-ahead: the command has printed nothing yet
+            chan.sendall(b"\n")
+            return _finish(chan, b"", stdin, timeout)
+        finally:
+            chan.close()
+
+
+def _finish(chan: paramiko.Channel, head: bytes, stdin: str | None, timeout: float | None) -> tuple[int, str, str]:
+    """Send stdin, close it, read stdout then stderr to the end: blocking reads on paramiko's
+    events, no polling. Our commands keep stderr far below the 2 MB channel window."""
+    if stdin is not None:
+        chan.sendall(stdin.encode())
+    chan.shutdown_write()
+    chan.settimeout(timeout)
+    try:
+        out = head + _read_all(chan.recv)
+        err = _read_all(chan.recv_stderr)
+    except socket.timeout:
+        return 124, "", f"timed out after {timeout}s"
+    return chan.recv_exit_status(), out.decode(errors="replace"), err.decode(errors="replace")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -105,6 +108,46 @@ def test_a_provision_that_changes_the_host_takes_two_execs(lab_hosts: dict[str, 
         assert report.status == CHANGED, report.error
         assert t.execs == 2   # facts; then apply, record, release and the proof in one
     assert facts_of("lab2").record["snapshot_id"] == report.snapshot_id
+
+
+def visible(text: str, secret: str, depth: int = 3) -> bool:
+    """Whether ``secret`` is in ``text`` as it is or inside base64, nested up to ``depth`` times."""
+    if secret in text:
+        return True
+    for token in re.findall(r"[A-Za-z0-9+/]{24,}={0,2}", text) if depth else []:
+        decoded = base64.b64decode(token + "=" * (-len(token) % 4)).decode("utf-8", "ignore")
+        if visible(decoded, secret, depth - 1):
+            return True
+    return False
+
+
+# run as `nobody`: every command line on the host, over and over, until /tmp/hp-stop appears
+SAMPLER = r"""end=$(($(date +%s)+90))
+while [ "$(date +%s)" -lt "$end" ] && [ ! -e /tmp/hp-stop ]; do
+    for f in /proc/[0-9]*/cmdline; do tr '\0' ' ' < "$f" 2>/dev/null; echo; done
+done
+"""
+
+
+def test_no_value_hostprep_sends_shows_in_the_hosts_process_list(lab_hosts: dict[str, lab.LabHost],
+                                                                  pristine: list[str]) -> None:
+    """Every local user can read every process's command line (`ps`), and sudo logs it: the .env
+    hostprep edits (and snapshots) holds passwords, so no value may ride on a command line."""
+    h = lab_hosts["lab1"]
+    pristine.append("lab1")
+    secret = "hp-Secret-" + os.urandom(6).hex()
+    h.exec("cat > /tmp/hp-sampler.sh", input=SAMPLER.encode())
+    h.exec(f"cd /opt/airflow && echo '_AIRFLOW_WWW_USER_PASSWORD={secret}' >> .env && rm -f /tmp/hp-stop /tmp/hp-seen"
+           " && (setsid su -s /bin/sh nobody -c 'sh /tmp/hp-sampler.sh' > /tmp/hp-seen 2>/dev/null < /dev/null &)")
+    try:
+        report = provision("lab1", "group-add")
+    finally:
+        h.exec("touch /tmp/hp-stop; sleep 0.5")
+    assert report.status == CHANGED, report.error
+    assert "edit .env" in [s.name for s in report.plan.steps]   # the .env was snapshotted and rewritten
+    seen = h.exec("cat /tmp/hp-seen; rm -f /tmp/hp-seen /tmp/hp-stop /tmp/hp-sampler.sh")
+    assert "hostprep host-side interpreter" in seen, "the sampler never saw the apply running"
+    assert not visible(seen, secret)
 
 
 def test_the_user_group_trap_is_reported_and_fixed(lab_hosts: dict[str, lab.LabHost], pristine: list[str]) -> None:

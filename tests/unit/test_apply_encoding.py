@@ -25,7 +25,7 @@ from hostprep.apply import DRIFTED, LOCKED, Outcome, expectations, lock_owner, p
 from hostprep.facts import OVERRIDE_FILE, Facts, parse_probe, probe_env
 from hostprep.plan import Plan, make_plan
 from hostprep.settings import HostSettings
-from hostprep.transport import CommandResult, script_command
+from hostprep.transport import CommandResult, script_invocation
 
 FIXTURES = Path(__file__).parent / "fixtures"
 LAB = HostSettings()
@@ -170,8 +170,8 @@ class LocalShell:
 
     def run_script(self, script: str, env: Mapping[str, str] | None = None, *, sudo: bool = False,
                    stdin: str | None = None, timeout: float | None = None) -> CommandResult:
-        command = script_command(script, {**(env or {}), "STATE_DIR": str(self.state_dir)})
-        done = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=30)
+        command, values = script_invocation(script, {**(env or {}), "STATE_DIR": str(self.state_dir)})
+        done = subprocess.run(command, shell=True, input=values, capture_output=True, text=True, timeout=30)
         return CommandResult(command, done.returncode, done.stdout, done.stderr)
 
 
@@ -306,3 +306,15 @@ def test_the_probe_after_an_apply_is_timed_on_the_host(tmp_path: Path) -> None:
                     probe=probe_env(facts_settings(proj), deep=False))
     assert out.ok and 0.0 < out.probe_seconds < 30
     assert out.probe_output is not None and "probe-seconds" not in out.probe_output
+
+
+def test_values_far_past_the_128_kib_argument_limit_reach_the_interpreter_intact(tmp_path: Path) -> None:
+    # a long .env: its snapshot and its new bytes (~1 MB of values) would not fit in one argument
+    big = b"AIRFLOW_UID=50000\n" + b"".join(b"# note %06d " % i + b"x" * 80 + b"\n" for i in range(3000))
+    facts, proj = project(tmp_path, big)
+    plan = make_plan(facts, facts_settings(proj), "group-add")
+    out = apply_files(tmp_path, facts, plan, release=True)
+    assert out.ok, out.log[-500:]
+    assert (proj / ".env").read_bytes() == ({s.name: s.after for s in plan.steps}["edit .env"] or "").encode()
+    stored = json.loads((tmp_path / "state" / "snapshots" / "20261125T173000Z-0000.json").read_text())
+    assert base64.b64decode(stored["files"][f"{proj}/.env"]["content_b64"]) == big
