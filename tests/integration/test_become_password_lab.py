@@ -82,3 +82,20 @@ def test_an_unset_password_variable_is_named_and_nothing_runs(password_sudo_host
     done = facts(password_sudo_host, None)
     assert done.returncode != 0
     assert f"${ENV} is not set" in done.stdout + done.stderr
+
+
+def test_provision_and_rollback_through_a_password_sudo(password_sudo_host: Path, pristine: list[str]) -> None:
+    """The apply's values (a snapshot, the new files) go on stdin only after sudo took the password."""
+    pristine.append("lab2")
+    env = dict(os.environ, **{ENV: PASSWORD})
+
+    def invoke(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "invoke", *args, "--inventory", str(password_sudo_host)],
+                              capture_output=True, text=True, env=env, cwd=lab.REPO, timeout=300)
+
+    done = invoke("provision", "--json", "--no-smoke")
+    assert done.returncode == 0, done.stdout[-800:] + done.stderr[-800:]
+    assert json.loads(done.stdout[done.stdout.index("{"):])["hosts"]["lab2"]["status"] == "changed"
+    undone = invoke("rollback")
+    assert undone.returncode == 0, undone.stdout[-800:] + undone.stderr[-800:]
+    assert PASSWORD not in done.stdout + done.stderr + undone.stdout + undone.stderr

@@ -114,7 +114,8 @@ def visible(text: str, secret: str, depth: int = 3) -> bool:
     """Whether ``secret`` is in ``text`` as it is or inside base64, nested up to ``depth`` times."""
     if secret in text:
         return True
-    for token in re.findall(r"[A-Za-z0-9+/]{24,}={0,2}", text) if depth else []:
+    for token in re.findall(r"[A-Za-z0-9+/]{24,}", text) if depth else []:
+        token = token[:-1] if len(token) % 4 == 1 else token   # a stray character: not base64's
         decoded = base64.b64decode(token + "=" * (-len(token) % 4)).decode("utf-8", "ignore")
         if visible(decoded, secret, depth - 1):
             return True
