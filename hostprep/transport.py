@@ -198,8 +198,9 @@ def parse_hop(hop: str) -> tuple[str | None, str, int | None]:
     if rest.startswith("["):
         host, _, tail = rest[1:].partition("]")
         port = int(tail[1:]) if tail.startswith(":") and tail[1:].isdigit() else None
-    elif rest.count(":") == 1 and rest.rsplit(":", 1)[1].isdigit():
-        host, port = rest.rsplit(":", 1)[0], int(rest.rsplit(":", 1)[1])
+    elif rest.count(":") == 1 and rest.partition(":")[2].isdigit():
+        host, _, digits = rest.partition(":")
+        port = int(digits)
     if not host or "ssh://" in hop:
         raise TransportError(f"unsupported ProxyJump hop {hop!r} (use [user@]host[:port])")
     return (user or None), host, port
@@ -213,8 +214,8 @@ def port_of(ep: Endpoint, ssh: Mapping[str, Any]) -> int:
 def connect_kwargs(ep: Endpoint, ssh: Mapping[str, Any], config: Config, auth: Mapping[str, Any]) -> dict[str, Any]:
     """``SSHClient.connect`` arguments exactly as Fabric's ``Connection`` would build them.
 
-    The inventory's address, user and port win; ~/.ssh/config supplies HostName, User and
-    IdentityFile (after Fabric's own key files and ours), like OpenSSH under Ansible.
+    The inventory's user and port win; ~/.ssh/config supplies HostName (for the inventory's
+    address), Port, User and IdentityFile (after Fabric's own key files and ours).
     """
     kwargs = dict(auth)
     keys = [*_listed(config.connect_kwargs.get("key_filename")), *_listed(auth.get("key_filename")),
@@ -239,7 +240,7 @@ def jump_chain(ep: Endpoint, ssh: Mapping[str, Any]) -> list[str]:
     hops = [h for h in spec.split(",") if h.strip()]
     port = port_of(ep, ssh)
     me = {(ep.address, port), (ssh.get("hostname", ep.address), port)}
-    return [] if any((parse_hop(h)[1], parse_hop(h)[2] or 22) in me for h in hops) else hops
+    return [] if any((host, hop_port or 22) in me for _, host, hop_port in map(parse_hop, hops)) else hops
 
 
 def _read_all(recv: Any) -> bytes:
