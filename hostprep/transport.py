@@ -334,17 +334,15 @@ class Transport:
                 if sock is not None:
                     kwargs["sock"] = sock
                 client.connect(**kwargs)
-            except (paramiko.SSHException, OSError, EOFError) as exc:
+            except (paramiko.SSHException, OSError, EOFError, TransportError) as exc:
                 client.close()
                 self._close_jump()
+                if isinstance(exc, TransportError):   # a jump host refused, or a bad ProxyJump
+                    raise
                 fatal = self._refusal(exc)
                 if fatal is not None:
                     raise fatal from None
                 last = exc
-            except TransportError:
-                client.close()
-                self._close_jump()
-                raise
             else:
                 transport = client.get_transport()
                 if transport is not None:
@@ -452,7 +450,7 @@ class Transport:
         chan = self._session()
         try:
             chan.exec_command(command)
-            return _finish(chan, b"", stdin, timeout)
+            return _finish(chan, stdin, timeout)
         finally:
             chan.close()
 
@@ -491,12 +489,12 @@ class Transport:
                 raise AuthFailed(f"{self.endpoint.name}: sudo did not start the command (no answer)") from None
             chan.set_combine_stderr(False)   # before the go-ahead: the command has printed nothing yet
             chan.sendall(b"\n")
-            return _finish(chan, b"", stdin, timeout)
+            return _finish(chan, stdin, timeout)
         finally:
             chan.close()
 
 
-def _finish(chan: paramiko.Channel, head: bytes, stdin: str | None, timeout: float | None) -> tuple[int, str, str]:
+def _finish(chan: paramiko.Channel, stdin: str | None, timeout: float | None) -> tuple[int, str, str]:
     """Send stdin, close it, read stdout then stderr to the end: blocking reads on paramiko's
     events, no polling. Our commands keep stderr far below the 2 MB channel window."""
     if stdin is not None:
@@ -504,7 +502,7 @@ def _finish(chan: paramiko.Channel, head: bytes, stdin: str | None, timeout: flo
     chan.shutdown_write()
     chan.settimeout(timeout)
     try:
-        out = head + _read_all(chan.recv)
+        out = _read_all(chan.recv)
         err = _read_all(chan.recv_stderr)
     except socket.timeout:
         return 124, "", f"timed out after {timeout}s"
