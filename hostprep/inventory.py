@@ -8,8 +8,9 @@ group vars in the inventory file < ``group_vars/`` files (``all.yml`` first)
 A become password may only be a reference to an environment variable; only that
 variable's *name* is kept, under ``hostprep_become_password_env``.
 
->>> inv = load_inventory("inventories/example.yml")      # doctest: +SKIP
->>> [h.name for h in inv.select("airflow_prod:!canary")]  # doctest: +SKIP
+>>> inv = load_inventory(os.path.join(os.path.dirname(__file__), "..", "inventories", "example.yml"))
+>>> [h.name for h in inv.select("airflow_prod:!canary")]
+['ip-10-0-1-12.ec2.internal', 'ip-10-0-1-13.ec2.internal']
 """
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ class AuditJob:
     flock: str | None = None
 
     def argv(self) -> list[str]:
-        args = [self.python, "-m", "invoke", "audit", "--inventory", self.inventory, "--report-dir", self.report_dir]
+        args = [self.python, "-m", "hostprep", "audit", "--inventory", self.inventory, "--report-dir", self.report_dir]
         for flag, value in (("--host", self.host), ("--group", self.group), ("--limit", self.limit)):
             if value:
                 args += [flag, value]

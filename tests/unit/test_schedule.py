@@ -43,7 +43,7 @@ def test_cron_command_runs_the_audit_from_the_repo_with_absolute_paths_under_flo
     inner = shlex.split(words[9])
     assert inner[:5] == ["cd", "/srv/hostprep", "&&", "exec", "env"]
     assert inner[5:-2] == [
-        "HOSTPREP_STATE_DIR=/srv/state", "/srv/venv/bin/python", "-m", "invoke", "audit",
+        "HOSTPREP_STATE_DIR=/srv/state", "/srv/venv/bin/python", "-m", "hostprep", "audit",
         "--inventory", "/srv/hostprep/inventories/prod.yml", "--report-dir", "/var/lib/hostprep-reports",
         "--limit", "airflow:!canary"]
     assert inner[-2:] == [">/var/lib/hostprep-reports/audit.log", "2>&1"]
@@ -51,7 +51,7 @@ def test_cron_command_runs_the_audit_from_the_repo_with_absolute_paths_under_flo
 
 def test_without_flock_or_state_dir_the_audit_runs_directly() -> None:
     job = AuditJob(repo="/r", python="/p", report_dir="/d", inventory="/i.yml")
-    assert job.command() == "mkdir -p /d && cd /r && exec /p -m invoke audit --inventory /i.yml --report-dir /d " \
+    assert job.command() == "mkdir -p /d && cd /r && exec /p -m hostprep audit --inventory /i.yml --report-dir /d " \
         ">/d/audit.log 2>&1"
 
 
@@ -115,7 +115,7 @@ def test_systemd_units_run_the_same_audit_on_the_timer() -> None:
     service, timer = units["hostprep-audit.service"], units["hostprep-audit.timer"]
     assert "WorkingDirectory=/srv/hostprep\n" in service
     assert 'Environment="HOSTPREP_STATE_DIR=/srv/state"\n' in service
-    assert "ExecStart=/srv/venv/bin/python -m invoke audit --inventory /srv/hostprep/inventories/prod.yml" in service
+    assert "ExecStart=/srv/venv/bin/python -m hostprep audit --inventory /srv/hostprep/inventories/prod.yml" in service
     assert "OnCalendar=*-*-* *:00/15:00\n" in timer and "Persistent=true" in timer
 
 
@@ -138,4 +138,4 @@ def test_the_cron_command_really_runs_under_sh_with_awkward_paths(tmp_path: Path
                    host="a$(id)", state_dir=str(tmp_path / "st ate"), flock=shutil.which("flock"))
     subprocess.run(["sh", "-c", job.command()], check=True, timeout=30)
     assert (reports / "audit.log").read_text() == (
-        f"-m invoke audit --inventory /i 1.yml --report-dir {reports} --host a$(id)\n")
+        f"-m hostprep audit --inventory /i 1.yml --report-dir {reports} --host a$(id)\n")

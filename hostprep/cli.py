@@ -1,0 +1,192 @@
+"""hostprep's command line: the operator's tasks, as `hostprep TASK` and (in a clone) `invoke TASK`.
+
+This is the edge: tasks parse arguments, call the library and print what it returns.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from invoke import Collection, Exit, Program, task
+
+from hostprep import __version__
+
+from hostprep import commands
+from hostprep.fleet import ConnectOptions
+from hostprep.inventory import InventoryError
+from hostprep.provision import Options
+from hostprep.settings import SettingsError
+from hostprep.strategies import NAMES
+
+SELECT_HELP = {
+    "host": "one host (or a:b list) from the inventory",
+    "group": "an inventory group",
+    "limit": "an Ansible --limit pattern: a:b union, a:&b intersection, a:!b exclusion, globs",
+    "inventory": "Ansible inventory (YAML or INI); default $HOSTPREP_INVENTORY or inventories/lab.yml",
+    "json": "print machine-readable JSON",
+    "known_hosts": "known_hosts file (default: hostprep_known_hosts_file var, else ~/.ssh/known_hosts)",
+    "accept_new": "trust unknown host keys on first use (like StrictHostKeyChecking=accept-new)",
+    "timeout": "SSH connect timeout in seconds (default 10)",
+}
+
+
+def _sel(host, group, limit, inventory):
+    return commands.Selection(inventory=inventory, host=host, group=group, limit=limit)
+
+
+def _conn(known_hosts, accept_new, timeout):
+    return ConnectOptions(known_hosts=known_hosts, accept_new=accept_new, connect_timeout=float(timeout))
+
+
+def smoke_dag_arg(value):
+    """Validate --smoke-dag before anything connects."""
+    from hostprep.settings import smoke_dag
+
+    try:
+        return smoke_dag(value)
+    except SettingsError as exc:
+        print(f"hostprep: error: --smoke-dag: {exc}", file=sys.stderr)
+        raise Exit(code=2)
+
+
+def _run(fn, *args, **kwargs):
+    """Turn bad input into a clear one-line error and exit code 2 (nothing was changed)."""
+    try:
+        code = fn(*args, **kwargs)
+    except (InventoryError, SettingsError, ValueError) as exc:
+        print(f"hostprep: error: {exc}", file=sys.stderr)
+        raise Exit(code=2)
+    if code:
+        raise Exit(code=code)
+
+
+@task(help=SELECT_HELP | {"shallow": "skip the checks that exec inside the worker (id, docker ps)"})
+def facts(c, host=None, group=None, limit=None, inventory=None, json=False, shallow=False,
+          known_hosts=None, accept_new=False, timeout=10):
+    """Gather facts (one SSH exec per host) and show them as a table or --json."""
+    _run(commands.facts, _sel(host, group, limit, inventory), _conn(known_hosts, accept_new, timeout),
+         as_json=json, deep=not shallow)
+
+
+@task(help=SELECT_HELP | {
+    "strategy": f"fix strategy: {' | '.join(NAMES)} (default: inventory's hostprep_strategy, else group-add)",
+    "check": "show the plan as a diff and change nothing",
+    "forks": "hosts worked on in parallel (default 32)",
+    "lock_wait": "seconds to wait for another run's host lock (default 10)",
+    "smoke_dag": "DAG_ID:TASK_ID to run with `airflow tasks test` in the worker after the fix",
+    "no_smoke": "skip the Airflow check (on by default when the worker has the airflow command)",
+})
+def provision(c, host=None, group=None, limit=None, inventory=None, strategy=None, check=False, json=False,
+              known_hosts=None, accept_new=False, timeout=10, forks=32, lock_wait=10, smoke_dag=None,
+              no_smoke=False):
+    """Fix Docker socket access for the Airflow worker: plan, snapshot, apply, recreate, verify."""
+    if strategy is not None and strategy not in NAMES:
+        print(f"hostprep: error: unknown strategy {strategy!r}; choose one of {', '.join(NAMES)}", file=sys.stderr)
+        raise Exit(code=2)
+    if strategy == "chmod" and not json:
+        print("WARNING: --strategy chmod makes the Docker socket 666: every local user gets root-equivalent "
+              "access, and a dockerd restart silently undoes it. A snapshot is kept for rollback.", file=sys.stderr)
+    _run(commands.provision, _sel(host, group, limit, inventory), _conn(known_hosts, accept_new, timeout),
+         Options(strategy=strategy, check=check, lock_wait=int(lock_wait), smoke_dag=smoke_dag and
+                 smoke_dag_arg(smoke_dag), smoke=not no_smoke), as_json=json, forks=int(forks))
+
+
+@task(help=SELECT_HELP | {"snapshot": "snapshot id to restore (default: the latest)"})
+def rollback(c, host=None, group=None, limit=None, inventory=None, snapshot=None, json=False,
+             known_hosts=None, accept_new=False, timeout=10):
+    """Restore a host from its snapshot exactly, then verify it matches."""
+    _run(commands.rollback, _sel(host, group, limit, inventory), _conn(known_hosts, accept_new, timeout),
+         snapshot, as_json=json)
+
+
+@task(help=SELECT_HELP)
+def snapshots(c, host=None, group=None, limit=None, inventory=None, json=False,
+              known_hosts=None, accept_new=False, timeout=10):
+    """List the snapshots stored on each host."""
+    _run(commands.snapshots, _sel(host, group, limit, inventory), _conn(known_hosts, accept_new, timeout),
+         as_json=json)
+
+
+# ------------------------------------------------------------------ audit
+
+
+def _run_audit(fn, *args, **kwargs):
+    """Like _run, but bad input exits 1: 2 and 3 are audit verdicts."""
+    from hostprep.schedule import ScheduleError
+
+    try:
+        code = fn(*args, **kwargs)
+    except (InventoryError, SettingsError, ScheduleError, ValueError) as exc:
+        print(f"hostprep: error: {exc}", file=sys.stderr)
+        raise Exit(code=1)
+    if code:
+        raise Exit(code=code)
+
+
+@task(name="run", default=True, help=SELECT_HELP | {
+    "deep": "also exec `id` and `docker ps` inside each worker (the default judges from the host side only)",
+    "fix": "re-provision drifted hosts (snapshot, apply, verify as `invoke provision`), then audit them again",
+    "junit": "write a JUnit XML report to FILE (a testcase per host and check)",
+    "prom": "write a Prometheus textfile to FILE (for node_exporter's textfile collector), atomically",
+    "json_file": "write the JSON report to FILE",
+    "report_dir": "write audit.json, audit-junit.xml and hostprep_audit.prom into DIR",
+    "forks": "hosts audited in parallel (default 32)",
+})
+def audit(c, host=None, group=None, limit=None, inventory=None, json=False, deep=False, fix=False, junit=None,
+          prom=None, json_file=None, report_dir=None, known_hosts=None, accept_new=False, timeout=10, forks=32):
+    """Report drift from the desired state on each host; read-only unless --fix. Exit 0 clean, 2 drift, 3 unaudited."""
+    outputs = commands.AuditOutputs(as_json=json, junit=junit, prom=prom, json_file=json_file, report_dir=report_dir)
+    _run_audit(commands.audit, _sel(host, group, limit, inventory), _conn(known_hosts, accept_new, timeout), outputs,
+               deep=deep, fix=fix, forks=int(forks))
+
+
+@task(name="history", help={"host": "only these hosts (a:b or a,b)", "json": "print machine-readable JSON"})
+def audit_history(c, host=None, json=False):
+    """Show when each drift began and ended, from the controller's audit history."""
+    _run_audit(commands.audit_history, host, as_json=json)
+
+
+@task(name="schedule", help={k: SELECT_HELP[k] for k in ("host", "group", "limit", "inventory")} | {
+    "every": "how often: 5m 15m 30m (minutes dividing 60), 1h 2h 6h 12h, 1d (1m for tests)",
+    "report_dir": "where the scheduled run writes its reports (default: reports/ in the controller state dir)",
+    "deep": "scheduled runs also exec inside the workers",
+    "show": "show the installed schedule and change nothing",
+    "systemd": "write systemd user units (service + timer) instead of a crontab entry",
+    "unit_dir": "where --systemd writes units (default ~/.config/systemd/user)",
+})
+def audit_schedule(c, every="15m", host=None, group=None, limit=None, inventory=None, report_dir=None,
+                   deep=False, show=False, systemd=False, unit_dir=None):
+    """Install the audit in the user's crontab (a marked block; other entries untouched)."""
+    if show:
+        _run_audit(commands.audit_schedule_show)
+        return
+    repo = os.getcwd()
+    _run_audit(commands.audit_schedule, _sel(host, group, limit, inventory), every, repo, report_dir,
+               deep=deep, systemd=systemd, unit_dir=unit_dir)
+
+
+@task(name="unschedule", help={"systemd": "remove the systemd user units instead",
+                               "unit_dir": "where --systemd wrote units (default ~/.config/systemd/user)"})
+def audit_unschedule(c, systemd=False, unit_dir=None):
+    """Remove exactly hostprep's audit entry from the crontab."""
+    _run_audit(commands.audit_unschedule, systemd=systemd, unit_dir=unit_dir)
+
+
+def collection() -> Collection:
+    """A fresh collection of the operator's tasks (a clone's tasks.py adds the lab and the benchmark)."""
+    ns = Collection(facts, provision, rollback, snapshots)
+    audit_ns = Collection("audit")
+    for t in (audit, audit_history, audit_schedule, audit_unschedule):
+        audit_ns.add_task(t)
+    ns.add_collection(audit_ns)
+    return ns
+
+
+program = Program(namespace=collection(), version=__version__, name="hostprep", binary="hostprep",
+                  binary_names=["hostprep"])
+
+
+def main() -> None:
+    """Entry point of the `hostprep` console command (and `python -m hostprep`)."""
+    program.run()
