@@ -7,10 +7,12 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from hostprep.endpoint import endpoint_for
+from hostprep.errors import AuthFailed, HostKeyRejected, SettingsError, Unreachable
 from hostprep.inventory import HostEntry
 from hostprep.results import FAILED, UNREACHABLE, FleetReport, HostReport
-from hostprep.settings import HostSettings, SettingsError, validate_host
-from hostprep.transport import AuthFailed, HostKeyRejected, Transport, Unreachable
+from hostprep.settings import HostSettings, validate_host
+from hostprep.transport import Transport
 
 HostJob = Callable[[Transport, HostSettings], HostReport]
 
@@ -27,7 +29,7 @@ def validate_all(entries: Sequence[HostEntry]) -> list[HostSettings]:
     errors, settings = [], []
     for e in entries:
         try:
-            e.endpoint()
+            endpoint_for(e)
             settings.append(validate_host(e))
         except SettingsError as exc:
             errors.append(str(exc))
@@ -38,7 +40,7 @@ def validate_all(entries: Sequence[HostEntry]) -> list[HostSettings]:
 
 def _one(entry: HostEntry, settings: HostSettings, job: HostJob, opts: ConnectOptions) -> HostReport:
     known = opts.known_hosts or entry.vars.get("hostprep_known_hosts_file")
-    endpoint = entry.endpoint(known_hosts=known, accept_new=opts.accept_new, connect_timeout=opts.connect_timeout)
+    endpoint = endpoint_for(entry, known_hosts=known, accept_new=opts.accept_new, connect_timeout=opts.connect_timeout)
     started = time.monotonic()
     try:
         with Transport(endpoint) as t:

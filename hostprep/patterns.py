@@ -20,7 +20,7 @@ import fnmatch
 import re
 from typing import Callable, Mapping, Sequence
 
-from hostprep.inventory import InventoryError
+from hostprep.errors import InventoryError
 
 _TERM = re.compile(r"(?:[^\s:\[\]]|\[[^\]]*\])+")
 _SUBSCRIPT = re.compile(r"^(.+)\[(?:(-?[0-9]+)|([0-9]+):([0-9]+)?)\]$")

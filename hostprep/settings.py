@@ -29,10 +29,10 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping, NoReturn
+from typing import Any, Mapping, NoReturn
 
-if TYPE_CHECKING:
-    from hostprep.inventory import HostEntry
+from hostprep.errors import SettingsError
+from hostprep.inventory import HostEntry
 
 STRATEGIES = ("group-add", "dockerfile", "chmod")
 DEFAULT_BIND_DIRS = ("dags", "logs", "plugins", "config")
@@ -54,10 +54,6 @@ _PATH = re.compile(r"^[A-Za-z0-9_./@+-]+$")
 _HOST = re.compile(r"^[A-Za-z0-9._:-]+$")
 _USER = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-class SettingsError(ValueError):
-    """A host or group var has a value hostprep will not use."""
 
 
 @dataclass(frozen=True)
@@ -141,7 +137,7 @@ def smoke_dag(value: Any) -> str | None:
     return _checked("hostprep_smoke_dag", value, _SMOKE, "must be DAG_ID:TASK_ID (letters, digits, _ . -)")
 
 
-def validate_host(entry: "HostEntry") -> HostSettings:
+def validate_host(entry: HostEntry) -> HostSettings:
     """Settings for one inventory host; errors start with the host name."""
     try:
         return HostSettings.from_vars(entry.vars)

@@ -12,6 +12,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from hostprep.endpoint import endpoint_for
 from hostprep.facts import Facts, gather
 from hostprep.inventory import HostEntry, load_inventory
 from hostprep.settings import HostSettings, validate_host
@@ -55,7 +56,7 @@ def entry(name: str) -> HostEntry:
 
 def connect(name: str) -> Transport:
     e = entry(name)
-    return Transport(e.endpoint(known_hosts=e.vars["hostprep_known_hosts_file"]))
+    return Transport(endpoint_for(e, known_hosts=e.vars["hostprep_known_hosts_file"]))
 
 
 def settings(name: str) -> HostSettings:

@@ -21,6 +21,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from hostprep.endpoint import endpoint_for
 from hostprep import commands, history
 from hostprep import provision as prov
 from hostprep.facts import Facts, gather, probe_env, probe_script
@@ -93,7 +94,7 @@ def host(request: pytest.FixtureRequest) -> Iterator[lab.LabHost]:
 
 def connect(name: str = NAME) -> Transport:
     e = load_inventory(INVENTORY).hosts[name]
-    return Transport(e.endpoint(known_hosts=e.vars["hostprep_known_hosts_file"]))
+    return Transport(endpoint_for(e, known_hosts=e.vars["hostprep_known_hosts_file"]))
 
 
 def facts(deep: bool = True) -> Facts:

@@ -7,6 +7,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
+from hostprep.endpoint import endpoint_for
 from hostprep.transport import HostKeyRejected, Transport
 from tests.integration.conftest import connect, entry
 from tests.lab import lab
@@ -44,7 +45,7 @@ def test_lab_hosts_use_both_compose_flavours_and_different_gids(lab_hosts: dict[
 
 def test_wrong_host_key_is_refused(lab_hosts: dict[str, lab.LabHost], tmp_path: Path) -> None:
     e = entry("lab1")
-    ep = e.endpoint()
+    ep = endpoint_for(e)
     bogus = paramiko.RSAKey.generate(1024)
     known = tmp_path / "known_hosts"
     # the right key type with the wrong key: a changed host key
@@ -53,24 +54,24 @@ def test_wrong_host_key_is_refused(lab_hosts: dict[str, lab.LabHost], tmp_path: 
     fake = paramiko.Ed25519Key.from_private_key_file(lab.KEY)  # any other ed25519 key will do
     known.write_text(f"[127.0.0.1]:{ep.port} {fake.get_name()} {fake.get_base64()}\n")
     with pytest.raises(HostKeyRejected, match="HOST KEY CHANGED"):
-        Transport(e.endpoint(known_hosts=str(known))).open()
+        Transport(endpoint_for(e, known_hosts=str(known))).open()
     known.write_text(f"[127.0.0.1]:{ep.port} {bogus.get_name()} {bogus.get_base64()}\n")
     with pytest.raises(HostKeyRejected):
-        Transport(e.endpoint(known_hosts=str(known))).open()
+        Transport(endpoint_for(e, known_hosts=str(known))).open()
 
 
 def test_unknown_host_key_is_refused_unless_accept_new(lab_hosts: dict[str, lab.LabHost], tmp_path: Path) -> None:
     e = entry("lab1")
     known = tmp_path / "known_hosts"
     with pytest.raises(HostKeyRejected, match="not in"):
-        Transport(e.endpoint(known_hosts=str(known))).open()
+        Transport(endpoint_for(e, known_hosts=str(known))).open()
     assert not known.exists()
-    with Transport(e.endpoint(known_hosts=str(known), accept_new=True)) as t:
+    with Transport(endpoint_for(e, known_hosts=str(known), accept_new=True)) as t:
         assert t.run(["true"]).ok
     recorded = known.read_text()
-    assert f"[127.0.0.1]:{e.endpoint().port} ssh-ed25519" in recorded
+    assert f"[127.0.0.1]:{endpoint_for(e).port} ssh-ed25519" in recorded
     # accept-new still refuses a key that changed
     fake = paramiko.Ed25519Key.from_private_key_file(lab.KEY)
-    known.write_text(f"[127.0.0.1]:{e.endpoint().port} ssh-ed25519 {fake.get_base64()}\n")
+    known.write_text(f"[127.0.0.1]:{endpoint_for(e).port} ssh-ed25519 {fake.get_base64()}\n")
     with pytest.raises(HostKeyRejected, match="CHANGED"):
-        Transport(e.endpoint(known_hosts=str(known), accept_new=True)).open()
+        Transport(endpoint_for(e, known_hosts=str(known), accept_new=True)).open()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from hostprep.endpoint import endpoint_for
 from hostprep.inventory import HostEntry, InventoryError, expand_host_pattern, load_inventory, vars_files
 
 SECRET = "hunter2-Sup3rS3cret"
@@ -217,7 +218,8 @@ def test_format_is_sniffed_when_the_extension_says_nothing(tmp_path: Path, name:
 
 def test_endpoint_maps_connection_vars(tmp_path: Path) -> None:
     text = "[g]\nh ansible_host=10.0.1.5 ansible_port=2222 ansible_user=ubuntu ansible_ssh_private_key_file=~/k.pem\n"
-    ep = load_inventory(write(tmp_path, "hosts.ini", text)).hosts["h"].endpoint(
+    ep = endpoint_for(
+        load_inventory(write(tmp_path, "hosts.ini", text)).hosts["h"],
         known_hosts="/tmp/kh", accept_new=True, connect_timeout=3.0
     )
     assert (ep.name, ep.address, ep.port, ep.user, ep.key_file) == ("h", "10.0.1.5", 2222, "ubuntu", "~/k.pem")
@@ -225,7 +227,7 @@ def test_endpoint_maps_connection_vars(tmp_path: Path) -> None:
 
 
 def test_endpoint_defaults_to_the_inventory_name_and_port_22() -> None:
-    ep = HostEntry("web1.internal", {}, ()).endpoint()
+    ep = endpoint_for(HostEntry("web1.internal", {}, ()))
     assert (ep.address, ep.port, ep.user, ep.key_file) == ("web1.internal", None, None, None)
 
 
@@ -244,12 +246,12 @@ def test_become_password_env_lookup_variants_keep_only_the_name(tmp_path: Path, 
     host = inv.hosts["h"]
     assert host.vars["hostprep_become_password_env"] == "BECOME_PW"
     assert "ansible_become_password" not in host.vars
-    assert host.endpoint().become_password_env == "BECOME_PW"
+    assert endpoint_for(host).become_password_env == "BECOME_PW"
 
 
 def test_hostprep_become_password_env_names_the_variable_directly(tmp_path: Path) -> None:
     inv = load_inventory(write(tmp_path, "hosts.ini", "[g]\nh hostprep_become_password_env=SUDO_PW\n"))
-    assert inv.hosts["h"].endpoint().become_password_env == "SUDO_PW"
+    assert endpoint_for(inv.hosts["h"]).become_password_env == "SUDO_PW"
 
 
 @pytest.mark.parametrize(
@@ -506,7 +508,7 @@ def test_become_password_lookup_in_group_vars_keeps_only_the_name(tmp_path: Path
     })
     host = load_inventory(path).hosts["h"]
     assert host.vars == {"hostprep_become_password_env": "SUDO_PW"}
-    assert host.endpoint().become_password_env == "SUDO_PW"
+    assert endpoint_for(host).become_password_env == "SUDO_PW"
 
 
 def test_ansible_group_priority_in_a_group_vars_file_is_a_plain_var(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from hostprep.endpoint import endpoint_for
 from hostprep.inventory import load_inventory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,7 +136,7 @@ def test_every_example_host_passes_settings_validation() -> None:
     for path in EXAMPLES:
         for host in load_inventory(path).hosts.values():
             validate_host(host)
-            host.endpoint()
+            endpoint_for(host)
 
 
 # Inventory directories: the inventory file (first key) plus group_vars/ and host_vars/ files beside it.

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from hostprep.endpoint import endpoint_for
 from hostprep.inventory import HostEntry
 from hostprep.settings import HostSettings, SettingsError, connection_settings, validate_host
 
@@ -154,7 +155,7 @@ def test_validate_host_prefixes_errors_with_the_host_name() -> None:
 
 def test_endpoint_refuses_a_bad_port_naming_the_host() -> None:
     with pytest.raises(SettingsError, match=r"^web1: ansible_port=99999"):
-        HostEntry("web1", {"ansible_port": 99999}, ()).endpoint()
+        endpoint_for(HostEntry("web1", {"ansible_port": 99999}, ()))
 
 
 def test_become_password_env_error_never_shows_the_value() -> None:
