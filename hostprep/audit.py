@@ -320,6 +320,7 @@ class HostAudit:
     fix: dict[str, Any] | None = None
     found_before_fix: list[Finding] = field(default_factory=list)
     seconds: float = 0.0
+    labels: dict[str, str] = field(default_factory=dict)  # instance id and Name tag, from a cloud inventory
 
     @property
     def audited(self) -> bool:
@@ -330,7 +331,7 @@ class HostAudit:
                 "error": self.error, "deep": self.deep, "strategy": self.strategy, "docker_gid": self.docker_gid,
                 "socket": self.socket, "findings": [f.to_dict() for f in self.findings],
                 "fix": self.fix, "found_before_fix": [f.to_dict() for f in self.found_before_fix],
-                "seconds": round(self.seconds, 3)}
+                "seconds": round(self.seconds, 3), **({"labels": self.labels} if self.labels else {})}
 
     def __repr__(self) -> str:
         return f"<HostAudit {self.host} {self.status} findings={len(self.findings)}>"

@@ -23,9 +23,11 @@ REPORT_FILES = {"json": "audit.json", "junit": "audit-junit.xml", "prom": "hostp
 
 def table(audits: Sequence[HostAudit]) -> str:
     """One line per host, then each host's findings with their fix hints."""
-    rows = [("HOST", "STATUS", "FINDINGS", "STRATEGY", "DOCKER GID", "SOCKET")]
+    cloud = any(a.labels for a in audits)  # instance id and Name tag columns, for hosts from a cloud inventory
+    rows = [("HOST",) + (("INSTANCE", "NAME") if cloud else ()) + ("STATUS", "FINDINGS", "STRATEGY", "DOCKER GID", "SOCKET")]
     for a in audits:
-        rows.append((a.host, a.status.upper(), str(len(a.findings)) if a.audited else "-",
+        labels = (a.labels.get("instance_id", "-"), a.labels.get("name", "-")) if cloud else ()
+        rows.append((a.host, *labels, a.status.upper(), str(len(a.findings)) if a.audited else "-",
                      a.strategy or "-", str(a.docker_gid) if a.docker_gid is not None else "-", a.socket or "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     out = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
@@ -44,14 +46,16 @@ def table(audits: Sequence[HostAudit]) -> str:
     return "\n".join(out)
 
 
-def as_dict(audits: Sequence[HostAudit], at: datetime) -> dict[str, Any]:
+def as_dict(audits: Sequence[HostAudit], at: datetime, shard: tuple[int, int] | None = None) -> dict[str, Any]:
+    """The JSON report; a shard's names its place (``{"index": 1, "count": 2}``) so the shards can be merged."""
     return {"at": at.isoformat(timespec="seconds"), "exit_code": exit_code(audits),
             "summary": {s: sum(a.status == s for a in audits) for s in ("ok", "drift", "unreachable", "failed")},
-            "hosts": {a.host: a.to_dict() for a in audits}}
+            "hosts": {a.host: a.to_dict() for a in audits},
+            **({"shard": {"index": shard[0], "count": shard[1]}} if shard else {})}
 
 
-def as_json(audits: Sequence[HostAudit], at: datetime) -> str:
-    return json.dumps(as_dict(audits, at), indent=2, sort_keys=True)
+def as_json(audits: Sequence[HostAudit], at: datetime, shard: tuple[int, int] | None = None) -> str:
+    return json.dumps(as_dict(audits, at, shard), indent=2, sort_keys=True)
 
 
 def junit(audits: Sequence[HostAudit], at: datetime) -> str:

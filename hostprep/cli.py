@@ -23,7 +23,8 @@ SELECT_HELP = {
     "host": "one host (or a:b list) from the inventory",
     "group": "an inventory group",
     "limit": "an Ansible --limit pattern: a:b union, a:&b intersection, a:!b exclusion, globs",
-    "inventory": "Ansible inventory (YAML or INI); default $HOSTPREP_INVENTORY or inventories/lab.yml",
+    "inventory": "Ansible inventory: YAML or INI, or any source ansible-inventory reads (a *.aws_ec2.yml plugin "
+                 "file, a script, a directory); default $HOSTPREP_INVENTORY or inventories/lab.yml",
     "json": "print machine-readable JSON",
     "known_hosts": "known_hosts file (default: hostprep_known_hosts_file var, else ~/.ssh/known_hosts)",
     "accept_new": "trust unknown host keys on first use (like StrictHostKeyChecking=accept-new)",
@@ -132,13 +133,30 @@ def _run_audit(fn, *args, **kwargs):
     "json_file": "write the JSON report to FILE",
     "report_dir": "write audit.json, audit-junit.xml and hostprep_audit.prom into DIR",
     "forks": "hosts audited in parallel (default 32)",
+    "shard": "I/N: audit only a stable 1/N of the selected hosts (merge the N reports with audit.merge)",
 })
 def audit(c, host=None, group=None, limit=None, inventory=None, json=False, deep=False, fix=False, junit=None,
-          prom=None, json_file=None, report_dir=None, known_hosts=None, accept_new=False, timeout=10, forks=32):
+          prom=None, json_file=None, report_dir=None, known_hosts=None, accept_new=False, timeout=10, forks=32,
+          shard=None):
     """Report drift from the desired state on each host; read-only unless --fix. Exit 0 clean, 2 drift, 3 unaudited."""
     outputs = commands.AuditOutputs(as_json=json, junit=junit, prom=prom, json_file=json_file, report_dir=report_dir)
-    _run_audit(commands.audit, _sel(host, group, limit, inventory), _conn(known_hosts, accept_new, timeout), outputs,
+    sel = commands.Selection(inventory=inventory, host=host, group=group, limit=limit, shard=shard)
+    _run_audit(commands.audit, sel, _conn(known_hosts, accept_new, timeout), outputs,
                deep=deep, fix=fix, forks=int(forks))
+
+
+@task(name="merge", iterable=["report"], help={
+    "report": "a shard's audit.json, or the folder holding it; give one --report per shard",
+    "json": "print the merged JSON report",
+    "junit": "write the merged JUnit XML report to FILE",
+    "prom": "write the merged Prometheus textfile to FILE",
+    "json_file": "write the merged JSON report to FILE",
+    "report_dir": "write audit.json, audit-junit.xml and hostprep_audit.prom into DIR",
+})
+def audit_merge(c, report, json=False, junit=None, prom=None, json_file=None, report_dir=None):
+    """Merge the reports of `audit --shard 1/N` ... `N/N` into one run's; exit code as that run's (0, 2, 3)."""
+    outputs = commands.AuditOutputs(as_json=json, junit=junit, prom=prom, json_file=json_file, report_dir=report_dir)
+    _run_audit(commands.audit_merge, list(report), outputs)
 
 
 @task(name="history", help={"host": "only these hosts (a:b or a,b)", "json": "print machine-readable JSON"})
@@ -177,7 +195,7 @@ def collection() -> Collection:
     """A fresh collection of the operator's tasks (a clone's tasks.py adds the lab and the benchmark)."""
     ns = Collection(facts, provision, rollback, snapshots)
     audit_ns = Collection("audit")
-    for t in (audit, audit_history, audit_schedule, audit_unschedule):
+    for t in (audit, audit_merge, audit_history, audit_schedule, audit_unschedule):
         audit_ns.add_task(t)
     ns.add_collection(audit_ns)
     return ns

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
 from hostprep import audit as aud
-from hostprep import audit_report, history, schedule
+from hostprep import audit_report, history, schedule, shards
 from hostprep import provision as prov
 from hostprep import render
 from hostprep.facts import gather
 from hostprep.fleet import ConnectOptions, fan_out
-from hostprep.inventory import HostEntry, InventoryError, load_inventory
+from hostprep.inventory import HostEntry, InventoryError
+from hostprep.inventory_sources import cloud_labels, load_any
 from hostprep.results import OK, FleetReport, HostReport
 from hostprep.settings import HostSettings
 from hostprep.snapshots import controller_dir
@@ -31,6 +34,7 @@ class Selection:
     host: str | None = None
     group: str | None = None
     limit: str | None = None
+    shard: str | None = None  # "I/N": a stable 1/N of the selected hosts
 
     def pattern(self) -> str:
         parts = [p for p in (self.limit, self.host, self.group) if p]
@@ -40,11 +44,16 @@ class Selection:
 
 
 def select(sel: Selection) -> list[HostEntry]:
-    """Hosts matching --host/--group/--limit; a name that matches nothing is an error."""
+    """Hosts matching --host/--group/--limit (then --shard); a name that matches nothing is an error.
+
+    The inventory is any Ansible source: static YAML/INI, a plugin file such as ``*.aws_ec2.yml``,
+    a script or a directory (``inventory_sources``).
+    """
     path = sel.inventory or os.environ.get("HOSTPREP_INVENTORY") or DEFAULT_INVENTORY
+    shard = shards.parse_shard(sel.shard) if sel.shard else None
     if not os.path.exists(path):
         raise InventoryError(f"inventory {path} not found (pass --inventory, or run `invoke lab.up` for the lab)")
-    inv = load_inventory(path)
+    inv = load_any(path)
     if sel.host and sel.host not in inv.hosts:
         for name in sel.host.replace(",", ":").split(":"):
             if name and name not in inv.hosts:
@@ -54,7 +63,16 @@ def select(sel: Selection) -> list[HostEntry]:
     hosts = inv.select(sel.pattern())
     if not hosts:
         raise InventoryError(f"pattern {sel.pattern()!r} selects no host in {path}")
-    return hosts
+    return shards.pick(hosts, (h.name for h in hosts), shard) if shard else hosts
+
+
+def labelled(fleet: FleetReport, entries: list[HostEntry]) -> FleetReport:
+    """Each report carries its host's instance id and Name tag, when the inventory source gave them."""
+    labels = {e.name: cloud_labels(e.vars) for e in entries}
+    for r in fleet.reports:
+        if labels.get(r.host):
+            r.data["labels"] = labels[r.host]
+    return fleet
 
 
 def _progress(out: Printer, total: int) -> Callable[[HostReport], None] | None:
@@ -107,14 +125,14 @@ def provision(sel: Selection, conn: ConnectOptions, opts: prov.Options, *, as_js
     entries = select(sel)
     fleet = fan_out(entries, lambda t, s: prov.provision(t, s, opts), conn, forks=forks,
                     on_done=_progress(out, len(entries)))
-    return show_fleet(fleet, as_json=as_json, out=out)
+    return show_fleet(labelled(fleet, entries), as_json=as_json, out=out)
 
 
 def rollback(sel: Selection, conn: ConnectOptions, snapshot: str | None, *, as_json: bool,
              out: Printer = print) -> int:
     entries = select(sel)
     fleet = fan_out(entries, lambda t, s: prov.rollback(t, s, snapshot), conn)
-    return show_fleet(fleet, as_json=as_json, diff=False, out=out)
+    return show_fleet(labelled(fleet, entries), as_json=as_json, diff=False, out=out)
 
 
 def snapshots(sel: Selection, conn: ConnectOptions, *, as_json: bool, out: Printer = print) -> int:
@@ -164,13 +182,37 @@ def audit(sel: Selection, conn: ConnectOptions, outputs: AuditOutputs = AuditOut
     at = aud.now()
     fleet = fan_out(entries, lambda t, s: aud.audit_host(t, s, deep=deep, fix=fix), conn, forks=forks,
                     on_done=_progress(out, len(entries)))
-    audits = aud.from_fleet(fleet)
+    audits = aud.from_fleet(labelled(fleet, entries))
+    for a, r in zip(audits, fleet.reports):
+        a.labels = r.data.get("labels", {})
     history.append(line for a in audits for line in history.entries_for(a, at, aud.now()))
-    writers = {"json": audit_report.as_json, "junit": audit_report.junit, "prom": audit_report.prometheus}
+    shard = shards.parse_shard(sel.shard) if sel.shard else None
+    return _audit_outputs(audits, at, outputs, out, shard)
+
+
+def _audit_outputs(audits: list[aud.HostAudit], at: datetime, outputs: AuditOutputs, out: Printer,
+                   shard: tuple[int, int] | None = None) -> int:
+    """Write the report files and print the table or JSON; the exit code is the audits'."""
+    writers: dict[str, Callable[[list[aud.HostAudit], datetime], str]] = {
+        "json": lambda a, t: audit_report.as_json(a, t, shard), "junit": audit_report.junit,
+        "prom": audit_report.prometheus}
     for kind, path in outputs.files().items():
         audit_report.write_atomic(path, writers[kind](audits, at))
-    out(audit_report.as_json(audits, at) if outputs.as_json else audit_report.table(audits))
+    out(audit_report.as_json(audits, at, shard) if outputs.as_json else audit_report.table(audits))
     return aud.exit_code(audits)
+
+
+def audit_merge(reports: list[str], outputs: AuditOutputs = AuditOutputs(), *, out: Printer = print) -> int:
+    """Merge the audit.json of every shard of one run into the reports one unsharded run gives."""
+    loaded = []
+    for name in reports:
+        path = Path(name) / audit_report.REPORT_FILES["json"] if Path(name).is_dir() else Path(name)
+        try:
+            loaded.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:
+            raise shards.ShardError(f"{path}: cannot read a shard report: {getattr(exc, 'strerror', None) or exc}") from None
+    audits, at = shards.merge(loaded)
+    return _audit_outputs(audits, at, outputs, out)
 
 
 def audit_history(hosts: str | None, *, as_json: bool, out: Printer = print) -> int:

@@ -42,7 +42,9 @@ def facts_table(facts: Facts) -> str:
 
 def host_report(r: HostReport, *, diff: bool = True, use_color: bool = False) -> str:
     """Everything an operator wants to read about one host's run."""
-    out = [color(f"== {r.host}: {r.status}", r.status, use_color)]
+    labels = r.data.get("labels") or {}
+    known = " ".join(v for v in (labels.get("instance_id"), labels.get("name")) if v and v != r.host)
+    out = [color(f"== {r.host}{f' ({known})' if known else ''}: {r.status}", r.status, use_color)]
     plan = r.plan
     if plan is not None:
         out.append(f"  strategy {plan.strategy}, docker GID {plan.docker_gid}")
