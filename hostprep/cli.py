@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import sys
 
-from invoke import Collection, Exit, Program, task
+from invoke import Collection, Context, Exit, Program, task
 
 from hostprep import __version__
 
@@ -153,7 +153,8 @@ def audit(c, host=None, group=None, limit=None, inventory=None, json=False, deep
     "json_file": "write the merged JSON report to FILE",
     "report_dir": "write audit.json, audit-junit.xml and hostprep_audit.prom into DIR",
 })
-def audit_merge(c, report, json=False, junit=None, prom=None, json_file=None, report_dir=None):
+def audit_merge(c: Context, report: list[str], json: bool = False, junit: str | None = None, prom: str | None = None,
+                json_file: str | None = None, report_dir: str | None = None) -> None:
     """Merge the reports of `audit --shard 1/N` ... `N/N` into one run's; exit code as that run's (0, 2, 3)."""
     outputs = commands.AuditOutputs(as_json=json, junit=junit, prom=prom, json_file=json_file, report_dir=report_dir)
     _run_audit(commands.audit_merge, list(report), outputs)
