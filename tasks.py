@@ -52,13 +52,20 @@ def lab_reset(c, host=None):
 @task(help={"hosts": "fleet sizes, comma-separated (default 10,30; add 100 if you have the time)",
             "repeats": "runs per tool and size, interleaved (default 5)",
             "keep": "leave the bench hosts running afterwards",
-            "down": "only remove the bench hosts"})
-def bench(c, hosts="10,30", repeats=5, keep=False, down=False):
+            "down": "only remove the bench hosts",
+            "scale": "measure inventory loading instead: static files of 1,000 and 10,000 hosts, "
+                     "and ansible-inventory on 300 EC2 instances in moto"})
+def bench(c, hosts="10,30", repeats=5, keep=False, down=False, scale=False):
     """Benchmark the audit against ansible-playbook and pyinfra on N light lab hosts."""
     from tests.benchmarks import bench as b
 
     if down:
         b.down()
+        return
+    if scale:
+        from tests.benchmarks import scale as s
+
+        print(s.main())
         return
     print(b.main([int(n) for n in str(hosts).split(",") if n], int(repeats), keep))
 

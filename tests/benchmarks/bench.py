@@ -5,7 +5,12 @@ run as 50000:0 with the socket mounted) under the name prefix
 ``hostprep-bench``, runs each tool several times, interleaved, and prints per
 tool the median wall time, the controller's CPU seconds and peak memory (the
 whole process tree, sampled), the ratio to hostprep and the SSH connections and
-exec sessions each host's sshd logged. Then it provisions the fleet once and
+exec sessions each host's sshd logged. A sample counts only if the tool's per-host
+results show the whole audit done on every host (``complete.py``), never by its exit code.
+Ansible runs in its strongest configuration (one raw task, pipelining, a fresh control
+path: ansible-raw; and with warm ControlPersist masters: ansible-raw-warm) and as the
+typical multi-task playbook (ansible-tasks); each peer's ratio is reported against its
+strongest configuration. Then it provisions the fleet once and
 prints how much of ``invoke provision`` is the hosts' own ``docker compose`` work.
 
 Benchmarks are not tests: nothing here asserts a timing.
@@ -28,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from tests.benchmarks import complete
 from tests.lab import lab
 
 HERE = Path(__file__).resolve().parent
@@ -35,7 +41,7 @@ PREFIX = "hostprep-bench"
 PORT_BASE = 2400
 PEER_SCRIPT = ("getent group docker; stat -c '%a %U %G' /var/run/docker.sock; "
                "w=$(docker ps -q --filter label=com.docker.compose.service=airflow-worker); "
-               "docker exec $w id; docker exec $w docker ps")
+               "docker exec $w id; docker exec $w docker ps 2>&1")
 Log = Callable[[str], None]
 
 
@@ -149,18 +155,28 @@ def tool_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
+COLD, WARM = "cold", "warm"  # Ansible's ControlPath: fresh each run, or kept (masters persist between runs)
+
+
 def commands_for(n: int, inv: dict[str, Path], tmp: Path) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """Each measured configuration: argv and environment. Ansible's ControlPath is set per run (``timed``)."""
     env = tool_env()
+    # the json callback: per-host results to check the audit was done (complete.py), at a cost like the default's
     ansible_env = dict(env, ANSIBLE_PIPELINING="True", ANSIBLE_HOST_KEY_CHECKING="True", ANSIBLE_FORKS=str(max(50, n)),
-                       ANSIBLE_NOCOLOR="1", ANSIBLE_STDOUT_CALLBACK="default",
+                       ANSIBLE_NOCOLOR="1", ANSIBLE_STDOUT_CALLBACK="json",
                        ANSIBLE_LOCAL_TEMP=str(tmp / "ansible-tmp"))
+    raw = ["ansible-playbook", "-i", str(inv["ini"]), str(HERE / "audit_raw.yml"), "-f", str(max(50, n)),
+           "-e", json.dumps({"peer_script": PEER_SCRIPT})]
+    warm_env = dict(ansible_env, ANSIBLE_SSH_ARGS="-C -o ControlMaster=auto -o ControlPersist=30m")
     return {
         # hostprep at its default parallelism (32 hosts at a time): past that, 2 cores shared with
         # the hosts only thrash (measured at N=100: forks 100 costs ~30% more CPU and is no faster)
         "hostprep": ([sys.executable, "-m", "invoke", "audit", "--inventory", str(inv["yml"]), "--json"],
                      dict(env, HOSTPREP_STATE_DIR=str(tmp / "hostprep-state"))),
-        "ansible": (["ansible-playbook", "-i", str(inv["ini"]), str(HERE / "audit.yml"), "-f", str(max(50, n))],
-                    ansible_env),
+        "ansible-raw": (raw, ansible_env),
+        "ansible-raw-warm": (raw, warm_env),
+        "ansible-tasks": (["ansible-playbook", "-i", str(inv["ini"]), str(HERE / "audit.yml"), "-f", str(max(50, n))],
+                          ansible_env),
         "pyinfra": (["pyinfra", str(inv["py"]), "exec", "--sudo", "-y", "--parallel", str(max(50, n)), "--",
                      PEER_SCRIPT], env),
     }
@@ -168,12 +184,18 @@ def commands_for(n: int, inv: dict[str, Path], tmp: Path) -> dict[str, tuple[lis
 
 @dataclass
 class Result:
+    """Samples per tool at one fleet size; only samples whose audit was complete on every host count."""
+
     n: int
     samples: dict[str, list[Sample]] = field(default_factory=dict)
     sessions: dict[str, tuple[float, float]] = field(default_factory=dict)
+    invalid: dict[str, int] = field(default_factory=dict)
+
+    def valid(self, tool: str) -> bool:
+        return bool(self.samples.get(tool))
 
     def median(self, tool: str, attr: str) -> float:
-        return statistics.median(getattr(s, attr) for s in self.samples[tool])
+        return statistics.median(getattr(s, attr) for s in self.samples[tool]) if self.valid(tool) else float("nan")
 
 
 def run_audits(hosts: list[lab.LabHost], repeats: int, log: Log) -> Result:
@@ -185,47 +207,93 @@ def run_audits(hosts: list[lab.LabHost], repeats: int, log: Log) -> Result:
         cmds = commands_for(len(hosts), inv, tmp)
         runs = iter(range(10**6))
 
+        warm = tmp / "cp-warm"
+
         def timed(name: str, argv: list[str], env: dict[str, str]) -> Sample:
-            """One cold run: Ansible gets a fresh ControlPath dir, its masters are stopped afterwards."""
-            if name != "ansible":
+            """Ansible cold: a fresh ControlPath dir, its masters stopped afterwards; warm: one dir for every run."""
+            if not name.startswith("ansible"):
                 return measure(name, len(hosts), argv, env)
+            if name.endswith("-warm"):
+                return measure(name, len(hosts), argv, dict(env, ANSIBLE_SSH_CONTROL_PATH_DIR=str(warm)))
             cp = tmp / f"cp{next(runs)}"
             try:
                 return measure(name, len(hosts), argv, dict(env, ANSIBLE_SSH_CONTROL_PATH_DIR=str(cp)))
             finally:
                 subprocess.run(["pkill", "-f", str(cp)], check=False)
 
-        for name, (argv, env) in cmds.items():   # warm-up: page cache, pyc files
-            timed(name, argv, env)
-        for rnd in range(repeats):
-            for name, (argv, env) in cmds.items():
-                before = sshd_counts(hosts) if rnd == 0 else None
-                s = timed(name, argv, env)
-                if before is not None:
-                    after = sshd_counts(hosts)
-                    conns = [after[h][0] - before[h][0] for h in after]
-                    execs = [after[h][1] - before[h][1] for h in after]
-                    result.sessions[name] = (statistics.mean(conns), statistics.mean(execs))
-                result.samples.setdefault(name, []).append(s)
-                log(f"  n={len(hosts)} {name:<9} round {rnd + 1}: {s.wall:6.2f}s wall {s.cpu:6.2f}s cpu "
-                    f"{s.peak_mb:6.0f} MB exit {s.exit_code}")
-                if name == "hostprep" and s.exit_code not in (0, 2):
-                    log("    hostprep output: " + s.output[-800:])
+        try:
+            _rounds(hosts, repeats, cmds, timed, result, log)
+        finally:
+            subprocess.run(["pkill", "-f", str(warm)], check=False)
     return result
+
+
+def _rounds(hosts: list[lab.LabHost], repeats: int, cmds: dict[str, tuple[list[str], dict[str, str]]],
+            timed: Callable[[str, list[str], dict[str, str]], Sample], result: Result, log: Log) -> None:
+    """A warm-up run of each tool (page cache, pyc files, warm masters), then ``repeats`` interleaved rounds."""
+    names = [h.name for h in hosts]
+    for name, (argv, env) in cmds.items():
+        timed(name, argv, env)
+    for rnd in range(repeats):
+        for name, (argv, env) in cmds.items():
+            before = sshd_counts(hosts) if rnd == 0 else None
+            s = timed(name, argv, env)
+            if before is not None:
+                after = sshd_counts(hosts)
+                conns = [after[h][0] - before[h][0] for h in after]
+                execs = [after[h][1] - before[h][1] for h in after]
+                result.sessions[name] = (statistics.mean(conns), statistics.mean(execs))
+            gaps = complete.missing(name, s.output, names)
+            result.samples.setdefault(name, [])
+            if gaps:
+                result.invalid[name] = result.invalid.get(name, 0) + 1
+            else:
+                result.samples[name].append(s)
+            log(f"  n={len(hosts)} {name:<16} round {rnd + 1}: {s.wall:6.2f}s wall {s.cpu:6.2f}s cpu "
+                f"{s.peak_mb:6.0f} MB exit {s.exit_code}"
+                + (f"  NOT COUNTED: audit incomplete on {len(gaps)} hosts ({', '.join(gaps[:5])})" if gaps else ""))
+            if gaps:
+                log(f"    {name} output: " + s.output[-800:])
 
 
 def table(results: list[Result]) -> str:
     """The benchmark's table: per N and tool, medians and ratios to hostprep."""
-    rows = ["| N | tool | wall (median) | × hostprep | controller CPU | CPU/host | peak memory | ssh conns/host | execs/host |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| N | tool | wall (median) | × hostprep | controller CPU | CPU/host | peak memory | ssh conns/host | "
+            "execs/host | samples counted |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         base = r.median("hostprep", "wall")
         for tool in r.samples:
             wall, cpu, mem = r.median(tool, "wall"), r.median(tool, "cpu"), r.median(tool, "peak_mb")
             conns, execs = r.sessions.get(tool, (float("nan"), float("nan")))
+            counted = f"{len(r.samples[tool])}/{len(r.samples[tool]) + r.invalid.get(tool, 0)}"
             rows.append(f"| {r.n} | {tool} | {wall:.2f} s | {wall / base:.1f}× | {cpu:.2f} s | "
-                        f"{cpu / r.n * 1000:.0f} ms | {mem:.0f} MB | {conns:.1f} | {execs:.1f} |")
+                        f"{cpu / r.n * 1000:.0f} ms | {mem:.0f} MB | {conns:.1f} | {execs:.1f} | {counted} |")
     return "\n".join(rows)
+
+
+PEERS = {"ansible": ("ansible-raw", "ansible-tasks"), "pyinfra": ("pyinfra",)}
+
+
+def strongest(results: list[Result]) -> str:
+    """Each peer's ratio against its strongest (fastest counted) configuration, cold; Ansible warm too."""
+    lines = []
+    for r in results:
+        base = r.median("hostprep", "wall")
+        parts = []
+        for peer, tools in PEERS.items():
+            counted = [t for t in tools if r.valid(t)]
+            if not counted:
+                parts.append(f"{peer}: no counted sample")
+                continue
+            best = min(counted, key=lambda t: r.median(t, "wall"))
+            parts.append(f"{peer} at its strongest ({best}) {r.median(best, 'wall'):.2f} s = "
+                         f"{r.median(best, 'wall') / base:.1f}×")
+        if r.valid("ansible-raw-warm"):
+            parts.append(f"ansible with warm ControlPersist masters {r.median('ansible-raw-warm', 'wall'):.2f} s = "
+                         f"{r.median('ansible-raw-warm', 'wall') / base:.1f}×")
+        lines.append(f"N={r.n}: hostprep {base:.2f} s; " + "; ".join(parts))
+    return "\n".join(lines)
 
 
 def growth(results: list[Result]) -> str:
@@ -233,7 +301,7 @@ def growth(results: list[Result]) -> str:
     if len(results) < 2:
         return ""
     rows = ["| tool | wall per added host | controller CPU per added host | CPU at N=0 (start-up) |", "|---|---|---|---|"]
-    for tool in results[0].samples:
+    for tool in [t for t in results[0].samples if all(r.valid(t) for r in results)]:
         ns = [r.n for r in results]
         wall = _fit(ns, [r.median(tool, "wall") for r in results])
         cpu = _fit(ns, [r.median(tool, "cpu") for r in results])
@@ -299,6 +367,7 @@ def main(sizes: list[int], repeats: int = 5, keep: bool = False, log: Log = prin
             for n in sorted(sizes):
                 results.append(run_audits(fleet[:n], repeats, log))
             report.append(table(results))
+            report.append(strongest(results))
             report.append(growth(results))
             report.append(provision_overhead(fleet, log))
         finally:

@@ -223,6 +223,7 @@ def _ensure_key() -> str:
 
 def _port_free(port: int) -> bool:
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port whose last connections sit in TIME-WAIT is free
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
