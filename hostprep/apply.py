@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Mapping, Sequence
 
-from hostprep.facts import STATE_DIR, Facts, probe_script, to_bytes
-from hostprep.plan import Action, Plan, path_in
+from hostprep.facts import Facts, probe_script, to_bytes
+from hostprep.layout import STATE_DIR, path_in
+from hostprep.steps import Action, Plan
 from hostprep.transport import CommandResult, Transport
 
 LOCKED = 75
@@ -71,7 +72,7 @@ def interpreter() -> str:
 
 def expectations(facts: Facts, plan: Plan) -> str:
     """``<sha|missing> <path>`` lines: what each file about to be written must still be."""
-    by_path = {path_in(facts, f.name): f for f in facts.files.values()}
+    by_path = {path_in(facts.project_dir, f.name): f for f in facts.files.values()}
     lines = []
     for a in plan.actions:
         if a.op in ("write", "delete") and a.args[0] in by_path:

@@ -10,14 +10,11 @@ import sys
 
 from invoke import Collection, Context, Exit, Program, task
 
-from hostprep import __version__
-
-from hostprep import commands
+from hostprep import __version__, commands, strategies, validate
+from hostprep.errors import InventoryError, SettingsError
 from hostprep.fleet import ConnectOptions
-from hostprep.inventory import InventoryError
 from hostprep.provision import Options
-from hostprep.settings import SettingsError
-from hostprep.strategies import NAMES
+from hostprep.schedule import ScheduleError
 
 SELECT_HELP = {
     "host": "one host (or a:b list) from the inventory",
@@ -40,26 +37,27 @@ def _conn(known_hosts, accept_new, timeout):
     return ConnectOptions(known_hosts=known_hosts, accept_new=accept_new, connect_timeout=float(timeout))
 
 
-def smoke_dag_arg(value):
-    """Validate --smoke-dag before anything connects."""
-    from hostprep.settings import smoke_dag
+def _progress():
+    """Where commands show a line per finished host: stderr, when someone watches it."""
+    return (lambda line: print(line, file=sys.stderr)) if sys.stderr.isatty() else None
 
-    try:
-        return smoke_dag(value)
-    except SettingsError as exc:
-        print(f"hostprep: error: --smoke-dag: {exc}", file=sys.stderr)
-        raise Exit(code=2)
+
+def _show(reply):
+    """Print what a command returned; its exit code becomes the task's."""
+    for line in reply.lines:
+        print(line)
+    if reply.code:
+        raise Exit(code=reply.code)
 
 
 def _run(fn, *args, **kwargs):
     """Turn bad input into a clear one-line error and exit code 2 (nothing was changed)."""
     try:
-        code = fn(*args, **kwargs)
+        reply = fn(*args, **kwargs)
     except (InventoryError, SettingsError, ValueError) as exc:
         print(f"hostprep: error: {exc}", file=sys.stderr)
         raise Exit(code=2)
-    if code:
-        raise Exit(code=code)
+    _show(reply)
 
 
 @task(help=SELECT_HELP | {"shallow": "skip the checks that exec inside the worker (id, docker ps)"})
@@ -67,11 +65,11 @@ def facts(c, host=None, group=None, limit=None, inventory=None, json=False, shal
           known_hosts=None, accept_new=False, timeout=10):
     """Gather facts (one SSH exec per host) and show them as a table or --json."""
     _run(commands.facts, _sel(host, group, limit, inventory), _conn(known_hosts, accept_new, timeout),
-         as_json=json, deep=not shallow)
+         as_json=json, deep=not shallow, progress=_progress())
 
 
 @task(help=SELECT_HELP | {
-    "strategy": f"fix strategy: {' | '.join(NAMES)} (default: inventory's hostprep_strategy, else group-add)",
+    "strategy": f"fix strategy: {' | '.join(strategies.NAMES)} (default: inventory's hostprep_strategy, else group-add)",
     "check": "show the plan as a diff and change nothing",
     "forks": "hosts worked on in parallel (default 32)",
     "lock_wait": "seconds to wait for another run's host lock (default 10)",
@@ -82,15 +80,19 @@ def provision(c, host=None, group=None, limit=None, inventory=None, strategy=Non
               known_hosts=None, accept_new=False, timeout=10, forks=32, lock_wait=10, smoke_dag=None,
               no_smoke=False):
     """Fix Docker socket access for the Airflow worker: plan, snapshot, apply, recreate, verify."""
-    if strategy is not None and strategy not in NAMES:
-        print(f"hostprep: error: unknown strategy {strategy!r}; choose one of {', '.join(NAMES)}", file=sys.stderr)
-        raise Exit(code=2)
-    if strategy == "chmod" and not json:
-        print("WARNING: --strategy chmod makes the Docker socket 666: every local user gets root-equivalent "
-              "access, and a dockerd restart silently undoes it. A snapshot is kept for rollback.", file=sys.stderr)
-    _run(commands.provision, _sel(host, group, limit, inventory), _conn(known_hosts, accept_new, timeout),
-         Options(strategy=strategy, check=check, lock_wait=int(lock_wait), smoke_dag=smoke_dag and
-                 smoke_dag_arg(smoke_dag), smoke=not no_smoke), as_json=json, forks=int(forks))
+
+    def run():
+        chosen = validate.strategy_arg(strategy)
+        warning = chosen and strategies.get(chosen).run_warning
+        if warning and not json:
+            print(f"WARNING: {warning}", file=sys.stderr)
+        opts = Options(strategy=chosen, check=check, lock_wait=int(lock_wait),
+                       smoke_dag=validate.smoke_dag_arg(smoke_dag), smoke=not no_smoke)
+        return commands.provision(_sel(host, group, limit, inventory), _conn(known_hosts, accept_new, timeout),
+                                  opts, as_json=json, forks=int(forks), progress=_progress(),
+                                  color=sys.stdout.isatty())
+
+    _run(run)
 
 
 @task(help=SELECT_HELP | {"snapshot": "snapshot id to restore (default: the latest)"})
@@ -98,7 +100,7 @@ def rollback(c, host=None, group=None, limit=None, inventory=None, snapshot=None
              known_hosts=None, accept_new=False, timeout=10):
     """Restore a host from its snapshot exactly, then verify it matches."""
     _run(commands.rollback, _sel(host, group, limit, inventory), _conn(known_hosts, accept_new, timeout),
-         snapshot, as_json=json)
+         snapshot, as_json=json, color=sys.stdout.isatty())
 
 
 @task(help=SELECT_HELP)
@@ -114,15 +116,12 @@ def snapshots(c, host=None, group=None, limit=None, inventory=None, json=False,
 
 def _run_audit(fn, *args, **kwargs):
     """Like _run, but bad input exits 1: 2 and 3 are audit verdicts."""
-    from hostprep.schedule import ScheduleError
-
     try:
-        code = fn(*args, **kwargs)
+        reply = fn(*args, **kwargs)
     except (InventoryError, SettingsError, ScheduleError, ValueError) as exc:
         print(f"hostprep: error: {exc}", file=sys.stderr)
         raise Exit(code=1)
-    if code:
-        raise Exit(code=code)
+    _show(reply)
 
 
 @task(name="run", default=True, help=SELECT_HELP | {
@@ -142,7 +141,7 @@ def audit(c, host=None, group=None, limit=None, inventory=None, json=False, deep
     outputs = commands.AuditOutputs(as_json=json, junit=junit, prom=prom, json_file=json_file, report_dir=report_dir)
     sel = commands.Selection(inventory=inventory, host=host, group=group, limit=limit, shard=shard)
     _run_audit(commands.audit, sel, _conn(known_hosts, accept_new, timeout), outputs,
-               deep=deep, fix=fix, forks=int(forks))
+               deep=deep, fix=fix, forks=int(forks), progress=_progress())
 
 
 @task(name="merge", iterable=["report"], help={

@@ -1,4 +1,8 @@
-"""The commands behind the Invoke tasks: select hosts, fan out, render. Return (exit code, text)."""
+"""The commands behind the tasks: select hosts, fan out, render. Each returns a :class:`Reply`
+(exit code and the lines to show); the edge (``hostprep.cli``) prints them. Nothing here prints.
+
+``audit --fix`` is composed here: the audit judges, provision changes, neither calls the other.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -15,17 +20,33 @@ from hostprep import audit as aud
 from hostprep import audit_report, history, schedule, shards
 from hostprep import provision as prov
 from hostprep import render
+from hostprep.errors import InventoryError
 from hostprep.facts import gather
-from hostprep.fleet import ConnectOptions, fan_out
-from hostprep.inventory import HostEntry, InventoryError
+from hostprep.fleet import ConnectOptions, HostJob, fan_out
+from hostprep.inventory import HostEntry
 from hostprep.inventory_sources import cloud_labels, load_any
 from hostprep.results import OK, FleetReport, HostReport
 from hostprep.settings import HostSettings
-from hostprep.snapshots import controller_dir
+from hostprep.snapshots import controller_dir, list_remote
 from hostprep.transport import Transport
 
 DEFAULT_INVENTORY = "inventories/lab.yml"
-Printer = Callable[[str], None]
+Progress = Callable[[str], None]   # where the edge shows one line per finished host (stderr)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What a command hands the edge: its exit code and the lines to print (stdout)."""
+
+    code: int
+    lines: tuple[str, ...] = ()
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    def __repr__(self) -> str:
+        return f"<Reply exit={self.code} lines={len(self.lines)}>"
 
 
 @dataclass(frozen=True)
@@ -75,20 +96,21 @@ def labelled(fleet: FleetReport, entries: list[HostEntry]) -> FleetReport:
     return fleet
 
 
-def _progress(out: Printer, total: int) -> Callable[[HostReport], None] | None:
-    if not sys.stderr.isatty() or total < 2:
+def _progress(progress: Progress | None, total: int) -> Callable[[HostReport], None] | None:
+    """A line per finished host, for runs of two hosts or more."""
+    if progress is None or total < 2:
         return None
     done = [0]
 
     def tick(r: HostReport) -> None:
         done[0] += 1
-        print(render.progress_line(r, done[0], total, True), file=sys.stderr)
+        progress(render.progress_line(r, done[0], total, True))
 
     return tick
 
 
 def facts(sel: Selection, conn: ConnectOptions, *, as_json: bool, deep: bool = True,
-          out: Printer = print) -> int:
+          progress: Progress | None = None) -> Reply:
     """Gather and show facts for every selected host."""
     entries = select(sel)
 
@@ -99,60 +121,58 @@ def facts(sel: Selection, conn: ConnectOptions, *, as_json: bool, deep: bool = T
         r.data["table"] = render.facts_table(f)
         return r
 
-    fleet = fan_out(entries, job, conn, on_done=_progress(out, len(entries)))
+    fleet = fan_out(entries, job, conn, on_done=_progress(progress, len(entries)))
     if as_json:
-        out(render.as_json({r.host: (r.data.get("facts") if not r.failed else
-                                     {"status": r.status, "error": r.error}) for r in fleet.reports}))
-    else:
-        for r in fleet.reports:
-            out(r.data["table"] if not r.failed else render.color(f"== {r.host}: {r.status}: {r.error}", r.status, False))
-    return fleet.exit_code
+        return Reply(fleet.exit_code, (render.as_json({r.host: (r.data.get("facts") if not r.failed else
+                                                                {"status": r.status, "error": r.error})
+                                                       for r in fleet.reports}),))
+    return Reply(fleet.exit_code, tuple(
+        r.data["table"] if not r.failed else render.color(f"== {r.host}: {r.status}: {r.error}", r.status, False)
+        for r in fleet.reports))
 
 
-def show_fleet(fleet: FleetReport, *, as_json: bool, diff: bool = True, out: Printer = print) -> int:
-    use_color = sys.stdout.isatty() and not as_json
+def show_fleet(fleet: FleetReport, *, as_json: bool, diff: bool = True, color: bool = False) -> Reply:
+    """Each host's report and the recap (or the JSON of it all)."""
     if as_json:
-        out(render.as_json(fleet.to_dict()))
-    else:
-        for r in fleet.reports:
-            out(render.host_report(r, diff=diff, use_color=use_color))
-        out(render.recap(fleet, use_color=use_color))
-    return fleet.exit_code
+        return Reply(fleet.exit_code, (render.as_json(fleet.to_dict()),))
+    lines = [render.host_report(r, diff=diff, use_color=color) for r in fleet.reports]
+    return Reply(fleet.exit_code, (*lines, render.recap(fleet, use_color=color)))
 
 
 def provision(sel: Selection, conn: ConnectOptions, opts: prov.Options, *, as_json: bool,
-              out: Printer = print, forks: int = 32) -> int:
+              progress: Progress | None = None, forks: int = 32, color: bool = False) -> Reply:
     entries = select(sel)
     fleet = fan_out(entries, lambda t, s: prov.provision(t, s, opts), conn, forks=forks,
-                    on_done=_progress(out, len(entries)))
-    return show_fleet(labelled(fleet, entries), as_json=as_json, out=out)
+                    on_done=_progress(progress, len(entries)))
+    return show_fleet(labelled(fleet, entries), as_json=as_json, color=color)
 
 
 def rollback(sel: Selection, conn: ConnectOptions, snapshot: str | None, *, as_json: bool,
-             out: Printer = print) -> int:
+             color: bool = False) -> Reply:
     entries = select(sel)
     fleet = fan_out(entries, lambda t, s: prov.rollback(t, s, snapshot), conn)
-    return show_fleet(labelled(fleet, entries), as_json=as_json, diff=False, out=out)
+    return show_fleet(labelled(fleet, entries), as_json=as_json, diff=False, color=color)
 
 
-def snapshots(sel: Selection, conn: ConnectOptions, *, as_json: bool, out: Printer = print) -> int:
+def snapshots(sel: Selection, conn: ConnectOptions, *, as_json: bool) -> Reply:
     entries = select(sel)
 
     def job(t: Transport, s: HostSettings) -> HostReport:
         r = HostReport(t.endpoint.name, OK)
-        r.data["snapshots"] = prov.list_snapshots(t)
+        r.data["snapshots"] = list_remote(t)
         return r
 
     fleet = fan_out(entries, job, conn)
     if as_json:
-        out(render.as_json({r.host: r.data.get("snapshots", {"error": r.error}) for r in fleet.reports}))
-        return fleet.exit_code
+        return Reply(fleet.exit_code,
+                     (render.as_json({r.host: r.data.get("snapshots", {"error": r.error}) for r in fleet.reports}),))
+    lines = []
     for r in fleet.reports:
-        out(f"== {r.host}" + (f": {r.status}: {r.error}" if r.failed else ""))
+        lines.append(f"== {r.host}" + (f": {r.status}: {r.error}" if r.failed else ""))
         rows = [{"id": s["id"], "created": s["created"], "strategy": s["strategy"],
                  "steps": "; ".join(s.get("steps") or [])} for s in r.data.get("snapshots", [])]
-        out(render.table(rows, ["id", "created", "strategy", "steps"]) if rows else "  no snapshots")
-    return fleet.exit_code
+        lines.append(render.table(rows, ["id", "created", "strategy", "steps"]) if rows else "  no snapshots")
+    return Reply(fleet.exit_code, tuple(lines))
 
 
 # ------------------------------------------------------------------ audit (drift), its history and its schedule
@@ -175,34 +195,51 @@ class AuditOutputs:
         return {k: v for k, v in named.items() if v}
 
 
+def audit_job(*, deep: bool, fix: bool) -> HostJob:
+    """The fleet job of `audit`: judge; with ``fix``, re-provision a host a provision can repair (with
+    its recorded strategy), then judge it again."""
+    def job(t: Transport, s: HostSettings) -> HostReport:
+        started = time.monotonic()
+        result = aud.audit_host(t, s, deep=deep)
+        if fix and aud.fixable(result.findings):
+            fixed = prov.provision(t, s, prov.Options(strategy=result.strategy))
+            result = aud.with_fix(aud.audit_host(t, s, deep=deep), result, fixed)
+        result.seconds = time.monotonic() - started
+        report = HostReport(t.endpoint.name, OK)
+        report.data["audit"] = result
+        return report
+
+    return job
+
+
 def audit(sel: Selection, conn: ConnectOptions, outputs: AuditOutputs = AuditOutputs(), *, deep: bool = False,
-          fix: bool = False, out: Printer = print, forks: int = 32) -> int:
+          fix: bool = False, progress: Progress | None = None, forks: int = 32) -> Reply:
     """Audit every selected host (read-only unless ``fix``); 0 no drift, 2 drift, 3 a host not audited."""
     entries = select(sel)
     at = aud.now()
-    fleet = fan_out(entries, lambda t, s: aud.audit_host(t, s, deep=deep, fix=fix), conn, forks=forks,
-                    on_done=_progress(out, len(entries)))
+    fleet = fan_out(entries, audit_job(deep=deep, fix=fix), conn, forks=forks,
+                    on_done=_progress(progress, len(entries)))
     audits = aud.from_fleet(labelled(fleet, entries))
     for a, r in zip(audits, fleet.reports):
         a.labels = r.data.get("labels", {})
     history.append(line for a in audits for line in history.entries_for(a, at, aud.now()))
     shard = shards.parse_shard(sel.shard) if sel.shard else None
-    return _audit_outputs(audits, at, outputs, out, shard)
+    return _audit_outputs(audits, at, outputs, shard)
 
 
-def _audit_outputs(audits: list[aud.HostAudit], at: datetime, outputs: AuditOutputs, out: Printer,
-                   shard: tuple[int, int] | None = None) -> int:
-    """Write the report files and print the table or JSON; the exit code is the audits'."""
+def _audit_outputs(audits: list[aud.HostAudit], at: datetime, outputs: AuditOutputs,
+                   shard: tuple[int, int] | None = None) -> Reply:
+    """Write the report files; the table or JSON to show, and the audits' exit code."""
     writers: dict[str, Callable[[list[aud.HostAudit], datetime], str]] = {
         "json": lambda a, t: audit_report.as_json(a, t, shard), "junit": audit_report.junit,
         "prom": audit_report.prometheus}
     for kind, path in outputs.files().items():
         audit_report.write_atomic(path, writers[kind](audits, at))
-    out(audit_report.as_json(audits, at, shard) if outputs.as_json else audit_report.table(audits))
-    return aud.exit_code(audits)
+    shown = audit_report.as_json(audits, at, shard) if outputs.as_json else audit_report.table(audits)
+    return Reply(aud.exit_code(audits), (shown,))
 
 
-def audit_merge(reports: list[str], outputs: AuditOutputs = AuditOutputs(), *, out: Printer = print) -> int:
+def audit_merge(reports: list[str], outputs: AuditOutputs = AuditOutputs()) -> Reply:
     """Merge the audit.json of every shard of one run into the reports one unsharded run gives."""
     loaded = []
     for name in reports:
@@ -212,18 +249,17 @@ def audit_merge(reports: list[str], outputs: AuditOutputs = AuditOutputs(), *, o
         except (OSError, ValueError) as exc:
             raise shards.ShardError(f"{path}: cannot read a shard report: {getattr(exc, 'strerror', None) or exc}") from None
     audits, at = shards.merge(loaded)
-    return _audit_outputs(audits, at, outputs, out)
+    return _audit_outputs(audits, at, outputs)
 
 
-def audit_history(hosts: str | None, *, as_json: bool, out: Printer = print) -> int:
+def audit_history(hosts: str | None, *, as_json: bool) -> Reply:
     """When each drift began and ended, from the controller's audit history."""
     names = [h for h in (hosts or "").replace(",", ":").split(":") if h] or None
     spans = history.intervals(history.load(names))
-    out(render.as_json([s.to_dict() for s in spans]) if as_json else audit_report.history_table(spans))
-    return 0
+    return Reply(0, (render.as_json([s.to_dict() for s in spans]) if as_json else audit_report.history_table(spans),))
 
 
-def audit_job(sel: Selection, repo: str, report_dir: str, *, deep: bool = False) -> schedule.AuditJob:
+def schedule_job(sel: Selection, repo: str, report_dir: str, *, deep: bool = False) -> schedule.AuditJob:
     """The scheduled command for a selection, with absolute paths; the selection is checked now, not at 3 am."""
     select(sel)
     inventory = sel.inventory or os.environ.get("HOSTPREP_INVENTORY") or DEFAULT_INVENTORY
@@ -234,35 +270,31 @@ def audit_job(sel: Selection, repo: str, report_dir: str, *, deep: bool = False)
 
 
 def audit_schedule(sel: Selection, every: str, repo: str, report_dir: str | None = None, *, deep: bool = False,
-                   systemd: bool = False, unit_dir: str | None = None, out: Printer = print) -> int:
+                   systemd: bool = False, unit_dir: str | None = None) -> Reply:
     """Install the audit in the user's crontab (or as systemd user units), replacing an earlier one.
 
     Reports go to ``report_dir`` (default: ``reports/`` in the controller state dir).
     """
-    job = audit_job(sel, repo, report_dir or str(controller_dir() / "reports"), deep=deep)
+    job = schedule_job(sel, repo, report_dir or str(controller_dir() / "reports"), deep=deep)
     if systemd:
         paths, enabled = schedule.install_units(every, job, _unit_dir(unit_dir))
-        out("wrote " + ", ".join(map(str, paths)) + ("; timer enabled" if enabled else
-            "; systemd is not PID 1 here: enable later with `systemctl --user enable --now hostprep-audit.timer`"))
-        return 0
-    out("installed in crontab:\n" + schedule.install(every, job).rstrip())
-    return 0
+        return Reply(0, ("wrote " + ", ".join(map(str, paths)) + ("; timer enabled" if enabled else
+                         "; systemd is not PID 1 here: enable later with `systemctl --user enable --now "
+                         "hostprep-audit.timer`"),))
+    return Reply(0, ("installed in crontab:\n" + schedule.install(every, job).rstrip(),))
 
 
-def audit_unschedule(*, systemd: bool = False, unit_dir: str | None = None, out: Printer = print) -> int:
+def audit_unschedule(*, systemd: bool = False, unit_dir: str | None = None) -> Reply:
     if systemd:
         removed = schedule.remove_units(_unit_dir(unit_dir))
-        out("removed " + ", ".join(map(str, removed)) if removed else "no hostprep audit units")
-        return 0
+        return Reply(0, ("removed " + ", ".join(map(str, removed)) if removed else "no hostprep audit units",))
     gone = schedule.remove()
-    out("removed from crontab:\n" + gone.rstrip() if gone else "no hostprep audit schedule in crontab")
-    return 0
+    return Reply(0, ("removed from crontab:\n" + gone.rstrip() if gone else "no hostprep audit schedule in crontab",))
 
 
-def audit_schedule_show(out: Printer = print) -> int:
+def audit_schedule_show() -> Reply:
     found = schedule.find_block(schedule.read_crontab())
-    out(found.rstrip() if found else "no hostprep audit schedule in crontab")
-    return 0
+    return Reply(0, (found.rstrip() if found else "no hostprep audit schedule in crontab",))
 
 
 def _unit_dir(unit_dir: str | None) -> Path:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import yaml
 
@@ -129,17 +129,19 @@ def set_env_var(text: str | None, key: str, value: str) -> str:
     return "".join(lines)
 
 
-def render_override(services: dict[str, dict[str, Any]], strategy: str, gid: int | None) -> str:
-    """hostprep's own Compose override file, deterministic for a given input."""
+def render_override(services: dict[str, dict[str, Any]], strategy: str, gid: int | None = None,
+                    notes: Sequence[str] = ()) -> str:
+    """hostprep's own Compose override file, deterministic for a given input.
+
+    ``gid``: the docker GID the override maps (explained in the header); ``notes``: more header lines.
+    """
     head = [
         f"# {MANAGED_MARK} (strategy {strategy}). Do not edit: `invoke rollback` removes this file.",
     ]
     if gid is not None:
         head.append(f"# Adds the host's docker group (GID {gid}) as a supplementary group; the primary")
         head.append("# group stays 0, as the Airflow image requires.")
-    elif strategy == "dockerfile":
-        head.append("# `user:` without a group, so Docker applies the image's docker group membership;")
-        head.append("# the primary group still comes from the image's passwd entry (0 for airflow).")
+    head += [f"# {line}" for line in notes]
     body = yaml.safe_dump({"services": services}, sort_keys=True, default_flow_style=False)
     return "\n".join(head) + "\n" + body
 

@@ -7,19 +7,22 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from typing import Any
 
+from hostprep import compose
+from hostprep.layout import COMPOSE_FILES, OVERRIDE_FILE, STATE_DIR, bind_path
 from hostprep.settings import HostSettings
 from hostprep.transport import Transport
 
-STATE_DIR = "/var/lib/hostprep"
-OVERRIDE_FILE = "docker-compose.hostprep.yml"
-COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
+__all__ = ["COMPOSE_FILES", "OVERRIDE_FILE", "PROBED_FILES", "STATE_DIR", "DirFacts", "Facts", "FileFacts",
+           "ProbeFailed", "SocketFacts", "WorkerFacts", "gather", "parse_probe", "probe_env", "probe_script"]
+
 PROBED_FILES = COMPOSE_FILES + (".env", "Dockerfile", "docker-compose.override.yml", OVERRIDE_FILE)
 
 
@@ -133,6 +136,18 @@ class Facts:
         """The configured compose file, else the first of Compose's default names that exists."""
         names = (self.compose_file_name,) if self.compose_file_name else COMPOSE_FILES
         return next((self.files[n] for n in names if n in self.files and self.files[n].exists), None)
+
+    @functools.cached_property
+    def compose_data(self) -> dict[str, Any]:
+        """The compose file, parsed once per facts (anchors and merge keys resolved; {} if absent)."""
+        cf = self.compose_file
+        return compose.load_compose(cf.content if cf else None)
+
+    @functools.cached_property
+    def env(self) -> dict[str, str]:
+        """The project's .env, parsed once per facts."""
+        f = self.files.get(".env")
+        return compose.parse_env(f.content if f else None)
 
     @property
     def compose_cmd(self) -> list[str]:
@@ -347,7 +362,7 @@ def probe_env(settings: HostSettings, *, deep: bool = True, versions: bool = Fal
         "SOCK": settings.socket_path,
         "PROJ": settings.project_dir,
         "WORKER_SVC": settings.worker_service,
-        "BIND_DIRS": " ".join(settings.bind_dirs),
+        "BIND_DIRS": "".join(f"{d} {bind_path(settings.project_dir, d)}\n" for d in settings.bind_dirs),
         "DEEP": "1" if deep else "0",
         "VERSIONS": "1" if versions else "0",
         "STATE_DIR": STATE_DIR,

@@ -11,8 +11,9 @@ from hostprep.endpoint import endpoint_for
 from hostprep.errors import AuthFailed, HostKeyRejected, SettingsError, Unreachable
 from hostprep.inventory import HostEntry
 from hostprep.results import FAILED, UNREACHABLE, FleetReport, HostReport
-from hostprep.settings import HostSettings, validate_host
+from hostprep.settings import HostSettings
 from hostprep.transport import Transport
+from hostprep.validate import validate_host
 
 HostJob = Callable[[Transport, HostSettings], HostReport]
 

@@ -1,117 +1,19 @@
 """Plan: desired state + facts → a list of Steps, each with before/after. Pure.
 
 "Changed" means the plan has steps; every step that is not needed says why
-in ``Plan.notes``. Problems block the apply; warnings do not.
+in ``Plan.notes``. Problems block the apply; warnings do not. The strategy's own
+steps come from the registry; the rest (preconditions, the override, bind folders) is common.
 """
 
 from __future__ import annotations
 
-import difflib
-import re
-from dataclasses import dataclass, field
-
-from hostprep import compose
-from hostprep.facts import COMPOSE_FILES, OVERRIDE_FILE, Facts
+from hostprep import compose, strategies
+from hostprep.facts import Facts
+from hostprep.layout import COMPOSE_FILES, OVERRIDE_FILE, bind_path, writable_by
 from hostprep.settings import HostSettings
+from hostprep.steps import SAFE_ARG, Action, Draft, Plan, Step, file_step
 
-SAFE_ARG = re.compile(r"^[A-Za-z0-9_./@+:=-]+$")
-
-
-@dataclass(frozen=True)
-class Action:
-    """One primitive the host-side interpreter (apply.sh) executes."""
-
-    op: str
-    args: tuple[str, ...] = ()
-    content: str | None = None
-
-    def __post_init__(self) -> None:
-        for a in (self.op, *self.args):
-            if not SAFE_ARG.match(a):
-                raise ValueError(f"unsafe value in action {self.op}: {a!r}")
-
-    def __repr__(self) -> str:
-        return f"<Action {self.op} {' '.join(self.args)}>"
-
-
-@dataclass(frozen=True)
-class Step:
-    """A change with its reason and a before/after for the diff."""
-
-    name: str
-    why: str
-    actions: tuple[Action, ...]
-    before: str | None = None
-    after: str | None = None
-
-    def diff(self) -> str:
-        """Unified diff of before → after (empty when not a text change)."""
-        if self.before is None and self.after is None:
-            return ""
-        a = [ln if ln.endswith("\n") else ln + "\n" for ln in (self.before or "").splitlines(keepends=True)]
-        b = [ln if ln.endswith("\n") else ln + "\n" for ln in (self.after or "").splitlines(keepends=True)]
-        return "".join(difflib.unified_diff(a, b, f"before/{self.name}", f"after/{self.name}"))
-
-
-@dataclass(frozen=True)
-class Plan:
-    host: str
-    strategy: str
-    steps: tuple[Step, ...] = ()
-    problems: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = ()
-    notes: tuple[str, ...] = ()
-    services: tuple[str, ...] = ()
-    docker_gid: int | None = None
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.steps)
-
-    @property
-    def blocked(self) -> bool:
-        return bool(self.problems)
-
-    @property
-    def actions(self) -> tuple[Action, ...]:
-        return tuple(a for s in self.steps for a in s.actions)
-
-    def __repr__(self) -> str:
-        return f"<Plan {self.host} {self.strategy} steps={len(self.steps)} problems={len(self.problems)}>"
-
-
-@dataclass
-class Draft:
-    """Mutable scratch a strategy fills in; frozen into a Plan at the end."""
-
-    steps: list[Step] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    override: dict[str, dict[str, object]] = field(default_factory=dict)
-    recreate: bool = False
-    build: bool = False
-
-
-def path_in(facts: Facts, name: str) -> str:
-    return f"{facts.project_dir.rstrip('/')}/{name}"
-
-
-def file_step(facts: Facts, name: str, after: str | None, why: str) -> Step | None:
-    """Write (or delete, when ``after`` is None) a project file, if it differs."""
-    f = facts.files.get(name)
-    before = f.content if f and f.exists else None
-    if before == after:
-        return None
-    path = path_in(facts, name)
-    if after is None:
-        return Step(f"delete {name}", why, (Action("delete", (path,)),), before, None)
-    ref = facts.compose_file
-    owner = (str(f.uid), str(f.gid), oct(f.mode or 0o644)[2:]) if f and f.exists else \
-        (str(ref.uid if ref else 0), str(ref.gid if ref else 0), "644")
-    return Step(f"{'edit' if before is not None else 'create'} {name}", why,
-                (Action("write", (path, *owner), after),), before, after)
-
+__all__ = ["SAFE_ARG", "Action", "Draft", "Plan", "Step", "file_step", "make_plan", "preconditions"]
 
 def preconditions(facts: Facts, settings: HostSettings, strategy: str) -> list[str]:
     """Problems that make any strategy unsafe to apply."""
@@ -120,7 +22,7 @@ def preconditions(facts: Facts, settings: HostSettings, strategy: str) -> list[s
         out.append("dockerd is not running on the host")
     if not facts.socket.exists:
         out.append(f"the Docker socket {settings.socket_path} does not exist")
-    if strategy != "chmod" and facts.docker_gid is None:
+    if strategies.get(strategy).needs_docker_group and facts.docker_gid is None:
         out.append("the host has no 'docker' group; group mapping needs one (or use --strategy chmod)")
     if not facts.project_exists:
         out.append(f"the Compose project dir {facts.project_dir} does not exist")
@@ -144,10 +46,8 @@ def check_user_trap(facts: Facts, settings: HostSettings, draft: Draft) -> None:
     cf = facts.compose_file
     if cf is None:
         return
-    data = compose.load_compose(cf.content)
-    env = compose.parse_env(facts.files[".env"].content if facts.files.get(".env") else None)
     for svc in settings.services:
-        user = compose.service_user(data, svc, env)
+        user = compose.service_user(facts.compose_data, svc, facts.env)
         if not compose.primary_group_is_root(user):
             uid = user.split(":", 1)[0] if user else str(settings.airflow_uid)
             draft.warnings.append(
@@ -160,7 +60,7 @@ def bind_dir_steps(facts: Facts, settings: HostSettings, draft: Draft) -> None:
     """Make bind-mounted folders usable by AIRFLOW_UID without opening them to the world."""
     uid = settings.airflow_uid
     for d in facts.bind_dirs:
-        path = d.name if d.name.startswith("/") else path_in(facts, d.name)
+        path = bind_path(facts.project_dir, d.name)
         if not d.exists:
             draft.steps.append(Step(f"mkdir {d.name}", f"missing; Docker would create it owned by root",
                                     (Action("mkdir", (path, str(uid), "0", "755")),), None, f"{uid}:0 755"))
@@ -170,7 +70,7 @@ def bind_dir_steps(facts: Facts, settings: HostSettings, draft: Draft) -> None:
         if mode & 0o002:
             draft.warnings.append(f"{d.name} is world-writable ({oct(mode)[2:]}); hostprep never opens folders to "
                                   f"the world - tighten it with chmod o-w once the owner is right")
-        usable = d.uid == uid or (d.gid == 0 and mode & 0o070 == 0o070) or bool(mode & 0o002)
+        usable = writable_by(uid, d.uid, d.gid, mode) or bool(mode & 0o002)
         if usable:
             continue
         draft.steps.append(Step(f"chown {d.name}", f"owned by {d.uid}:{d.gid}, not writable by AIRFLOW_UID {uid}",
@@ -188,7 +88,7 @@ def override_steps(facts: Facts, settings: HostSettings, draft: Draft, strategy:
         return
     if cf is None:
         return
-    text = compose.render_override(draft.override, strategy, facts.docker_gid if strategy == "group-add" else None)
+    text = compose.render_override(draft.override, strategy, draft.override_gid, draft.override_notes)
     step = file_step(facts, OVERRIDE_FILE, text, "hostprep's own override: the operator's compose file is untouched")
     if step:
         draft.steps.append(step)
@@ -207,10 +107,8 @@ def override_steps(facts: Facts, settings: HostSettings, draft: Draft, strategy:
 
 def make_plan(facts: Facts, settings: HostSettings, strategy: str | None = None) -> Plan:
     """The whole plan for one host. Pure: the same facts give the same plan."""
-    from hostprep.strategies import get
-
     name = strategy or settings.strategy
-    strat = get(name)
+    strat = strategies.get(name)
     draft = Draft(problems=preconditions(facts, settings, name))
     if not draft.problems:
         check_user_trap(facts, settings, draft)

@@ -24,8 +24,7 @@ for f in $FILES; do
     if [ -f "$PROJ/$f" ]; then stat -c '%a %u %g %s' -- "$PROJ/$f"; base64 -w0 -- "$PROJ/$f"; echo; fi
 done
 m bind_dirs
-for d in $BIND_DIRS; do
-    case "$d" in /*) p="$d" ;; *) p="$PROJ/$d" ;; esac
+printf '%s' "$BIND_DIRS" | while read -r d p; do   # "name path" lines: the paths come from hostprep.layout
     if [ -d "$p" ]; then stat -c "$d %u %g %a" -- "$p"; else echo "$d missing"; fi
 done
 m record; cat "$STATE_DIR/state.json" 2>/dev/null

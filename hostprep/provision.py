@@ -7,19 +7,21 @@ A failed apply or verification rolls the host back to its snapshot at once.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from hostprep import __version__, apply, smoke, snapshots
+from hostprep import apply, smoke, snapshots
+from hostprep.access import worker_view
 from hostprep.facts import Facts, gather, parse_probe, probe_env
-from hostprep.plan import Action, make_plan
+from hostprep.plan import Plan, make_plan
 from hostprep.results import CHANGED, OK, HostReport
 from hostprep.settings import HostSettings
 from hostprep.transport import Transport
-from hostprep.verify import verify, worker_view
+from hostprep.verify import verify
+
+__all__ = ["HostReport", "Options", "provision", "restore", "rollback"]
 
 
 @dataclass(frozen=True)
@@ -50,26 +52,34 @@ def provision(t: Transport, settings: HostSettings, opts: Options) -> HostReport
     if plan.blocked:
         return report.fail("; ".join(plan.problems))
     if opts.check or not plan.changed:
-        report.changed = len(plan.steps)
-        report.status = CHANGED if plan.changed else OK
-        if not plan.changed:
-            report.checks = verify(before, settings, plan.strategy)
-            report.after = report.before
-            if not all(c.ok for c in report.checks):
-                return report.fail("the host matches the plan but verification fails: "
-                                   + "; ".join(c.name for c in report.checks if not c.ok))
-        return report
+        return _unchanged(report, before, settings, plan)
+    return _apply(t, report, before, settings, plan, opts, start)
 
+
+def _unchanged(report: HostReport, before: Facts, settings: HostSettings, plan: Plan) -> HostReport:
+    """--check, or nothing to do: report the plan; a host with nothing to do must still verify."""
+    report.changed = len(plan.steps)
+    report.status = CHANGED if plan.changed else OK
+    if not plan.changed:
+        report.checks = verify(before, settings, plan.strategy)
+        report.after = report.before
+        if not all(c.ok for c in report.checks):
+            return report.fail("the host matches the plan but verification fails: "
+                               + "; ".join(c.name for c in report.checks if not c.ok))
+    return report
+
+
+def _apply(t: Transport, report: HostReport, before: Facts, settings: HostSettings, plan: Plan, opts: Options,
+           start: float) -> HostReport:
+    """Snapshot, then one exec: the change, hostprep's record of it, releasing the lock, then the proof
+    (facts, in-worker id and docker ps). A failed verification replays the snapshot, which puts the
+    previous record back too."""
     snap_id = snapshots.new_id()
     snap = snapshots.take(before, plan, snap_id)
     snapshots.save_local(snap)
     owner = apply.lock_owner()
-    record = {"strategy": plan.strategy, "snapshot_id": snap_id, "docker_gid": before.docker_gid,
-              "services": list(plan.services), "applied_at": _now(), "hostprep_version": __version__}
-    # One exec: the change, hostprep's record of it, releasing the lock, then the proof (facts,
-    # in-worker id and docker ps). A failed verification below replays the snapshot, which puts
-    # the previous record back too.
-    outcome = apply.run(t, before, "apply", owner=owner, actions=[*plan.actions, _state_action(record)],
+    record = snapshots.record(plan, snap_id, before.docker_gid, _now())
+    outcome = apply.run(t, before, "apply", owner=owner, actions=[*plan.actions, snapshots.state_action(record)],
                         snapshot=(snap_id, snapshots.encode(snap)), expect=apply.expectations(before, plan),
                         lock_wait=opts.lock_wait, release=True, probe=probe_env(settings, deep=True))
     report.timings["compose"] = outcome.compose_seconds
@@ -101,7 +111,7 @@ def provision(t: Transport, settings: HostSettings, opts: Options) -> HostReport
 
 def restore(t: Transport, facts: Facts, snap: dict[str, Any], owner: str, report: HostReport) -> bool:
     """Replay a snapshot on the host (keeps/takes the lock, then releases it)."""
-    actions = restore_plan(snap)
+    actions = snapshots.restore_plan(snap)
     outcome = apply.run(t, facts, "restore", owner=owner, actions=actions, release=True)
     report.rolled_back = outcome.ok
     if not outcome.ok:
@@ -109,30 +119,18 @@ def restore(t: Transport, facts: Facts, snap: dict[str, Any], owner: str, report
     return outcome.ok
 
 
-def restore_plan(snap: dict[str, Any]) -> list[Action]:
-    """Everything a snapshot puts back, hostprep's own record on the host included."""
-    actions, _ = snapshots.restore_actions(snap)
-    return [*actions, _state_action(snap.get("record"))]
-
-
-def _state_action(record: dict[str, Any] | None) -> Action:
-    if record is None:
-        return Action("delete", (snapshots.STATE_FILE,))
-    return Action("write", (snapshots.STATE_FILE, "0", "0", "600"), json.dumps(record, sort_keys=True))
-
-
 def rollback(t: Transport, settings: HostSettings, snap_id: str | None = None, *, lock_wait: int = 10) -> HostReport:
     """Restore the latest (or given) snapshot, then prove the host matches it."""
     report = HostReport(t.endpoint.name)
     start = time.monotonic()
-    snap = snapshots.load_local(report.host, snap_id) or fetch_remote(t, snap_id)
+    snap = snapshots.load_local(report.host, snap_id) or snapshots.fetch_remote(t, snap_id)
     if snap is None:
         return report.fail(f"no snapshot{' ' + snap_id if snap_id else ''} for {report.host}; nothing was changed")
     before = gather(t, settings, deep=False)
     report.before = worker_view(before)
     report.snapshot_id = snap["id"]
     owner = apply.lock_owner()
-    actions = restore_plan(snap)
+    actions = snapshots.restore_plan(snap)
     deep = bool(snap["facts"].get("deep", True))   # compare like with like
     outcome = apply.run(t, before, "restore", owner=owner, actions=actions, release=True, lock_wait=lock_wait,
                         probe=probe_env(settings, deep=deep))
@@ -159,30 +157,6 @@ def _facts_after(t: Transport, settings: HostSettings, outcome: apply.Outcome, *
     if outcome.probe_output and "@@hostprep:end" in outcome.probe_output:
         return parse_probe(t.endpoint.name, outcome.probe_output, settings, deep=deep)
     return gather(t, settings, deep=deep)
-
-
-def fetch_remote(t: Transport, snap_id: str | None) -> dict[str, Any] | None:
-    """Read a snapshot from the host's own store (when this controller has none)."""
-    script = ('cd "$D" 2>/dev/null || exit 0; if [ -n "$ID" ]; then f="$ID.json"; '
-              'else f=$(ls -1 *.json 2>/dev/null | sort | tail -n1); fi; [ -f "$f" ] && cat "$f"')
-    res = t.run_script(script, {"D": f"{snapshots.STATE_DIR}/snapshots", "ID": snap_id or ""}, sudo=True)
-    if not res.stdout.strip():
-        return None
-    snap: dict[str, Any] = json.loads(res.stdout)
-    snapshots.save_local(snap)
-    return snap
-
-
-def list_snapshots(t: Transport) -> list[dict[str, Any]]:
-    """Snapshots stored on the host (id, strategy, created, steps), oldest first."""
-    script = ('cd "$D" 2>/dev/null || exit 0; for f in $(ls -1 *.json 2>/dev/null | sort); do cat "$f"; echo; done')
-    res = t.run_script(script, {"D": f"{snapshots.STATE_DIR}/snapshots"}, sudo=True)
-    out = []
-    for line in res.stdout.splitlines():
-        if line.strip():
-            s = json.loads(line)
-            out.append({k: s.get(k) for k in ("id", "created", "strategy", "steps", "host")})
-    return out
 
 
 def _now() -> str:

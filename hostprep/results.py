@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from hostprep.plan import Plan
+from hostprep.steps import Plan
 from hostprep.verify import Check
 
 OK, CHANGED, FAILED, UNREACHABLE = "ok", "changed", "failed", "unreachable"

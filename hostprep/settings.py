@@ -8,7 +8,7 @@ var                             default                     rule
 hostprep_project_dir            /opt/airflow                absolute path, chars ``A-Za-z0-9_./@+-``
 hostprep_worker_service         airflow-worker              compose service name
 hostprep_services               [worker service]            list or "a,b"; the worker is always added
-hostprep_strategy               group-add                   group-add | dockerfile | chmod
+hostprep_strategy               group-add                   a registered strategy (hostprep.strategies)
 hostprep_airflow_uid            50000                       integer 1..2147483647
 hostprep_socket_path            /var/run/docker.sock        absolute path
 hostprep_bind_dirs              [dags, logs, plugins,       names under the project dir, or
@@ -18,6 +18,9 @@ hostprep_become_password_env    (none: sudo -n)             env var NAME holding
 hostprep_smoke_dag              (none)                      DAG_ID:TASK_ID run by `airflow tasks test` to verify
 hostprep_known_hosts_file       ~/.ssh/known_hosts          known_hosts used to verify host keys
 ==============================  ==========================  ==========================================
+
+Validating a host's vars as a whole needs the strategy registry: ``hostprep.validate`` does it
+(this module sits below the strategies, which use its types and rules).
 
 Connection vars (``ansible_host``, ``ansible_port``, ``ansible_user`` and their
 ``ansible_ssh_*`` aliases) are checked too. Errors name the var and the bad
@@ -29,12 +32,11 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping, NoReturn
+from typing import Any, Collection, Mapping, NoReturn
 
 from hostprep.errors import SettingsError
-from hostprep.inventory import HostEntry
+from hostprep.layout import bind_path
 
-STRATEGIES = ("group-add", "dockerfile", "chmod")
 DEFAULT_BIND_DIRS = ("dags", "logs", "plugins", "config")
 KNOWN_SETTINGS = (
     "hostprep_project_dir", "hostprep_worker_service", "hostprep_services", "hostprep_strategy",
@@ -84,18 +86,23 @@ class HostSettings:
     compose_file: str | None = None
     become_password_env: str | None = None
     smoke_dag: str | None = None
+    options: tuple[tuple[str, Any], ...] = ()   # the strategy's own settings, validated by it
 
     @classmethod
-    def from_vars(cls, vars: Mapping[str, Any]) -> "HostSettings":
-        """Validate a host's merged vars (connection vars too); unset settings take defaults."""
-        _refuse_unknown(vars)
+    def from_vars(cls, vars: Mapping[str, Any], strategies: Collection[str],
+                  strategy_settings: Collection[str] = ()) -> "HostSettings":
+        """Validate a host's merged vars (connection vars too); unset settings take defaults.
+
+        ``strategies`` are the names registered, ``strategy_settings`` their own vars (see ``hostprep.validate``).
+        """
+        _refuse_unknown(vars, (*KNOWN_SETTINGS, *strategy_settings))
         connection_settings(vars)
         worker = _service("hostprep_worker_service", vars.get("hostprep_worker_service", cls.worker_service))
         listed = _names("hostprep_services", vars.get("hostprep_services", [worker]))
         services = tuple(_service("hostprep_services", s) for s in listed)
         strategy = vars.get("hostprep_strategy", cls.strategy)
-        if strategy not in STRATEGIES:
-            _fail("hostprep_strategy", strategy, f"must be one of {', '.join(STRATEGIES)}")
+        if strategy not in strategies:
+            _fail("hostprep_strategy", strategy, f"must be one of {', '.join(strategies)}")
         bind = _names("hostprep_bind_dirs", vars.get("hostprep_bind_dirs", list(DEFAULT_BIND_DIRS)))
         compose = vars.get("hostprep_compose_file")
         return cls(
@@ -114,7 +121,7 @@ class HostSettings:
     @property
     def bind_paths(self) -> tuple[str, ...]:
         """Bind dirs as absolute paths (relative ones sit under the project dir)."""
-        return tuple(d if d.startswith("/") else f"{self.project_dir}/{d}" for d in self.bind_dirs)
+        return tuple(bind_path(self.project_dir, d) for d in self.bind_dirs)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready view (tuples as lists)."""
@@ -123,7 +130,7 @@ class HostSettings:
             "services": list(self.services), "strategy": self.strategy, "airflow_uid": self.airflow_uid,
             "socket_path": self.socket_path, "bind_dirs": list(self.bind_dirs),
             "compose_file": self.compose_file, "become_password_env": self.become_password_env,
-            "smoke_dag": self.smoke_dag,
+            "smoke_dag": self.smoke_dag, **({"options": dict(self.options)} if self.options else {}),
         }
 
     def __repr__(self) -> str:
@@ -135,14 +142,6 @@ def smoke_dag(value: Any) -> str | None:
     if value is None or value == "":
         return None
     return _checked("hostprep_smoke_dag", value, _SMOKE, "must be DAG_ID:TASK_ID (letters, digits, _ . -)")
-
-
-def validate_host(entry: HostEntry) -> HostSettings:
-    """Settings for one inventory host; errors start with the host name."""
-    try:
-        return HostSettings.from_vars(entry.vars)
-    except SettingsError as exc:
-        raise SettingsError(f"{entry.name}: {exc}") from None
 
 
 def connection_settings(vars: Mapping[str, Any], host: str | None = None) -> ConnectionSettings:
@@ -187,11 +186,11 @@ def _fail(var: str, value: Any, why: str) -> NoReturn:
     raise SettingsError(f"{var}={_show(value)}: {why}")
 
 
-def _refuse_unknown(vars: Mapping[str, Any]) -> None:
+def _refuse_unknown(vars: Mapping[str, Any], known: tuple[str, ...]) -> None:
     for key in vars:
-        if isinstance(key, str) and key.startswith("hostprep_") and key not in KNOWN_SETTINGS:
-            near = difflib.get_close_matches(key, KNOWN_SETTINGS, n=1)
-            hint = f"; did you mean {near[0]}?" if near else f"; known: {', '.join(KNOWN_SETTINGS)}"
+        if isinstance(key, str) and key.startswith("hostprep_") and key not in known:
+            near = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean {near[0]}?" if near else f"; known: {', '.join(known)}"
             raise SettingsError(f"{key}: unknown hostprep setting{hint}")
 
 

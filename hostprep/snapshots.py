@@ -2,7 +2,8 @@
 
 A snapshot is taken from facts (pure) before any write, stored on the host
 (root-only, /var/lib/hostprep/snapshots) and on the controller. Restoring is
-a pure translation of the snapshot into actions for the host interpreter.
+a pure translation of the snapshot into actions for the host interpreter, hostprep's
+record on the host (state.json) included.
 """
 
 from __future__ import annotations
@@ -16,10 +17,18 @@ from pathlib import Path
 from typing import Any
 
 from hostprep import __version__
-from hostprep.facts import STATE_DIR, Facts, from_bytes, to_bytes
-from hostprep.plan import Action, Plan, path_in
+from hostprep.facts import Facts, from_bytes, to_bytes
+from hostprep.layout import SNAPSHOT_DIR, STATE_DIR, STATE_FILE, bind_path, path_in
+from hostprep.steps import Action, Plan
+from hostprep.transport import Transport
 
-STATE_FILE = f"{STATE_DIR}/state.json"
+__all__ = ["STATE_DIR", "STATE_FILE", "new_id", "controller_dir", "take", "restore_actions", "restore_plan",
+           "record", "state_action", "fingerprint", "differences", "save_local", "list_local", "load_local",
+           "fetch_remote", "list_remote", "encode", "append_history"]
+
+_READ_ONE = ('cd "$D" 2>/dev/null || exit 0; if [ -n "$ID" ]; then f="$ID.json"; '
+             'else f=$(ls -1 *.json 2>/dev/null | sort | tail -n1); fi; [ -f "$f" ] && cat "$f"')
+_READ_ALL = 'cd "$D" 2>/dev/null || exit 0; for f in $(ls -1 *.json 2>/dev/null | sort); do cat "$f"; echo; done'
 
 
 def new_id(now: datetime | None = None) -> str:
@@ -37,8 +46,8 @@ def take(facts: Facts, plan: Plan, snap_id: str) -> dict[str, Any]:
     """The snapshot of everything ``plan`` is about to touch. Pure."""
     files: dict[str, Any] = {}
     dirs: dict[str, Any] = {}
-    by_path = {path_in(facts, f.name): f for f in facts.files.values()}
-    bind = {(d.name if d.name.startswith("/") else path_in(facts, d.name)): d for d in facts.bind_dirs}
+    by_path = {path_in(facts.project_dir, f.name): f for f in facts.files.values()}
+    bind = {bind_path(facts.project_dir, d.name): d for d in facts.bind_dirs}
     for action in plan.actions:
         path = action.args[0] if action.args else ""
         if action.op in ("write", "delete"):
@@ -94,6 +103,25 @@ def restore_actions(snap: dict[str, Any]) -> tuple[list[Action], list[str]]:
     return actions, [a.content or "" for a in actions if a.op == "write"]
 
 
+def record(plan: Plan, snap_id: str, docker_gid: int | None, at: str) -> dict[str, Any]:
+    """hostprep's record of what it applied (written to the host's state.json with the change)."""
+    return {"strategy": plan.strategy, "snapshot_id": snap_id, "docker_gid": docker_gid,
+            "services": list(plan.services), "applied_at": at, "hostprep_version": __version__}
+
+
+def state_action(rec: dict[str, Any] | None) -> Action:
+    """The action that writes hostprep's record on the host (None: removes it)."""
+    if rec is None:
+        return Action("delete", (STATE_FILE,))
+    return Action("write", (STATE_FILE, "0", "0", "600"), json.dumps(rec, sort_keys=True))
+
+
+def restore_plan(snap: dict[str, Any]) -> list[Action]:
+    """Everything a snapshot puts back, hostprep's own record on the host included."""
+    actions, _ = restore_actions(snap)
+    return [*actions, state_action(snap.get("record"))]
+
+
 def fingerprint(facts: dict[str, Any]) -> dict[str, Any]:
     """The parts of facts a rollback must bring back exactly (no pids, no container names)."""
     w = facts["worker"]
@@ -143,6 +171,27 @@ def load_local(host: str, snap_id: str | None = None) -> dict[str, Any] | None:
     if snap_id is None:
         return snaps[-1] if snaps else None
     return next((s for s in snaps if s["id"] == snap_id), None)
+
+
+def fetch_remote(t: Transport, snap_id: str | None) -> dict[str, Any] | None:
+    """Read a snapshot (the latest, or ``snap_id``) from the host's own store, and keep it here too."""
+    res = t.run_script(_READ_ONE, {"D": SNAPSHOT_DIR, "ID": snap_id or ""}, sudo=True)
+    if not res.stdout.strip():
+        return None
+    snap: dict[str, Any] = json.loads(res.stdout)
+    save_local(snap)
+    return snap
+
+
+def list_remote(t: Transport) -> list[dict[str, Any]]:
+    """Snapshots stored on the host (id, strategy, created, steps), oldest first."""
+    res = t.run_script(_READ_ALL, {"D": SNAPSHOT_DIR}, sudo=True)
+    out = []
+    for line in res.stdout.splitlines():
+        if line.strip():
+            s = json.loads(line)
+            out.append({k: s.get(k) for k in ("id", "created", "strategy", "steps", "host")})
+    return out
 
 
 def encode(data: dict[str, Any]) -> str:

@@ -1,45 +1,45 @@
-"""Fix strategies, registered by name. Each one plans its own steps and says what verification expects."""
+"""The strategy registry: every fix strategy, by name. Settings, the CLI, the plan, the audit and
+verification ask here; none of them names a strategy.
+
+A new strategy is one module, ``hostprep/strategies/<name>.py`` (a :class:`Strategy` subclass,
+see ``base.py``), plus one line in ``REGISTRY`` below.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+from hostprep.findings import Rule
+from hostprep.strategies.base import Strategy
+from hostprep.strategies.chmod import ChmodSocket
+from hostprep.strategies.dockerfile import DockerfileGroup
+from hostprep.strategies.group_add import GroupAdd
 
-from hostprep.facts import Facts
-from hostprep.plan import Draft
-from hostprep.settings import HostSettings
+REGISTRY: tuple[Strategy, ...] = (
+    GroupAdd(),
+    DockerfileGroup(),
+    ChmodSocket(),
+)
 
-
-class Strategy(Protocol):
-    name: str
-
-    def plan(self, facts: Facts, settings: HostSettings, draft: Draft) -> None:
-        """Add this strategy's steps, problems and warnings to the draft."""
-
-    def satisfied(self, facts: Facts, settings: HostSettings) -> list[tuple[str, bool, str]]:
-        """(check, ok, detail) rows that must all hold once the fix is in place."""
-
-
-def group_mapped(facts: Facts) -> list[tuple[str, bool, str]]:
-    """Checks shared by the group strategies: the worker holds the docker GID and keeps primary GID 0."""
-    gid = facts.docker_gid
-    return [
-        ("worker has the docker GID", gid in facts.worker.proc_groups,
-         f"groups {list(facts.worker.proc_groups)}, docker GID {gid}"),
-        ("worker primary GID is 0", facts.worker.proc_gid == 0, f"gid {facts.worker.proc_gid}"),
-    ]
+BY_NAME = {s.name: s for s in REGISTRY}
+NAMES = tuple(BY_NAME)
 
 
 def get(name: str) -> Strategy:
-    from hostprep.strategies import chmod, dockerfile, group_add
-
-    registry: dict[str, Strategy] = {
-        "group-add": group_add.GroupAdd(),
-        "dockerfile": dockerfile.DockerfileGroup(),
-        "chmod": chmod.ChmodSocket(),
-    }
-    if name not in registry:
-        raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(registry)}")
-    return registry[name]
+    """The strategy called ``name``; ``ValueError`` listing the choices otherwise."""
+    if name not in BY_NAME:
+        raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(NAMES)}")
+    return BY_NAME[name]
 
 
-NAMES = ("group-add", "dockerfile", "chmod")
+def find(name: object) -> Strategy | None:
+    """The strategy a host's record names, or None (nothing applied, or a name this version does not know)."""
+    return BY_NAME.get(name) if isinstance(name, str) else None
+
+
+def rules() -> tuple[Rule, ...]:
+    """Every strategy's own audit rules, once each, in registry order."""
+    return tuple({r.id: r for s in REGISTRY for r in s.rules}.values())
+
+
+def settings() -> tuple[str, ...]:
+    """Every strategy's own hostprep_* vars."""
+    return tuple(dict.fromkeys(v for s in REGISTRY for v in s.settings))

@@ -4,17 +4,28 @@ from __future__ import annotations
 
 from hostprep import compose
 from hostprep.facts import Facts
-from hostprep.plan import Draft, file_step
+from hostprep.findings import WARNING, Finding, Rule, provision_hint
 from hostprep.settings import HostSettings
+from hostprep.steps import Draft, file_step
+from hostprep.strategies.base import Row, Strategy
+from hostprep.strategies.groups import (GID_STALE, OVERRIDE_MISSING, gid_stale, group_mapped, id_shows_gid,
+                                        override_gone, recorded_services)
+
+OVERRIDE_NOTES = (   # the override's header says why `user:` names no group
+    "`user:` without a group, so Docker applies the image's docker group membership;",
+    "the primary group still comes from the image's passwd entry (0 for airflow).",
+)
+BLOCK_MISSING = Rule("dockerfile-block-missing", WARNING, "hostprep's Dockerfile block is in place")
 
 
-class DockerfileGroup:
+class DockerfileGroup(Strategy):
     name = "dockerfile"
+    help = "bake the docker group into the worker image (a marked Dockerfile block), rebuild, recreate"
+    rules = (GID_STALE, OVERRIDE_MISSING, BLOCK_MISSING)
 
     def plan(self, facts: Facts, settings: HostSettings, draft: Draft) -> None:
-        cf = facts.compose_file
-        data = compose.load_compose(cf.content if cf else None)
-        ctx = compose.build_context(data, settings.worker_service)
+        draft.override_notes = OVERRIDE_NOTES
+        ctx = compose.build_context(facts.compose_data, settings.worker_service)
         if ctx is None or ctx[0].rstrip("/") not in (".", "./", facts.project_dir.rstrip("/")):
             draft.problems.append(f"service {settings.worker_service} has no `build: .` in the compose file; "
                                   "the dockerfile strategy needs one (or use group-add)")
@@ -28,7 +39,7 @@ class DockerfileGroup:
         # Docker adds the image's /etc/group memberships only when `user:` names no group, so the
         # override keeps the uid and lets the image's passwd entry give primary group 0.
         for svc in settings.services:
-            raw = (compose.service(data, svc) or {}).get("user")
+            raw = (compose.service(facts.compose_data, svc) or {}).get("user")
             uid_part, group_part = compose.split_user(str(raw)) if raw is not None else ("", None)
             if group_part is not None:
                 draft.override.setdefault(svc, {})["user"] = uid_part
@@ -40,7 +51,28 @@ class DockerfileGroup:
         elif facts.docker_gid not in facts.worker.proc_groups:
             draft.build = True
 
-    def satisfied(self, facts: Facts, settings: HostSettings) -> list[tuple[str, bool, str]]:
-        from hostprep.strategies import group_mapped
-
+    def satisfied(self, facts: Facts, settings: HostSettings) -> list[Row]:
         return group_mapped(facts)
+
+    def proof(self, facts: Facts) -> list[Row]:
+        return id_shows_gid(facts)
+
+    def drift(self, facts: Facts, settings: HostSettings) -> list[Finding]:
+        """The GID in the Dockerfile block; the block itself; the override when a `user:` names a group."""
+        gid, places = facts.docker_gid, []
+        marked = next((f for f in facts.files.values() if f.exists and compose.BLOCK_BEGIN in (f.content or "")), None)
+        block = compose.block_gid(marked.content if marked else None)
+        if block not in (None, gid):
+            places.append(f"{marked.name if marked else 'Dockerfile'} block adds {block}")
+        out = gid_stale(facts, self.name, places)
+        services = recorded_services(facts, settings)
+        users = [(compose.service(facts.compose_data, s) or {}).get("user") for s in services]
+        if any(u is not None and compose.split_user(str(u))[1] is not None for u in users):
+            out += override_gone(facts, self.name, services, group_add=False)
+        ctx = compose.build_context(facts.compose_data, settings.worker_service)
+        name = ctx[1] if ctx else "Dockerfile"
+        df = facts.files.get(name)
+        if compose.block_gid(df.content if df else None) is None:
+            out.append(Finding(BLOCK_MISSING, f"hostprep's docker-group block is gone from {name}; "
+                               "the next build drops the fix", f"`{provision_hint(facts.host, self.name)}` adds and rebuilds it"))
+        return out

@@ -15,7 +15,8 @@ import pytest
 from hostprep.endpoint import endpoint_for
 from hostprep.facts import Facts, gather
 from hostprep.inventory import HostEntry, load_inventory
-from hostprep.settings import HostSettings, validate_host
+from hostprep.settings import HostSettings
+from hostprep.validate import validate_host
 from hostprep.snapshots import fingerprint
 from hostprep.transport import Transport
 from tests.lab import lab

@@ -28,7 +28,7 @@ from hostprep.facts import Facts, gather, probe_env, probe_script
 from hostprep.fleet import ConnectOptions
 from hostprep.inventory import load_inventory
 from hostprep.results import CHANGED
-from hostprep.settings import validate_host
+from hostprep.validate import validate_host
 from hostprep.snapshots import controller_dir, fingerprint
 from hostprep.transport import Transport
 from tests.lab import lab
@@ -113,11 +113,10 @@ def provision(strategy: str | None = None, name: str = NAME) -> None:
 def run_audit(tmp_path: Path, *, deep: bool = False, fix: bool = False,
               inventory: Path = INVENTORY, limit: str | None = None) -> tuple[int, dict[str, Any]]:
     """The command behind `invoke audit --json --report-dir`, as the library runs it."""
-    printed: list[str] = []
     outputs = commands.AuditOutputs(as_json=True, report_dir=str(tmp_path / "reports"))
     sel = commands.Selection(inventory=str(inventory), host=None if limit else NAME, limit=limit)
-    code = commands.audit(sel, ConnectOptions(), outputs, deep=deep, fix=fix, out=printed.append)
-    return code, json.loads(printed[-1])
+    reply = commands.audit(sel, ConnectOptions(), outputs, deep=deep, fix=fix)
+    return reply.code, json.loads(reply.lines[-1])
 
 
 def finding_ids(data: dict[str, Any], host: str = NAME) -> set[str]:

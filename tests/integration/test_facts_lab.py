@@ -56,11 +56,9 @@ def inventory_with_dead_host(tmp_path: Path) -> Path:
 
 def test_unreachable_host_is_reported_while_others_succeed(lab_hosts: dict[str, lab.LabHost], tmp_path: Path) -> None:
     inv = inventory_with_dead_host(tmp_path)
-    lines: list[str] = []
-    code = commands.facts(commands.Selection(inventory=str(inv)), ConnectOptions(connect_timeout=3),
-                          as_json=True, out=lines.append)
-    data = json.loads("\n".join(lines))
-    assert code != 0
+    reply = commands.facts(commands.Selection(inventory=str(inv)), ConnectOptions(connect_timeout=3), as_json=True)
+    data = json.loads(reply.text)
+    assert reply.code != 0
     assert data["lab-dead"]["status"] == "unreachable"
     assert "cannot connect" in data["lab-dead"]["error"]
     assert data["lab1"]["docker_gid"] == lab_hosts["lab1"].docker_gid
@@ -77,8 +75,7 @@ def test_shell_metacharacters_in_a_host_var_are_refused_and_nothing_runs(
     inv = tmp_path / "inv.yml"
     inv.write_text(yaml.safe_dump(data))
     with pytest.raises(SettingsError, match="hostprep_worker_service"):
-        commands.facts(commands.Selection(inventory=str(inv), host="lab1"), ConnectOptions(),
-                       as_json=True, out=lambda s: None)
+        commands.facts(commands.Selection(inventory=str(inv), host="lab1"), ConnectOptions(), as_json=True)
     assert h.exec("test -e /tmp/hostprep-pwned && echo yes || echo no").strip() == "no"
 
 

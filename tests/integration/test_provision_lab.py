@@ -190,11 +190,10 @@ def test_two_hosts_one_unreachable_the_other_is_provisioned(
         lab_hosts: dict[str, lab.LabHost], pristine: list[str], tmp_path: Path) -> None:
     pristine.append("lab1")
     inv = inventory_with_dead_host(tmp_path)
-    lines: list[str] = []
-    code = commands.provision(commands.Selection(inventory=str(inv), limit="lab1:lab-dead"),
-                              ConnectOptions(connect_timeout=3), prov.Options(), as_json=True, out=lines.append)
-    data = json.loads("\n".join(lines))
-    assert code != 0
+    reply = commands.provision(commands.Selection(inventory=str(inv), limit="lab1:lab-dead"),
+                               ConnectOptions(connect_timeout=3), prov.Options(), as_json=True)
+    data = json.loads(reply.text)
+    assert reply.code != 0
     assert data["recap"]["lab-dead"]["unreachable"] == 1
     assert data["recap"]["lab1"] == {"ok": 1, "changed": 3, "failed": 0, "unreachable": 0}
     assert facts_of("lab1").worker.docker_ps_rc == 0

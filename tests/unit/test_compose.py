@@ -28,6 +28,7 @@ from hostprep.compose import (
     strip_block,
     with_block,
 )
+from hostprep.strategies.dockerfile import OVERRIDE_NOTES
 
 LAB = Path(__file__).parents[1] / "lab" / "airflow"
 LAB_COMPOSE = (LAB / "docker-compose.yaml").read_text()
@@ -240,7 +241,8 @@ def test_render_override_is_deterministic_whatever_the_insertion_order() -> None
 
 
 def test_render_override_for_dockerfile_explains_the_user_without_group() -> None:
-    text = render_override({"airflow-worker": {"user": "${AIRFLOW_UID:-50000}"}}, "dockerfile", None)
+    # the header lines are the strategy's (hostprep.strategies.dockerfile); render_override writes what it is given
+    text = render_override({"airflow-worker": {"user": "${AIRFLOW_UID:-50000}"}}, "dockerfile", None, OVERRIDE_NOTES)
     assert "`user:` without a group" in text
     assert yaml.safe_load(text)["services"]["airflow-worker"]["user"] == "${AIRFLOW_UID:-50000}"
 

@@ -131,7 +131,7 @@ def test_both_example_files_describe_the_same_fleet() -> None:
 
 
 def test_every_example_host_passes_settings_validation() -> None:
-    from hostprep.settings import validate_host
+    from hostprep.validate import validate_host
 
     for path in EXAMPLES:
         for host in load_inventory(path).hosts.values():

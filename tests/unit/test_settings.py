@@ -9,13 +9,14 @@ import pytest
 
 from hostprep.endpoint import endpoint_for
 from hostprep.inventory import HostEntry
-from hostprep.settings import HostSettings, SettingsError, connection_settings, validate_host
+from hostprep.settings import HostSettings, SettingsError, connection_settings
+from hostprep.validate import host_settings, validate_host
 
 PWNED = "; touch /tmp/hostprep-pwned"
 
 
 def test_no_vars_gives_documented_defaults() -> None:
-    s = HostSettings.from_vars({})
+    s = host_settings({})
     assert s == HostSettings()
     assert s.as_dict() == {
         "project_dir": "/opt/airflow", "worker_service": "airflow-worker", "services": ["airflow-worker"],
@@ -25,47 +26,47 @@ def test_no_vars_gives_documented_defaults() -> None:
 
 
 def test_as_dict_is_json_ready() -> None:
-    json.dumps(HostSettings.from_vars({"hostprep_services": "a,b"}).as_dict())
+    json.dumps(host_settings({"hostprep_services": "a,b"}).as_dict())
 
 
 def test_paths_are_normalized() -> None:
-    s = HostSettings.from_vars({"hostprep_project_dir": "//opt/./airflow/", "hostprep_socket_path": "/run//d.sock"})
+    s = host_settings({"hostprep_project_dir": "//opt/./airflow/", "hostprep_socket_path": "/run//d.sock"})
     assert (s.project_dir, s.socket_path) == ("/opt/airflow", "/run/d.sock")
 
 
 def test_services_accept_a_comma_string_and_always_include_the_worker() -> None:
-    s = HostSettings.from_vars({"hostprep_worker_service": "worker", "hostprep_services": "scheduler, triggerer"})
+    s = host_settings({"hostprep_worker_service": "worker", "hostprep_services": "scheduler, triggerer"})
     assert s.services == ("scheduler", "triggerer", "worker")
 
 
 def test_services_default_to_the_worker_alone() -> None:
-    assert HostSettings.from_vars({"hostprep_worker_service": "celery-worker"}).services == ("celery-worker",)
+    assert host_settings({"hostprep_worker_service": "celery-worker"}).services == ("celery-worker",)
 
 
 def test_bind_dirs_resolve_under_the_project_dir_unless_absolute() -> None:
-    s = HostSettings.from_vars({"hostprep_project_dir": "/srv/af", "hostprep_bind_dirs": ["dags/", "/data/l", "dags"]})
+    s = host_settings({"hostprep_project_dir": "/srv/af", "hostprep_bind_dirs": ["dags/", "/data/l", "dags"]})
     assert s.bind_dirs == ("dags", "/data/l")
     assert s.bind_paths == ("/srv/af/dags", "/data/l")
 
 
 def test_airflow_uid_accepts_a_digit_string() -> None:
-    assert HostSettings.from_vars({"hostprep_airflow_uid": "1000"}).airflow_uid == 1000
+    assert host_settings({"hostprep_airflow_uid": "1000"}).airflow_uid == 1000
 
 
 @pytest.mark.parametrize("value", [0, -1, 2147483648, True, "50k", 1.5, None])
 def test_airflow_uid_out_of_range_or_not_an_integer_is_refused(value: Any) -> None:
     with pytest.raises(SettingsError, match=r"^hostprep_airflow_uid="):
-        HostSettings.from_vars({"hostprep_airflow_uid": value})
+        host_settings({"hostprep_airflow_uid": value})
 
 
 @pytest.mark.parametrize("strategy", ["group-add", "dockerfile", "chmod"])
 def test_each_documented_strategy_is_accepted(strategy: str) -> None:
-    assert HostSettings.from_vars({"hostprep_strategy": strategy}).strategy == strategy
+    assert host_settings({"hostprep_strategy": strategy}).strategy == strategy
 
 
 def test_unknown_strategy_is_refused_listing_the_choices() -> None:
     with pytest.raises(SettingsError, match=r"hostprep_strategy='sudo': must be one of group-add, dockerfile, chmod"):
-        HostSettings.from_vars({"hostprep_strategy": "sudo"})
+        host_settings({"hostprep_strategy": "sudo"})
 
 
 @pytest.mark.parametrize(
@@ -85,7 +86,7 @@ def test_unknown_strategy_is_refused_listing_the_choices() -> None:
 )
 def test_shell_metacharacters_are_refused_naming_var_and_value(var: str, value: Any) -> None:
     with pytest.raises(SettingsError) as err:
-        HostSettings.from_vars({var: value})
+        host_settings({var: value})
     assert str(err.value).startswith(f"{var}=")
     assert "hostprep-pwned" in str(err.value) or "id" in str(err.value)
 
@@ -109,13 +110,13 @@ def test_shell_metacharacters_are_refused_naming_var_and_value(var: str, value: 
 )
 def test_bad_paths_and_names_are_refused(var: str, value: Any, why: str) -> None:
     with pytest.raises(SettingsError, match=rf"^{var}=.*{why}"):
-        HostSettings.from_vars({var: value})
+        host_settings({var: value})
 
 
 def test_unknown_hostprep_var_is_refused_suggesting_the_known_one() -> None:
     expected = "hostprep_stratgy: unknown hostprep setting; did you mean hostprep_strategy"
     with pytest.raises(SettingsError, match=expected):
-        HostSettings.from_vars({"hostprep_stratgy": "chmod"})
+        host_settings({"hostprep_stratgy": "chmod"})
 
 
 @pytest.mark.parametrize(
@@ -132,7 +133,7 @@ def test_unknown_hostprep_var_is_refused_suggesting_the_known_one() -> None:
 )
 def test_bad_connection_vars_are_refused(vars: dict[str, Any], why: str) -> None:
     with pytest.raises(SettingsError, match=why):
-        HostSettings.from_vars(vars)
+        host_settings(vars)
 
 
 def test_connection_vars_accept_digit_string_ports_and_ipv6() -> None:
@@ -160,13 +161,13 @@ def test_endpoint_refuses_a_bad_port_naming_the_host() -> None:
 
 def test_become_password_env_error_never_shows_the_value() -> None:
     with pytest.raises(SettingsError) as err:
-        HostSettings.from_vars({"hostprep_become_password_env": "hunter2 secret"})
+        host_settings({"hostprep_become_password_env": "hunter2 secret"})
     assert "hunter2" not in str(err.value)
 
 
 def test_long_bad_values_are_shortened_in_messages() -> None:
     with pytest.raises(SettingsError) as err:
-        HostSettings.from_vars({"hostprep_strategy": "x" * 500})
+        host_settings({"hostprep_strategy": "x" * 500})
     assert len(str(err.value)) < 200
 
 

@@ -1,0 +1,110 @@
+"""The plan's types: actions for the host interpreter, steps with before/after, the plan. Pure.
+
+Strategies fill a :class:`Draft`; ``plan.make_plan`` freezes it into a :class:`Plan`. These
+types sit below both, so neither imports the other to get them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+
+from hostprep.facts import Facts
+from hostprep.layout import path_in
+
+SAFE_ARG = re.compile(r"^[A-Za-z0-9_./@+:=-]+$")
+
+
+@dataclass(frozen=True)
+class Action:
+    """One primitive the host-side interpreter (apply.sh) executes."""
+
+    op: str
+    args: tuple[str, ...] = ()
+    content: str | None = None
+
+    def __post_init__(self) -> None:
+        for a in (self.op, *self.args):
+            if not SAFE_ARG.match(a):
+                raise ValueError(f"unsafe value in action {self.op}: {a!r}")
+
+    def __repr__(self) -> str:
+        return f"<Action {self.op} {' '.join(self.args)}>"
+
+
+@dataclass(frozen=True)
+class Step:
+    """A change with its reason and a before/after for the diff."""
+
+    name: str
+    why: str
+    actions: tuple[Action, ...]
+    before: str | None = None
+    after: str | None = None
+
+    def diff(self) -> str:
+        """Unified diff of before → after (empty when not a text change)."""
+        if self.before is None and self.after is None:
+            return ""
+        a = [ln if ln.endswith("\n") else ln + "\n" for ln in (self.before or "").splitlines(keepends=True)]
+        b = [ln if ln.endswith("\n") else ln + "\n" for ln in (self.after or "").splitlines(keepends=True)]
+        return "".join(difflib.unified_diff(a, b, f"before/{self.name}", f"after/{self.name}"))
+
+
+@dataclass(frozen=True)
+class Plan:
+    host: str
+    strategy: str
+    steps: tuple[Step, ...] = ()
+    problems: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    services: tuple[str, ...] = ()
+    docker_gid: int | None = None
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.steps)
+
+    @property
+    def blocked(self) -> bool:
+        return bool(self.problems)
+
+    @property
+    def actions(self) -> tuple[Action, ...]:
+        return tuple(a for s in self.steps for a in s.actions)
+
+    def __repr__(self) -> str:
+        return f"<Plan {self.host} {self.strategy} steps={len(self.steps)} problems={len(self.problems)}>"
+
+
+@dataclass
+class Draft:
+    """Mutable scratch a strategy fills in; frozen into a Plan at the end."""
+
+    steps: list[Step] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    override: dict[str, dict[str, object]] = field(default_factory=dict)
+    recreate: bool = False
+    build: bool = False
+    override_gid: int | None = None          # named in the override's header (the GID it maps)
+    override_notes: tuple[str, ...] = ()     # more header lines, from the strategy
+
+
+def file_step(facts: Facts, name: str, after: str | None, why: str) -> Step | None:
+    """Write (or delete, when ``after`` is None) a project file, if it differs."""
+    f = facts.files.get(name)
+    before = f.content if f and f.exists else None
+    if before == after:
+        return None
+    path = path_in(facts.project_dir, name)
+    if after is None:
+        return Step(f"delete {name}", why, (Action("delete", (path,)),), before, None)
+    ref = facts.compose_file
+    owner = (str(f.uid), str(f.gid), oct(f.mode or 0o644)[2:]) if f and f.exists else \
+        (str(ref.uid if ref else 0), str(ref.gid if ref else 0), "644")
+    return Step(f"{'edit' if before is not None else 'create'} {name}", why,
+                (Action("write", (path, *owner), after),), before, after)

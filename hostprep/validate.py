@@ -1,0 +1,49 @@
+"""A host's vars as a whole -> :class:`HostSettings`: the common settings (``hostprep.settings``),
+then the chosen strategy's own (it validates them); and the CLI's own inputs.
+
+Everything is checked before any connection; errors name the host and the var.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Mapping
+
+from hostprep import strategies
+from hostprep.errors import SettingsError
+from hostprep.inventory import HostEntry
+from hostprep.settings import HostSettings, smoke_dag
+
+
+def host_settings(vars: Mapping[str, Any]) -> HostSettings:
+    """Validate a host's merged vars (connection vars too); unset settings take defaults.
+
+    >>> host_settings({"hostprep_strategy": "chmod"}).strategy
+    'chmod'
+    """
+    base = HostSettings.from_vars(vars, strategies.NAMES, strategies.settings())
+    own = strategies.get(base.strategy).options(vars)
+    return replace(base, options=tuple(sorted(own.items()))) if own else base
+
+
+def validate_host(entry: HostEntry) -> HostSettings:
+    """Settings for one inventory host; errors start with the host name."""
+    try:
+        return host_settings(entry.vars)
+    except SettingsError as exc:
+        raise SettingsError(f"{entry.name}: {exc}") from None
+
+
+def strategy_arg(name: str | None) -> str | None:
+    """``--strategy``: a registered name (or None: the inventory's)."""
+    if name is not None and name not in strategies.NAMES:
+        raise SettingsError(f"unknown strategy {name!r}; choose one of {', '.join(strategies.NAMES)}")
+    return name
+
+
+def smoke_dag_arg(value: str | None) -> str | None:
+    """``--smoke-dag``: DAG_ID:TASK_ID, checked before anything connects."""
+    try:
+        return smoke_dag(value) if value else None
+    except SettingsError as exc:
+        raise SettingsError(f"--smoke-dag: {exc}") from None
