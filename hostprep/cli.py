@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Callable
 
 from invoke import Collection, Context, Exit, Program, task
 
@@ -37,12 +38,12 @@ def _conn(known_hosts, accept_new, timeout):
     return ConnectOptions(known_hosts=known_hosts, accept_new=accept_new, connect_timeout=float(timeout))
 
 
-def _progress():
+def _progress() -> Callable[[str], None] | None:
     """Where commands show a line per finished host: stderr, when someone watches it."""
     return (lambda line: print(line, file=sys.stderr)) if sys.stderr.isatty() else None
 
 
-def _show(reply):
+def _show(reply: commands.Reply) -> None:
     """Print what a command returned; its exit code becomes the task's."""
     for line in reply.lines:
         print(line)
@@ -81,7 +82,7 @@ def provision(c, host=None, group=None, limit=None, inventory=None, strategy=Non
               no_smoke=False):
     """Fix Docker socket access for the Airflow worker: plan, snapshot, apply, recreate, verify."""
 
-    def run():
+    def run() -> commands.Reply:
         chosen = validate.strategy_arg(strategy)
         warning = chosen and strategies.get(chosen).run_warning
         if warning and not json:

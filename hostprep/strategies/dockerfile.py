@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hostprep import compose
 from hostprep.facts import Facts
-from hostprep.findings import WARNING, Finding, Rule, provision_hint
+from hostprep.findings import WARNING, Finding, Rule, override_services, provision_hint
 from hostprep.settings import HostSettings
 from hostprep.steps import Draft, file_step
 from hostprep.strategies.base import Row, Strategy
@@ -68,7 +68,7 @@ class DockerfileGroup(Strategy):
         services = recorded_services(facts, settings)
         users = [(compose.service(facts.compose_data, s) or {}).get("user") for s in services]
         if any(u is not None and compose.split_user(str(u))[1] is not None for u in users):
-            out += override_gone(facts, self.name, services, group_add=False)
+            out += override_gone(facts, self.name, services, override_services(facts), group_add=False)
         ctx = compose.build_context(facts.compose_data, settings.worker_service)
         name = ctx[1] if ctx else "Dockerfile"
         df = facts.files.get(name)

@@ -33,11 +33,12 @@ class GroupAdd(Strategy):
     def drift(self, facts: Facts, settings: HostSettings) -> list[Finding]:
         """The GID in the override and in the running container; the override and the .env line loading it."""
         gid, places = str(facts.docker_gid), []
-        over = override_services(facts) or {}
-        mapped = sorted({str(g) for svc in over.values() if isinstance(svc, dict) for g in svc.get("group_add") or []})
+        over = override_services(facts)
+        mapped = sorted({str(g) for svc in (over or {}).values() if isinstance(svc, dict)
+                         for g in svc.get("group_add") or []})
         if mapped and gid not in mapped:
             places.append(f"{OVERRIDE_FILE} maps {', '.join(mapped)}")
         if facts.worker.group_add and gid not in facts.worker.group_add:
             places.append(f"worker container has group_add {', '.join(facts.worker.group_add)}")
         return (gid_stale(facts, self.name, places)
-                + override_gone(facts, self.name, recorded_services(facts, settings), group_add=True))
+                + override_gone(facts, self.name, recorded_services(facts, settings), over, group_add=True))

@@ -3,8 +3,10 @@ host's docker GID with primary group 0, and every place that names the GID must 
 
 from __future__ import annotations
 
+from typing import Any
+
 from hostprep.facts import Facts
-from hostprep.findings import CRITICAL, WARNING, Finding, Rule, override_chain_broken, override_services, provision_hint
+from hostprep.findings import CRITICAL, WARNING, Finding, Rule, override_chain_broken, provision_hint
 from hostprep.layout import OVERRIDE_FILE
 from hostprep.settings import HostSettings
 from hostprep.strategies.base import Row
@@ -45,10 +47,10 @@ def gid_stale(facts: Facts, strategy: str, places: list[str]) -> list[Finding]:
                     f"`{provision_hint(facts.host, strategy)}` maps GID {gid} and recreates the worker")]
 
 
-def override_gone(facts: Facts, strategy: str, services: list[str], *, group_add: bool) -> list[Finding]:
-    """override-missing when hostprep's override (with ``group_add`` for ``services``, if asked) no
-    longer takes effect on the next `compose up`."""
-    over = override_services(facts)
+def override_gone(facts: Facts, strategy: str, services: list[str], over: dict[str, Any] | None, *,
+                  group_add: bool) -> list[Finding]:
+    """override-missing when hostprep's override (its services ``over``, see ``findings.override_services``;
+    with ``group_add`` for ``services``, if asked) no longer takes effect on the next `compose up`."""
     if over is None:
         why: str | None = f"{OVERRIDE_FILE} is gone or no longer hostprep's"
     else:
