@@ -17,7 +17,7 @@ import re
 from datetime import datetime
 from typing import Any, Iterable, Mapping, Sequence, TypeVar
 
-from hostprep.audit import Finding, HostAudit
+from hostprep.audit import RULE, Finding, HostAudit, Rule
 
 _SHARD = re.compile(r"([0-9]{1,4})/([0-9]{1,4})")
 T = TypeVar("T")
@@ -62,7 +62,8 @@ def audits_from_report(data: Mapping[str, Any]) -> list[HostAudit]:
 
 
 def _finding(f: Mapping[str, Any]) -> Finding:
-    return Finding(f["id"], f["detail"], f["hint"], f.get("subject"))
+    rule = RULE.get(f["id"]) or Rule(f["id"], f["severity"], f["id"])   # a rule this version does not know
+    return Finding(rule, f["detail"], f["hint"], f.get("subject"))
 
 
 def merge(reports: Sequence[Mapping[str, Any]]) -> tuple[list[HostAudit], datetime]:

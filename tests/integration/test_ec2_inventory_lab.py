@@ -95,18 +95,17 @@ def test_provision_and_audit_run_on_the_lab_hosts_chosen_from_the_ec2_inventory(
         fleet: dict[str, str], tmp_path: Path) -> None:
     inv = str(_inventory_dir(tmp_path))
     sel = commands.Selection(inventory=inv, limit="tag_Role_airflow_worker")
-    out: list[str] = []
-    code = commands.provision(sel, ConnectOptions(), prov.Options(smoke=False), as_json=True, out=out.append)
-    report = json.loads(out[-1])
-    assert code == 0, out[-1][-3000:]
+    reply = commands.provision(sel, ConnectOptions(), prov.Options(smoke=False), as_json=True)
+    report = json.loads(reply.text)
+    assert reply.code == 0, reply.text[-3000:]
     assert sorted(report["hosts"]) == sorted(fleet)
     for iid, name in fleet.items():
         assert report["hosts"][iid]["status"] == "changed"
         assert report["hosts"][iid]["labels"] == {"instance_id": iid, "name": f"airflow-worker-{name}"}
 
-    out.clear()
-    assert commands.audit(sel, ConnectOptions(), out=out.append) == 0, out[-1]
-    table = out[-1].splitlines()
+    audited = commands.audit(sel, ConnectOptions())
+    assert audited.code == 0, audited.text
+    table = audited.lines[-1].splitlines()
     assert table[0].split()[:4] == ["HOST", "INSTANCE", "NAME", "STATUS"]
     rows = {line.split()[0]: line.split() for line in table[1:] if line.strip()}
     for iid, name in fleet.items():
@@ -119,15 +118,14 @@ def test_two_shards_cover_every_host_once_and_merge_into_the_unsharded_report(
     lab_host = next(iter(fleet))
     # one host drifted (never provisioned: pristine), one clean: the merged exit code must say drift
     sel = commands.Selection(inventory=inv, limit="tag_Role_airflow_worker")
-    prov_out: list[str] = []
     commands.provision(commands.Selection(inventory=inv, host=lab_host), ConnectOptions(), prov.Options(smoke=False),
-                       as_json=True, out=prov_out.append)
+                       as_json=True)
     whole = tmp_path / "whole"
-    codes = [commands.audit(sel, ConnectOptions(), commands.AuditOutputs(report_dir=str(whole)), out=lambda _: None)]
+    codes = [commands.audit(sel, ConnectOptions(), commands.AuditOutputs(report_dir=str(whole))).code]
     for i in (1, 2):
         shard_sel = commands.Selection(inventory=inv, limit="tag_Role_airflow_worker", shard=f"{i}/2")
-        codes.append(commands.audit(shard_sel, ConnectOptions(), commands.AuditOutputs(report_dir=str(tmp_path / f"s{i}")),
-                                    out=lambda _: None))
+        codes.append(commands.audit(shard_sel, ConnectOptions(),
+                                    commands.AuditOutputs(report_dir=str(tmp_path / f"s{i}"))).code)
     shard_hosts = [set(json.loads((tmp_path / f"s{i}" / "audit.json").read_text())["hosts"]) for i in (1, 2)]
     assert not shard_hosts[0] & shard_hosts[1] and shard_hosts[0] | shard_hosts[1] == set(fleet)
 

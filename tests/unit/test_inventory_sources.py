@@ -9,7 +9,7 @@ import pytest
 
 from hostprep.inventory import InventoryError
 from hostprep.inventory_sources import cloud_labels, from_inventory_json, is_dynamic, source_failure, unwrap
-from hostprep.settings import validate_host
+from hostprep.validate import validate_host
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SOURCE = Path("/srv/inventory/prod.aws_ec2.yml")

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from hostprep.audit import DRIFT, UNREACHABLE, Finding, HostAudit
+from hostprep.audit import DRIFT, RULE, UNREACHABLE, Finding, HostAudit
 from hostprep.audit_report import as_dict
 from hostprep.shards import ShardError, merge, parse_shard, pick, shard_of
 
@@ -33,7 +33,7 @@ def test_bad_shard_values_are_refused(bad: str) -> None:
 
 
 def _audits() -> list[HostAudit]:
-    return [HostAudit(n, DRIFT, [Finding("never-applied", "no record", "invoke provision", None)],
+    return [HostAudit(n, DRIFT, [Finding(RULE["never-applied"], "no record", "invoke provision", None)],
                       labels={"instance_id": n, "name": f"w{i}"}) if i % 3 == 0 else
             HostAudit(n, UNREACHABLE, error="timed out") if i % 5 == 0 else HostAudit(n, "ok")
             for i, n in enumerate(NAMES[:20])]
