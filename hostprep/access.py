@@ -5,6 +5,7 @@ Shared by verification, the audit and the reports (the before/after view of the 
 
 from __future__ import annotations
 
+import re
 from typing import Iterable
 
 from hostprep.facts import Facts, SocketFacts
@@ -53,3 +54,22 @@ def worker_view(facts: Facts) -> dict[str, str | int | None]:
             "docker_ps": f"{'allowed' if ok else 'denied' if ok is False else 'unknown'}: socket "
                          f"{format(s.mode or 0, 'o')} {s.owner}:{s.group}, worker groups {groups}",
             "method": "derived"}
+
+
+_ID_ENTRY = r"[0-9]{1,10}(?:\([^()\s]*\))?"
+_ID_LINE = re.compile(rf"uid={_ID_ENTRY} gid={_ID_ENTRY}(?: groups=({_ID_ENTRY}(?:,{_ID_ENTRY})*))?")
+
+
+def id_groups(text: str) -> tuple[int, ...] | None:
+    """The numeric groups of ``id`` output (the exact list, never a substring); None if no ``id`` line.
+
+    >>> id_groups("uid=50000(airflow) gid=0(root) groups=0(root),999(docker)")
+    (0, 999)
+    >>> 99 in id_groups("uid=50000(airflow) gid=0(root) groups=0(root),999(docker)")
+    False
+    """
+    for line in text.splitlines():
+        m = _ID_LINE.fullmatch(line.strip())
+        if m:
+            return tuple(int(e.split("(", 1)[0]) for e in (m.group(1) or "").split(",") if e)
+    return None

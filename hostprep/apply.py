@@ -12,16 +12,17 @@ import re
 import socket
 import os
 from dataclasses import dataclass
-from importlib import resources
 from typing import Mapping, Sequence
 
-from hostprep.facts import Facts, probe_script, to_bytes
+from hostprep.facts import Facts, host_script, probe_script, to_bytes
 from hostprep.layout import STATE_DIR, path_in
+from hostprep.redact import redact
 from hostprep.steps import Action, Plan
 from hostprep.transport import CommandResult, Transport
 
 LOCKED = 75
 DRIFTED = 76
+REFUSED = 77   # a path was not what it must be (a planted symlink, a folder where a file belongs)
 FAILED = 20
 
 
@@ -45,6 +46,11 @@ class Outcome:
         return m.group(1).strip() if m else None
 
     @property
+    def refused(self) -> str | None:
+        m = re.search(r"^@@hostprep:refused (.*)$", self.log, re.M)
+        return m.group(1).strip() if m else None
+
+    @property
     def failed_step(self) -> str | None:
         m = re.search(r"^@@hostprep:failed (.*)$", self.log, re.M)
         return m.group(1).strip() if m else None
@@ -54,8 +60,10 @@ class Outcome:
             return f"another hostprep run holds the host lock ({self.locked_by or 'unknown owner'}); try again later"
         if self.exit_code == DRIFTED:
             return "the host changed between fact gathering and apply; nothing was changed, re-run"
+        if self.exit_code == REFUSED:
+            return f"refused at {self.failed_step or 'setup'}: {self.refused or 'unsafe path'} (hostprep never acts through a link)"
         tail = [ln for ln in self.log.splitlines() if ln.strip() and not ln.startswith("@@hostprep:")][-8:]
-        return f"apply failed at {self.failed_step or 'setup'} (exit {self.exit_code}): " + " | ".join(tail)
+        return redact(f"apply failed at {self.failed_step or 'setup'} (exit {self.exit_code}): " + " | ".join(tail))
 
     def __repr__(self) -> str:
         return f"<Outcome exit={self.exit_code}>"
@@ -67,7 +75,7 @@ def lock_owner() -> str:
 
 
 def interpreter() -> str:
-    return resources.files("hostprep").joinpath("apply.sh").read_text()
+    return host_script("apply.sh")
 
 
 def expectations(facts: Facts, plan: Plan) -> str:

@@ -33,6 +33,7 @@ EXIT_CLEAN, EXIT_DRIFT, EXIT_INCOMPLETE = 0, 2, 3
 
 
 _HEAD = (
+    Rule("unsafe-path", CRITICAL, "no symlink or wrong file type where hostprep reads or writes", fixable=False),
     Rule("dockerd-not-running", CRITICAL, "dockerd runs on the host", fixable=False),
     Rule("socket-missing", CRITICAL, "the Docker socket exists", fixable=False),
     Rule("worker-not-running", CRITICAL, "the worker container is running", fixable=False),
@@ -58,6 +59,13 @@ def _finding(rule_id: str, detail: str, hint: str, subject: str | None = None) -
 
 
 # ------------------------------------------------------------------ invariants
+
+
+def unsafe_paths(facts: Facts, settings: HostSettings) -> list[Finding]:
+    """Planted links (or a folder where a file belongs) in the project: hostprep refuses to touch them."""
+    return [_finding("unsafe-path", why, "remove it (someone who can write the project dir planted it?); "
+                     "hostprep refuses to provision or roll back until it is gone", why.split(":", 1)[0])
+            for why in facts.unsafe_paths]
 
 
 def host_health(facts: Facts, settings: HostSettings) -> list[Finding]:
@@ -159,7 +167,7 @@ def applied_strategy(facts: Facts, settings: HostSettings) -> list[Finding]:
 
 
 CHECKS: tuple[Callable[[Facts, HostSettings], list[Finding]], ...] = (
-    host_health, worker_access, record_state, applied_strategy, socket_mode, primary_gid, bind_dirs,
+    unsafe_paths, host_health, worker_access, record_state, applied_strategy, socket_mode, primary_gid, bind_dirs,
 )
 
 

@@ -47,6 +47,8 @@ def _show(reply: commands.Reply) -> None:
     """Print what a command returned; its exit code becomes the task's."""
     for line in reply.lines:
         print(line)
+    for warning in reply.warnings:
+        print(f"hostprep: {warning}", file=sys.stderr)
     if reply.code:
         raise Exit(code=reply.code)
 

@@ -11,7 +11,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Callable
@@ -27,7 +27,8 @@ from hostprep.inventory import HostEntry
 from hostprep.inventory_sources import cloud_labels, load_any
 from hostprep.results import OK, FleetReport, HostReport
 from hostprep.settings import HostSettings
-from hostprep.snapshots import controller_dir, list_remote
+from hostprep.local_state import controller_dir
+from hostprep.snapshots import list_remote
 from hostprep.transport import Transport
 
 DEFAULT_INVENTORY = "inventories/lab.yml"
@@ -40,6 +41,7 @@ class Reply:
 
     code: int
     lines: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()   # for stderr: the output stays clean (--json)
 
     @property
     def text(self) -> str:
@@ -222,9 +224,13 @@ def audit(sel: Selection, conn: ConnectOptions, outputs: AuditOutputs = AuditOut
     audits = aud.from_fleet(labelled(fleet, entries))
     for a, r in zip(audits, fleet.reports):
         a.labels = r.data.get("labels", {})
-    history.append(line for a in audits for line in history.entries_for(a, at, aud.now()))
     shard = shards.parse_shard(sel.shard) if sel.shard else None
-    return _audit_outputs(audits, at, outputs, shard)
+    reply = _audit_outputs(audits, at, outputs, shard)   # reports first: a history problem must not cost them
+    try:
+        history.append(line for a in audits for line in history.entries_for(a, at, aud.now()))
+    except (OSError, ValueError) as exc:
+        return replace(reply, warnings=(f"audit history not written: {exc}",))
+    return reply
 
 
 def _audit_outputs(audits: list[aud.HostAudit], at: datetime, outputs: AuditOutputs,
@@ -255,8 +261,10 @@ def audit_merge(reports: list[str], outputs: AuditOutputs = AuditOutputs()) -> R
 def audit_history(hosts: str | None, *, as_json: bool) -> Reply:
     """When each drift began and ended, from the controller's audit history."""
     names = [h for h in (hosts or "").replace(",", ":").split(":") if h] or None
-    spans = history.intervals(history.load(names))
-    return Reply(0, (render.as_json([s.to_dict() for s in spans]) if as_json else audit_report.history_table(spans),))
+    lines, skipped = history.load_counted(names)
+    spans = history.intervals(lines)
+    shown = render.as_json([s.to_dict() for s in spans]) if as_json else audit_report.history_table(spans)
+    return Reply(0, (shown,), (f"skipped {skipped} torn or unreadable history line(s)",) if skipped else ())
 
 
 def schedule_job(sel: Selection, repo: str, report_dir: str, *, deep: bool = False) -> schedule.AuditJob:

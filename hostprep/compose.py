@@ -7,6 +7,8 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
+from hostprep import yaml_limits
+
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~9x faster, same safe subset
 MANAGED_MARK = "Managed by hostprep"
 BLOCK_BEGIN = "# >>> hostprep: docker group"
@@ -47,13 +49,35 @@ def interpolate(value: str, env: Mapping[str, str]) -> str:
     return _VAR.sub(sub, value.replace("$$", "\0")).replace("\0", "$")
 
 
-def load_compose(text: str | None) -> dict[str, Any]:
-    """Parse a compose file (anchors and merge keys resolved); {} when absent or invalid."""
-    try:
-        data = yaml.load(text or "", Loader=_SafeLoader) or {}
-    except yaml.YAMLError:
+class ComposeError(ValueError):
+    """A compose file hostprep cannot use; the message names the file."""
+
+
+def load_compose(text: str | None, name: str = "compose file") -> dict[str, Any]:
+    """Parse a compose file (anchors and merge keys resolved); {} when absent or empty.
+
+    Invalid YAML, bytes that are not UTF-8, an alias bomb, a top level that is not a mapping
+    or ``services`` that is not one: :class:`ComposeError` naming ``name``.
+    """
+    if not text:
         return {}
-    return data if isinstance(data, dict) else {}
+    try:
+        data = yaml_limits.load(text, _SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise ComposeError(f"{name}: invalid YAML{f' at line {mark.line + 1}' if mark else ''}: "
+                           f"{exc.problem or exc.context}") from None
+    except (yaml.YAMLError, yaml_limits.YamlLimit) as exc:
+        raise ComposeError(f"{name}: {exc or type(exc).__name__}") from None
+    except UnicodeError:
+        raise ComposeError(f"{name}: not UTF-8 text") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ComposeError(f"{name}: the top level must be a mapping, not a {type(data).__name__}")
+    if data.get("services") is not None and not isinstance(data["services"], dict):
+        raise ComposeError(f"{name}: services must be a mapping of service names")
+    return data
 
 
 def service(compose: Mapping[str, Any], name: str) -> dict[str, Any] | None:

@@ -45,6 +45,7 @@ class FileFacts:
     uid: int | None = None
     gid: int | None = None
     content: str | None = None
+    unsafe: str | None = None   # why hostprep will not touch it (a symlink, not a regular file, ...)
 
     @property
     def sha256(self) -> str | None:
@@ -74,6 +75,7 @@ class DirFacts:
     uid: int | None = None
     gid: int | None = None
     mode: int | None = None
+    unsafe: str | None = None   # why hostprep will not touch it (a symlink, under one, not a directory)
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,14 @@ class Facts:
     record: dict[str, Any] | None
     deep: bool = True
     compose_file_name: str | None = None
+    project_unsafe: str | None = None
+
+    @property
+    def unsafe_paths(self) -> list[str]:
+        """Why paths hostprep would read or change are refused (planted links and the like)."""
+        out = [self.project_unsafe] if self.project_unsafe else []
+        out += [f.unsafe for f in self.files.values() if f.unsafe]
+        return out + [d.unsafe for d in self.bind_dirs if d.unsafe]
 
     @property
     def compose_file(self) -> FileFacts | None:
@@ -141,7 +151,7 @@ class Facts:
     def compose_data(self) -> dict[str, Any]:
         """The compose file, parsed once per facts (anchors and merge keys resolved; {} if absent)."""
         cf = self.compose_file
-        return compose.load_compose(cf.content if cf else None)
+        return compose.load_compose(cf.content if cf else None, cf.name if cf else "compose file")
 
     @functools.cached_property
     def env(self) -> dict[str, str]:
@@ -171,16 +181,33 @@ class Facts:
         return f"<Facts {self.host} docker_gid={self.docker_gid} socket={oct(self.socket.mode or 0)} worker={self.worker.state}>"
 
 
+class ProbeFailed(Exception):
+    """The probe script failed (e.g. sudo refused), or its output is missing or malformed."""
+
+
+# Sections every complete probe prints (files, bind dirs and the worker's come on top).
+REQUIRED_SECTIONS = ("os", "docker_group", "socket", "dockerd", "compose", "docker_version", "project",
+                     "bind_dirs", "record")
+_DIGITS = re.compile(r"[0-9]{1,10}")
+_MARK = "@@hostprep:"
+
+
 def sections(text: str) -> dict[str, str]:
-    """Split probe output into ``{key: body}`` at ``@@hostprep:<key>`` markers."""
+    """Split probe output into ``{key: body}`` at ``@@hostprep:<key>`` markers.
+
+    A key seen twice is malformed output (the probe prints each once; the worker's
+    output is encoded and cannot open one): :class:`ProbeFailed`.
+    """
     out: dict[str, str] = {}
     key: str | None = None
     lines: list[str] = []
     for line in text.splitlines():
-        if line.startswith("@@hostprep:"):
+        if line.startswith(_MARK):
             if key is not None:
                 out[key] = "\n".join(lines).strip("\n")
-            key, lines = line[len("@@hostprep:"):].strip(), []
+            key, lines = line[len(_MARK):].strip(), []
+            if key in out:
+                raise ProbeFailed(f"probe output has section {key[:60]!r} twice")
         elif key is not None:
             lines.append(line)
     if key is not None:
@@ -189,26 +216,79 @@ def sections(text: str) -> dict[str, str]:
 
 
 def _int(v: str | None) -> int | None:
-    return int(v) if v is not None and v.strip().lstrip("-").isdigit() else None
+    """A non-negative decimal of ASCII digits (at most 10), else None.
+
+    >>> [_int(x) for x in ("998", " 7 ", "\u00b2", "-1", "1" * 11, None)]
+    [998, 7, None, None, None, None]
+    """
+    v = (v or "").strip()
+    return int(v) if _DIGITS.fullmatch(v) else None
+
+
+def _need(v: str | None, what: str) -> int:
+    """Like :func:`_int`, for a field the probe always prints: malformed is :class:`ProbeFailed`."""
+    n = _int(v)
+    if n is None:
+        raise ProbeFailed(f"malformed {what} in probe output: {str(v)[:40]!r}")
+    return n
+
+
+def _octal(v: str, what: str) -> int:
+    if not re.fullmatch(r"[0-7]{1,6}", v):
+        raise ProbeFailed(f"malformed {what} in probe output: {v[:40]!r}")
+    return int(v, 8)
 
 
 def parse_socket(path: str, body: str) -> SocketFacts:
     lines = body.splitlines()
     if not lines or not lines[0].strip():
         return SocketFacts(path=path, exists=False)
-    raw_mode, uid, gid, owner, group = lines[0].split()[:5]
+    fields = lines[0].split()
+    if len(fields) < 5 or not re.fullmatch(r"[0-9a-f]{1,8}", fields[0]):
+        raise ProbeFailed(f"malformed socket line in probe output: {lines[0][:80]!r}")
     perms = lines[1].strip() if len(lines) > 1 else ""
-    return SocketFacts(path=path, exists=True, mode=int(raw_mode, 16) & 0o7777, uid=int(uid), gid=int(gid),
-                       owner=owner, group=group, has_acl=perms.endswith("+"))
+    return SocketFacts(path=path, exists=True, mode=int(fields[0], 16) & 0o7777, uid=_need(fields[1], "socket uid"),
+                       gid=_need(fields[2], "socket gid"), owner=fields[3], group=fields[4],
+                       has_acl=perms.endswith("+"))
+
+
+def _b64(text: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(text.strip(), validate=True)
+    except ValueError:
+        raise ProbeFailed(f"malformed base64 in probe output ({what})") from None
 
 
 def parse_file(name: str, body: str) -> FileFacts:
     lines = body.splitlines()
     if not lines:
         return FileFacts(name=name, exists=False)
-    mode, uid, gid, _size = lines[0].split()
-    content = from_bytes(base64.b64decode("".join(lines[1:]).strip()))
-    return FileFacts(name=name, exists=True, mode=int(mode, 8), uid=int(uid), gid=int(gid), content=content)
+    if lines[0].startswith("unsafe "):
+        return FileFacts(name=name, exists=True, unsafe=lines[0][len("unsafe "):].strip())
+    fields = lines[0].split()
+    if len(fields) != 4 or len(lines) > 2:
+        raise ProbeFailed(f"truncated file section {name!r} in probe output")
+    content = _b64(lines[1] if len(lines) == 2 else "", name)
+    if _int(fields[3]) != len(content):
+        raise ProbeFailed(f"file {name!r}: probe read {len(content)} bytes, stat said {fields[3][:20]}")
+    return FileFacts(name=name, exists=True, mode=_octal(fields[0], f"{name} mode"), uid=_need(fields[1], f"{name} uid"),
+                     gid=_need(fields[2], f"{name} gid"), content=from_bytes(content))
+
+
+def parse_bind_dirs(body: str) -> tuple[DirFacts, ...]:
+    out = []
+    for line in body.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[1] == "unsafe":
+            out.append(DirFacts(name=parts[0], exists=True, unsafe=line.split(None, 2)[2].strip()))
+        elif len(parts) == 2 and parts[1] == "missing":
+            out.append(DirFacts(name=parts[0], exists=False))
+        elif len(parts) == 4:
+            out.append(DirFacts(name=parts[0], exists=True, uid=_need(parts[1], "bind dir uid"),
+                                gid=_need(parts[2], "bind dir gid"), mode=_octal(parts[3], "bind dir mode")))
+        elif line.strip():
+            raise ProbeFailed(f"malformed bind dir line in probe output: {line[:80]!r}")
+    return tuple(out)
 
 
 def _state_name(state: dict[str, Any]) -> str:
@@ -232,34 +312,101 @@ def _proc_ids(text: str) -> dict[str, list[str]]:
     return out
 
 
+def _json_obj(line: str, what: str) -> dict[str, Any]:
+    """A JSON object from a base64 field; {} when empty (the container went away meanwhile)."""
+    if not line.strip():
+        return {}
+    try:
+        data = json.loads(_b64(line, what))
+    except ValueError:
+        raise ProbeFailed(f"malformed {what} JSON in probe output") from None
+    if not isinstance(data, dict):
+        raise ProbeFailed(f"{what} in probe output is not a JSON object")
+    return data
+
+
+def _dict(v: Any) -> dict[str, Any]:
+    return v if isinstance(v, dict) else {}
+
+
+def _str(v: Any) -> str | None:
+    return v if isinstance(v, str) and v else None
+
+
+def _groups(ids: dict[str, list[str]]) -> tuple[int, ...]:
+    return tuple(n for n in (_int(g) for g in ids.get("Groups", [])) if n is not None)
+
+
 def parse_worker_files(body: str) -> WorkerFacts:
-    """The worker from dockerd's stored config.v2.json/hostconfig.json (the cheap path)."""
+    """The worker from dockerd's stored config.v2.json/hostconfig.json (the cheap path).
+
+    A container whose config came back empty (removed while the probe read it) is skipped.
+    """
     found: list[tuple[dict[str, Any], dict[str, Any], dict[str, list[str]]]] = []
     config: dict[str, Any] = {}
     host: dict[str, Any] = {}
     for line in body.splitlines():
         kind, _, value = line.partition(" ")
         if kind == "config":
-            config = json.loads(base64.b64decode(value))
+            config = _json_obj(value, "container config")
         elif kind == "hostconfig":
-            host = json.loads(base64.b64decode(value)) if value else {}
+            host = _json_obj(value, "container hostconfig")
         elif kind == "proc":
-            found.append((config, host, _proc_ids(value)))
+            if config:
+                found.append((config, host, _proc_ids(value)))
+        elif line.strip():
+            raise ProbeFailed(f"malformed worker line in probe output: {line[:60]!r}")
     if not found:
         return WorkerFacts(found=False)
-    found.sort(key=lambda c: not c[0].get("State", {}).get("Running"))
+    found.sort(key=lambda c: not _dict(c[0].get("State")).get("Running"))
     config, host, ids = found[0]
-    state, cfg = config.get("State", {}), config.get("Config", {})
+    state, cfg = _dict(config.get("State")), _dict(config.get("Config"))
     running = bool(state.get("Running"))
+    pid = state.get("Pid")
+    group_add = host.get("GroupAdd")
     return WorkerFacts(
         found=True, name=str(config.get("Name", "")).lstrip("/"), state=_state_name(state),
-        pid=state.get("Pid") or None, image=cfg.get("Image"), image_id=config.get("Image"),
-        user=cfg.get("User") or None, group_add=tuple(str(g) for g in host.get("GroupAdd") or []),
-        compose_project=(cfg.get("Labels") or {}).get("com.docker.compose.project"),
+        pid=pid if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0 else None,
+        image=_str(cfg.get("Image")), image_id=_str(config.get("Image")), user=_str(cfg.get("User")),
+        group_add=tuple(str(g) for g in group_add) if isinstance(group_add, list) else (),
+        compose_project=_str(_dict(cfg.get("Labels")).get("com.docker.compose.project")),
         proc_uid=_int(ids["Uid"][0]) if running and ids.get("Uid") else None,
         proc_gid=_int(ids["Gid"][0]) if running and ids.get("Gid") else None,
-        proc_groups=tuple(int(g) for g in ids.get("Groups", []) if g.isdigit()) if running else (),
+        proc_groups=_groups(ids) if running else (),
     )
+
+
+def worker_sections(body: str) -> dict[str, str]:
+    """The in-worker checks' fields from the probe's ``worker_exec`` section (pure).
+
+    The section is ``<nonce> <docker exec rc>`` then the worker's whole output, base64-encoded.
+    Inside, only markers carrying this run's random nonce count: nothing the worker prints can
+    pose as a section of the probe, nor as one of its own fields. Without the markers (the exec
+    itself failed) both fields get the whole output and the exec's exit code.
+    """
+    lines = body.splitlines()
+    head = lines[0].split() if lines else []
+    if len(head) != 2 or not re.fullmatch(r"[0-9a-f]{8,64}", head[0]) or _int(head[1]) is None:
+        raise ProbeFailed("malformed worker_exec section in probe output")
+    nonce, rc = head
+    text = from_bytes(_b64(lines[1] if len(lines) > 1 else "", "worker output"))
+    mark = f"@@hostprep-{nonce}:"
+    out: dict[str, str] = {}
+    key: str | None = None
+    kept: list[str] = []
+    for line in text.splitlines():
+        if line.startswith(mark):
+            if key is not None:
+                out.setdefault(key, "\n".join(kept).strip("\n"))
+            key, kept = line[len(mark):].strip(), []
+        elif key is not None:
+            kept.append(line)
+    if key is not None:
+        out.setdefault(key, "\n".join(kept).strip("\n"))
+    if "worker_id" not in out or "worker_docker_ps" not in out:
+        said = "\n".join(text.strip().splitlines()[-3:])
+        return {"worker_id": f"{said}\nrc={rc}", "worker_docker_ps": f"{said}\nrc={rc}"}
+    return {k: out[k] for k in ("worker_id", "worker_docker_ps")}
 
 
 def parse_worker(sec: dict[str, str]) -> WorkerFacts:
@@ -267,11 +414,12 @@ def parse_worker(sec: dict[str, str]) -> WorkerFacts:
     base = parse_worker_files(sec["worker_files"]) if "worker_files" in sec else parse_worker_inspect(sec)
     if not base.found:
         return base
-    id_rc, id_out = _body_rc(sec.get("worker_id"))
-    has_airflow = None if id_out is None else "\nairflow=yes" in "\n" + id_out
+    inner = worker_sections(sec["worker_exec"]) if "worker_exec" in sec else {}
+    id_rc, id_out = _body_rc(inner.get("worker_id"))
+    has_airflow = None if id_out is None else "airflow=yes" in id_out.splitlines()
     if id_out is not None:
-        id_out = "\n".join(ln for ln in id_out.splitlines() if ln != "airflow=yes").strip()
-    ps_rc, ps_out = _body_rc(sec.get("worker_docker_ps"))
+        id_out = "\n".join(ln for ln in id_out.splitlines() if not ln.startswith("airflow=")).strip()
+    ps_rc, ps_out = _body_rc(inner.get("worker_docker_ps"))
     method = None
     if ps_out is not None:
         m = re.search(r"^method=(\S+)$", ps_out, re.M)
@@ -289,14 +437,18 @@ def parse_worker_inspect(sec: dict[str, str]) -> WorkerFacts:
     name, state, pid, image, image_id, user, group_add, project = (body.splitlines()[0].split("|") + [""] * 8)[:8]
     proc = dict(ln.split(":", 1) for ln in sec.get("worker_proc", "").splitlines() if ":" in ln)
     ids = {k: v.split() for k, v in proc.items()}
-    groups = json.loads(group_add) if group_add.strip() not in ("", "null") else []
+    try:
+        groups = json.loads(group_add) if group_add.strip() not in ("", "null") else []
+    except ValueError:
+        raise ProbeFailed("malformed GroupAdd in probe output") from None
     return WorkerFacts(
         found=True, name=name.lstrip("/"), state=state, pid=_int(pid) or None, image=image or None,
-        image_id=image_id or None, user=user or None, group_add=tuple(str(g) for g in groups or []),
+        image_id=image_id or None, user=user or None,
+        group_add=tuple(str(g) for g in groups) if isinstance(groups, list) else (),
         compose_project=project or None,
         proc_uid=_int(ids["Uid"][0]) if ids.get("Uid") else None,
         proc_gid=_int(ids["Gid"][0]) if ids.get("Gid") else None,
-        proc_groups=tuple(int(g) for g in ids.get("Groups", []) if g.isdigit()),
+        proc_groups=_groups(ids),
     )
 
 
@@ -304,53 +456,94 @@ def _body_rc(body: str | None) -> tuple[int | None, str | None]:
     """Split a section ending in ``rc=N`` into (N, the text before)."""
     if body is None:
         return None, None
-    m = re.search(r"(?:^|\n)rc=(\d+)\s*$", body)
+    m = re.search(r"(?:^|\n)rc=([0-9]{1,3})[ \t]*$", body)
     if not m:
         return None, body.strip()
     return int(m.group(1)), body[: m.start()].strip()
 
 
-def parse_probe(host: str, text: str, settings: HostSettings, *, deep: bool = True) -> Facts:
-    """Turn the probe's raw output into :class:`Facts`. Pure."""
-    sec = sections(text)
-    group = sec.get("docker_group", "").split(":")
-    compose = sec.get("compose", "").split()
-    bind = []
-    for line in sec.get("bind_dirs", "").splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1] == "missing":
-            bind.append(DirFacts(name=parts[0], exists=False))
-        elif len(parts) == 4:
-            bind.append(DirFacts(name=parts[0], exists=True, uid=int(parts[1]), gid=int(parts[2]), mode=int(parts[3], 8)))
-    record_text = sec.get("record", "").strip()
+def parse_record(text: str) -> dict[str, Any] | None:
+    """hostprep's record (state.json) as read on the host; ``{"corrupt": True}`` when it is not one.
+
+    >>> parse_record('{"strategy": 5}')
+    {'corrupt': True}
+    """
+    if not text.strip():
+        return None
     try:
-        record = json.loads(record_text) if record_text else None
-    except json.JSONDecodeError:
-        record = {"corrupt": True}
-    if record is not None and not isinstance(record, dict):
-        record = {"corrupt": True}
+        record = json.loads(text)
+    except ValueError:
+        return {"corrupt": True}
+    if not isinstance(record, dict) or not _record_types_ok(record):
+        return {"corrupt": True}
+    return record
+
+
+_RECORD_TYPES: dict[str, tuple[type, ...]] = {
+    "strategy": (str,), "snapshot_id": (str,), "docker_gid": (int, type(None)), "services": (list,),
+    "applied_at": (str,), "hostprep_version": (str,),
+}
+
+
+def _record_types_ok(record: dict[str, Any]) -> bool:
+    for key, types in _RECORD_TYPES.items():
+        v = record.get(key)
+        if key in record and (not isinstance(v, types) or isinstance(v, bool)):
+            return False
+    return all(isinstance(s, str) for s in record.get("services") or [])
+
+
+def parse_probe(host: str, text: str, settings: HostSettings, *, deep: bool = True) -> Facts:
+    """Turn the probe's raw output into :class:`Facts`. Pure.
+
+    Missing, truncated or malformed sections raise :class:`ProbeFailed` (that host fails, the
+    others go on); nothing else escapes.
+    """
+    try:
+        return _parse_probe(host, text, settings, deep=deep)
+    except ProbeFailed as exc:
+        raise ProbeFailed(f"{host}: {exc}") from None
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise ProbeFailed(f"{host}: malformed probe output ({type(exc).__name__})") from None
+
+
+def _parse_probe(host: str, text: str, settings: HostSettings, *, deep: bool) -> Facts:
+    sec = sections(text)
+    missing = [k for k in REQUIRED_SECTIONS if k not in sec]
+    if missing:
+        raise ProbeFailed(f"probe output is missing section(s) {', '.join(missing)}")
+    group = sec["docker_group"].split(":")
+    compose = sec["compose"].split()
+    project = sec["project"].strip()
     return Facts(
         host=host,
         os=sec.get("os") or None,
         docker_gid=_int(group[2]) if len(group) > 2 else None,
-        socket=parse_socket(settings.socket_path, sec.get("socket", "")),
-        dockerd_running=sec.get("dockerd", "").strip() == "running",
+        socket=parse_socket(settings.socket_path, sec["socket"]),
+        dockerd_running=sec["dockerd"].strip() == "running",
         docker_version=sec.get("docker_version") or None,
-        compose_flavour=compose[0] if compose else None,
+        compose_flavour=compose[0] if compose and compose[0] in ("v1", "v2") else None,
         compose_version=compose[1] if len(compose) > 1 else None,
         project_dir=settings.project_dir,
-        project_exists=sec.get("project", "").strip() == "exists",
+        project_exists=project == "exists",
         files={k[5:]: parse_file(k[5:], v) for k, v in sec.items() if k.startswith("file:")},
-        bind_dirs=tuple(bind),
+        bind_dirs=parse_bind_dirs(sec["bind_dirs"]),
         worker=parse_worker(sec),
-        record=record,
+        record=parse_record(sec["record"]),
         deep=deep,
         compose_file_name=settings.compose_file,
+        project_unsafe=project[len("unsafe "):] if project.startswith("unsafe ") else None,
     )
 
 
+def host_script(name: str) -> str:
+    """A host-side script with safe.sh (the no-follow path walk) in front."""
+    files = resources.files("hostprep")
+    return files.joinpath("safe.sh").read_text() + files.joinpath(name).read_text()
+
+
 def probe_script() -> str:
-    return resources.files("hostprep").joinpath("probe.sh").read_text()
+    return host_script("probe.sh")
 
 
 def probe_env(settings: HostSettings, *, deep: bool = True, versions: bool = False) -> dict[str, str]:
@@ -368,10 +561,6 @@ def probe_env(settings: HostSettings, *, deep: bool = True, versions: bool = Fal
         "STATE_DIR": STATE_DIR,
         "FILES": " ".join(files),
     }
-
-
-class ProbeFailed(Exception):
-    """The probe script itself failed (e.g. sudo refused)."""
 
 
 def gather(transport: Transport, settings: HostSettings, *, deep: bool = True, versions: bool = False) -> Facts:

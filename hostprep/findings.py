@@ -66,7 +66,10 @@ def override_services(facts: Facts) -> dict[str, Any] | None:
     f = facts.files.get(OVERRIDE_FILE)
     if f is None or not f.exists or compose.MANAGED_MARK not in (f.content or ""):
         return None
-    services = compose.load_compose(f.content).get("services")
+    try:
+        services = compose.load_compose(f.content, OVERRIDE_FILE).get("services")
+    except compose.ComposeError:
+        return None   # not hostprep's any more
     return services if isinstance(services, dict) else {}
 
 

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable
 
 from hostprep.audit import HostAudit
-from hostprep.snapshots import controller_dir
+from hostprep.local_state import append_private, controller_dir, host_dir, write_private
 
 UNREACHABLE_KEY = "host-unreachable"
 COMPACT_AT = 512 * 1024   # bytes per host file
@@ -44,27 +43,46 @@ def entries_for(a: HostAudit, at: datetime, fixed_at: datetime) -> list[dict[str
 
 
 def path_for(host: str) -> Path:
-    return controller_dir() / "hosts" / host / "audit.jsonl"
+    return host_dir(host) / "audit.jsonl"
 
 
 def append(lines: Iterable[dict[str, Any]]) -> None:
-    """Append history lines, each to its host's file (one write per line: appends stay whole)."""
+    """Append history lines, each to its host's file (one write per line: appends stay whole; 0600)."""
     touched = set()
     for line in lines:
         path = path_for(line["host"])
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with path.open("a") as fh:
-            fh.write(json.dumps(line, sort_keys=True) + "\n")
+        append_private(path, json.dumps(line, sort_keys=True) + "\n")
         touched.add(path)
     for path in touched:
         if path.stat().st_size > COMPACT_AT:
-            _rewrite(path, compact(json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()))
+            good, _torn = read_lines(path)
+            write_private(path, "".join(json.dumps(ln, sort_keys=True) + "\n" for ln in compact(good)))
 
 
-def _rewrite(path: Path, lines: list[dict[str, Any]]) -> None:
-    tmp = path.with_suffix(".jsonl.tmp")
-    tmp.write_text("".join(json.dumps(ln, sort_keys=True) + "\n" for ln in lines))
-    os.replace(tmp, path)
+def read_lines(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """The history lines of one file, and how many were skipped (torn by a crash, or not a history line)."""
+    good: list[dict[str, Any]] = []
+    torn = 0
+    for ln in path.read_text(errors="replace").splitlines():
+        if not ln.strip():
+            continue
+        try:
+            entry_ = json.loads(ln)
+        except ValueError:
+            torn += 1
+            continue
+        if _valid(entry_):
+            good.append(entry_)
+        else:
+            torn += 1
+    return good, torn
+
+
+def _valid(line: Any) -> bool:
+    return (isinstance(line, dict) and isinstance(line.get("at"), str) and isinstance(line.get("host"), str)
+            and isinstance(line.get("status"), str) and isinstance(line.get("findings", []), list)
+            and all(isinstance(f, dict) and isinstance(f.get("key"), str) for f in line.get("findings", []))
+            and isinstance(line.get("repeat", 1), int))
 
 
 def _state(line: dict[str, Any]) -> tuple[Any, ...]:
@@ -92,14 +110,22 @@ def compact(lines: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def load(hosts: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """History lines of the given hosts (default: every host with a history), oldest first."""
+    return load_counted(hosts)[0]
+
+
+def load_counted(hosts: Iterable[str] | None = None) -> tuple[list[dict[str, Any]], int]:
+    """(history lines oldest first, how many torn or foreign lines were skipped)."""
     root = controller_dir() / "hosts"
     names = list(hosts) if hosts is not None else sorted(p.parent.name for p in root.glob("*/audit.jsonl"))
     out: list[dict[str, Any]] = []
+    skipped = 0
     for name in names:
-        path = root / name / "audit.jsonl"
-        if path.exists():
-            out += [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
-    return sorted(out, key=lambda e: (e["at"], e["host"]))
+        path = path_for(name)
+        if path.is_file():
+            good, torn = read_lines(path)
+            out += good
+            skipped += torn
+    return sorted(out, key=lambda e: (e["at"], e["host"])), skipped
 
 
 @dataclass(frozen=True)

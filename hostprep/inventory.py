@@ -15,6 +15,7 @@ variable's *name* is kept, under ``hostprep_become_password_env``.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 from dataclasses import dataclass, field
@@ -98,12 +99,18 @@ def load_inventory(path: str | os.PathLike[str]) -> Inventory:
     except (OSError, UnicodeDecodeError) as exc:
         raise InventoryError(f"{p}: cannot read inventory: {getattr(exc, 'strerror', None) or exc}") from None
     builder = _Builder(p)
-    if looks_like_yaml(p, text):
-        parse_yaml(text, builder)
-    else:
-        parse_ini(text, builder)
-    builder.read_vars_dirs(p.absolute().parent)  # beside the path given, symlinks not followed
-    return builder.finish()
+    collecting = gc.isenabled()
+    gc.disable()   # building creates only acyclic data; the collector's passes over it cost more than the build
+    try:
+        if looks_like_yaml(p, text):
+            parse_yaml(text, builder)
+        else:
+            parse_ini(text, builder)
+        builder.read_vars_dirs(p.absolute().parent)  # beside the path given, symlinks not followed
+        return builder.finish()
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def looks_like_yaml(path: Path, text: str) -> bool:
@@ -128,6 +135,9 @@ def become_env_name(value: Any) -> str | None:
     return m.group(3) if m else None
 
 
+MAX_GROUP_DEPTH = 200   # child groups below child groups (deeper is refused, never a RecursionError)
+
+
 class _Builder:
     """Inventory under construction, mirroring ansible's InventoryData; ``finish`` freezes it."""
 
@@ -139,6 +149,7 @@ class _Builder:
         self.group_file_vars: dict[str, dict[str, Any]] = {}  # from group_vars/
         self.children: dict[str, list[str]] = {}
         self.direct: dict[str, list[str]] = {}  # group -> hosts listed in it
+        self._listed: dict[str, set[str]] = {}  # the same as sets: adding a host stays O(1)
         self.priority: dict[str, int] = {}
         self.add_group("all")
         self.add_group("ungrouped")
@@ -151,6 +162,7 @@ class _Builder:
         self.group_vars.setdefault(name, {})
         self.children.setdefault(name, [])
         self.direct.setdefault(name, [])
+        self._listed.setdefault(name, set())
 
     def add_child(self, parent: str, child: str, line: int | None) -> None:
         if parent == child:
@@ -163,7 +175,8 @@ class _Builder:
             self.host_vars[name] = {}
             if port is not None:  # like ansible: a :port applies where the host first appears
                 self.host_vars[name]["ansible_port"] = port
-        if name not in self.direct[group]:
+        if name not in self._listed[group]:
+            self._listed[group].add(name)
             self.direct[group].append(name)
 
     def set_group_var(self, group: str, key: Any, value: Any, line: int | None) -> None:
@@ -218,11 +231,15 @@ class _Builder:
         member_of = self._membership(parents)
         order = sorted(self.children, key=lambda g: (depth[g], self.priority.get(g, 1), g))
         hosts: dict[str, HostEntry] = {}
+        by_groups: dict[frozenset[str], tuple[dict[str, Any], tuple[str, ...]]] = {}  # hosts share group layers
         for h, own in self.host_vars.items():
-            ordered = [g for g in order if g in member_of[h] or g == "all"]
-            layers = [self.group_vars[g] for g in ordered] + [self.group_file_vars.get(g, {}) for g in ordered]
-            merged = _merged(*layers, own, self.host_file_vars.get(h, {}))
-            hosts[h] = HostEntry(h, merged, tuple(sorted(member_of[h] - {"all"})))
+            key = frozenset(member_of[h])
+            if key not in by_groups:
+                ordered = [g for g in order if g in key or g == "all"]
+                layers = [self.group_vars[g] for g in ordered] + [self.group_file_vars.get(g, {}) for g in ordered]
+                by_groups[key] = (_merged(*layers), tuple(sorted(key - {"all"})))
+            base, groups_of = by_groups[key]
+            hosts[h] = HostEntry(h, _merged(base, own, self.host_file_vars.get(h, {})), groups_of)
         groups = {
             g: Group(g, _merged(self.group_vars[g], self.group_file_vars.get(g, {})),
                      tuple(self.direct[g]), tuple(self.children[g]))
@@ -249,13 +266,21 @@ class _Builder:
         for group, listed in self.direct.items():
             for h in listed:
                 member_of[h] |= {group} | ancestors[group]
+        below_ungrouped = {g for g in self.children if "ungrouped" in ancestors[g]}
+        dropped: set[str] = set()
         for h, mine in member_of.items():  # ansible's reconcile_inventory
             if "ungrouped" in mine and mine - {"all", "ungrouped"}:
-                self.direct["ungrouped"].remove(h)
-                mine.discard("ungrouped")
+                if h in self._listed["ungrouped"]:   # listed there and elsewhere: ansible drops the listing
+                    dropped.add(h)
+                if not mine & below_ungrouped:       # (a child group of ungrouped keeps it an ancestor)
+                    mine.discard("ungrouped")
             elif mine <= {"all"}:
                 self.direct["ungrouped"].append(h)
+                self._listed["ungrouped"].add(h)
                 mine |= {"all", "ungrouped"}
+        if dropped:
+            self.direct["ungrouped"] = [h for h in self.direct["ungrouped"] if h not in dropped]
+            self._listed["ungrouped"] -= dropped
         return member_of
 
 
@@ -263,7 +288,9 @@ def _depth(
     group: str, parents: dict[str, list[str]], memo: dict[str, int], stack: tuple[str, ...],
     error: Callable[[int | None, str], NoReturn],
 ) -> int:
-    """Longest path from ``all`` (ansible's Group.depth); a cycle is an error."""
+    """Longest path from ``all`` (ansible's Group.depth); a cycle, or nesting past MAX_GROUP_DEPTH, is an error."""
+    if len(stack) > MAX_GROUP_DEPTH:
+        error(None, f"groups nest deeper than {MAX_GROUP_DEPTH} levels (below {stack[0]!r})")
     if group in stack:
         error(None, f"groups form a loop: {' -> '.join(stack[stack.index(group):] + (group,))}")
     if group not in memo:

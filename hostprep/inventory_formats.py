@@ -16,12 +16,14 @@ from typing import Any, NoReturn, Protocol
 
 import yaml
 
+from hostprep import yaml_limits
 from hostprep.errors import InventoryError
 
-_HOSTPORT = re.compile(r"^((?:[^:\[\]]|\[[^\]]*\])*):([0-9]+)$")
+_HOSTPORT = re.compile(r"((?:[^:\[\]]|\[[^\]]*\])*):([0-9]{1,5})")   # fullmatch
 _INI_SECTION = re.compile(r"^\[([^:\]\s]+)(?::(\w+))?\]\s*(?:#.*)?$")
 _INI_GROUPNAME = re.compile(r"^([^:\]\s]+)\s*(?:#.*)?$")
 YAML_SUFFIXES = (".yml", ".yaml", ".json")
+_SHLEX_CHARS = frozenset("\"'\\#")
 
 
 class InventorySink(Protocol):
@@ -91,7 +93,7 @@ def read_vars_file(path: Path) -> LineDict:
 def expand_host_pattern(pattern: str) -> tuple[list[str], int | None]:
     """``web[01:03]:2222`` -> (["web01", "web02", "web03"], 2222), as Ansible expands them."""
     port: int | None = None
-    m = _HOSTPORT.match(pattern)
+    m = _HOSTPORT.fullmatch(pattern)
     if m:
         pattern, port = m.group(1), int(m.group(2))
     if not pattern.strip():
@@ -101,34 +103,55 @@ def expand_host_pattern(pattern: str) -> tuple[list[str], int | None]:
     return _expand_ranges(pattern), port
 
 
+MAX_RANGE_HOSTS = 100_000   # hosts one pattern may expand to (h[1:1000000000] is refused at once)
+_BOUND = re.compile(r"[0-9]{1,9}|[A-Za-z]")
+
+
 def _expand_ranges(name: str) -> list[str]:
-    if "[" not in name:
-        return [name]
-    head, sep, rest = name.partition("[")
-    body, close, tail = rest.partition("]")
-    if not close:
-        raise ValueError(f"host range in {name!r} has no closing ']'")
+    """Every name ``name``'s ``[a:b(:step)]`` ranges give, refused before building past MAX_RANGE_HOSTS."""
+    parts: list[list[str]] = []   # literal text and ranges, alternating
+    rest, total = name, 1
+    while "[" in rest:
+        head, _, rest = rest.partition("[")
+        body, close, rest = rest.partition("]")
+        if not close:
+            raise ValueError(f"host range in {name!r} has no closing ']'")
+        seq = _range_items(body)
+        total *= len(seq)
+        if total > MAX_RANGE_HOSTS:
+            raise ValueError(f"host pattern {name[:80]!r} expands to more than {MAX_RANGE_HOSTS} hosts")
+        parts += [[head], seq]
+    parts.append([rest])
+    out = [""]
+    for choices in parts:
+        out = [done + c for done in out for c in choices]
+    return out
+
+
+def _range_items(body: str) -> list[str]:
     bounds = body.split(":")
     if len(bounds) not in (2, 3):
-        raise ValueError(f"host range [{body}] must be begin:end or begin:end:step")
+        raise ValueError(f"host range [{body[:40]}] must be begin:end or begin:end:step")
     beg, end = bounds[0] or "0", bounds[1]
-    step = int(bounds[2]) if len(bounds) == 3 and bounds[2].isdigit() else 1
-    if not end or step < 1:
-        raise ValueError(f"host range [{body}] needs an end value and a positive step")
-    seq: list[str]
-    if len(beg) == 1 and len(end) == 1 and beg in string.ascii_letters and end in string.ascii_letters:
+    if not end or not _BOUND.fullmatch(beg) or not _BOUND.fullmatch(end) or \
+            (len(bounds) == 3 and not re.fullmatch(r"[1-9][0-9]{0,8}", bounds[2])):
+        raise ValueError(f"host range [{body[:40]}] needs begin and end (up to 9 digits, or one letter) "
+                         "and a positive step")
+    step = int(bounds[2]) if len(bounds) == 3 else 1
+    if beg.isalpha() != end.isalpha():
+        raise ValueError(f"host range [{body[:40]}] must be numeric (01:10) or letters (a:f)")
+    if beg.isalpha():
         i, j = string.ascii_letters.index(beg), string.ascii_letters.index(end)
         if i > j:
             raise ValueError(f"host range [{body}] must have begin <= end")
-        seq = list(string.ascii_letters[i : j + 1 : step])
-    elif beg.isdigit() and end.isdigit():
-        width = len(beg) if beg.startswith("0") and len(beg) > 1 else 0
-        if width and width != len(end):
-            raise ValueError(f"host range [{body}] must use equal-length begin and end")
-        seq = [str(n).zfill(width) for n in range(int(beg), int(end) + 1, step)]
-    else:
-        raise ValueError(f"host range [{body}] must be numeric (01:10) or letters (a:f)")
-    return [out for item in seq for out in _expand_ranges(head + item + tail)]
+        return list(string.ascii_letters[i : j + 1 : step])
+    width = len(beg) if beg.startswith("0") and len(beg) > 1 else 0
+    if width and width != len(end):
+        raise ValueError(f"host range [{body}] must use equal-length begin and end")
+    numbers = range(int(beg), int(end) + 1, step)
+    if len(numbers) > MAX_RANGE_HOSTS:
+        raise ValueError(f"host range [{body}] expands to more than {MAX_RANGE_HOSTS} hosts")
+    return [str(n).zfill(width) for n in numbers]
 
 
 def fail(path: Path, line: int | None, message: str) -> NoReturn:
@@ -190,8 +213,8 @@ def parse_ini(text: str, b: InventorySink) -> None:
 
 
 def _ini_hosts(line: str, lineno: int, group: str, b: InventorySink) -> None:
-    try:
-        tokens = shlex.split(line, comments=True)
+    try:   # no quote, escape or comment: shlex would split at whitespace too (and is ~40x slower)
+        tokens = line.split() if not _SHLEX_CHARS.intersection(line) else shlex.split(line, comments=True)
     except ValueError:
         b.error(lineno, "host line has unbalanced quotes")
     if not tokens:
@@ -259,9 +282,14 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _con
 
 
 def load_yaml(text: str, path: Path) -> Any:
-    """Parse YAML (or JSON); errors name the file and line but never quote it: it may hold a secret."""
+    """Parse YAML (or JSON); errors name the file and line but never quote it: it may hold a secret.
+
+    Alias bombs and deep nesting are refused (:mod:`hostprep.yaml_limits`).
+    """
     try:
-        return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml_limits.load(text, _LineLoader)
+    except yaml_limits.YamlLimit as exc:
+        fail(path, None, str(exc))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         fail(path, mark.line + 1 if mark else None, f"invalid YAML: {exc.problem or exc.context}")

@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from hostprep.inventory import Inventory, InventoryError, _Builder, load_inventory
+from hostprep.settings import valid_host_name
 
 INSTALL_HINT = "pip install 'hostprep[ec2]'"
 _STATIC_SUFFIXES = (".yml", ".yaml", ".json", ".ini", ".cfg", ".txt")
 _PLUGIN_KEY = re.compile(r"^plugin\s*:\s*\S", re.M)
 # Safe host names: what OpenSSH 9.6 would accept in %h, and nothing a shell or a path reads specially.
-_SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._:-]{0,252}")
 _PRINTABLE = re.compile(r"[^\x20-\x7e]")
 _FAILED_WITH = re.compile(r"Failed to parse inventory with '([\w.]+)' plugin: (.*)")
 _FALLBACK_PLUGINS = ("yaml", "ini", "toml", "host_list")  # they answer every source Ansible could not read
@@ -174,7 +174,7 @@ def from_inventory_json(data: Any, source: Path) -> Inventory:
 
 def host_name(name: Any, source: Path) -> str:
     """A host name from a dynamic source, full-match checked: no shell or path metacharacters."""
-    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name) or ".." in name:
+    if not valid_host_name(name):
         raise InventoryError(f"{source}: host name {_show(name)} from the inventory source is refused: host names "
                              "may only hold letters, digits and . _ - : (set `hostnames` in the plugin config to "
                              "instance-id or private-dns-name)")

@@ -23,7 +23,7 @@ from typing import Callable, Mapping, Sequence
 from hostprep.errors import InventoryError
 
 _TERM = re.compile(r"(?:[^\s:\[\]]|\[[^\]]*\])+")
-_SUBSCRIPT = re.compile(r"^(.+)\[(?:(-?[0-9]+)|([0-9]+):([0-9]+)?)\]$")
+_SUBSCRIPT = re.compile(r"(.+)\[(?:(-?[0-9]{1,9})|([0-9]{1,9}):([0-9]{1,9})?)\]")   # fullmatch
 _SHOWN = 20
 
 
@@ -64,7 +64,7 @@ def select_hosts(pattern: str, hosts: Sequence[str], groups: Mapping[str, Sequen
 
 def _match_term(term: str, hosts: Sequence[str], groups: Mapping[str, Sequence[str]], pattern: str) -> list[str]:
     """Hosts of matching groups; hosts by name too when no group matched or the term is a glob."""
-    m = None if term.startswith("~") else _SUBSCRIPT.match(term)
+    m = None if term.startswith("~") else _SUBSCRIPT.fullmatch(term)
     if m:
         base, index, start, end = m.groups()
         inside = set(_match_term(base, hosts, groups, pattern))
@@ -96,7 +96,9 @@ def _matcher(term: str, pattern: str) -> Callable[[str], bool]:
         try:
             regex = re.compile(term[1:])
         except re.error as exc:
-            raise InventoryError(f"host pattern {pattern!r}: bad regex {term[1:]!r}: {exc}") from None
+            raise InventoryError(f"host pattern {pattern[:200]!r}: bad regex {term[1:200]!r}: {exc}") from None
+        except (OverflowError, RecursionError, ValueError):   # e.g. a{99999999999}: a count re cannot hold
+            raise InventoryError(f"host pattern {pattern[:200]!r}: regex {term[1:200]!r} is too large") from None
         return lambda name: regex.search(name) is not None
     return lambda name: fnmatch.fnmatchcase(name, term)
 

@@ -17,7 +17,8 @@ __all__ = ["SAFE_ARG", "Action", "Draft", "Plan", "Step", "file_step", "make_pla
 
 def preconditions(facts: Facts, settings: HostSettings, strategy: str) -> list[str]:
     """Problems that make any strategy unsafe to apply."""
-    out = []
+    out = [f"refused: {why}; hostprep never reads or changes anything through a link or in place of a "
+           "file or folder it expects (remove it, then re-run)" for why in facts.unsafe_paths]
     if not facts.dockerd_running:
         out.append("dockerd is not running on the host")
     if not facts.socket.exists:
@@ -105,14 +106,23 @@ def override_steps(facts: Facts, settings: HostSettings, draft: Draft, strategy:
         draft.recreate = True
 
 
+def _strategy_planned(facts: Facts, settings: HostSettings, draft: Draft, strat: strategies.Strategy) -> bool:
+    """The user trap and the strategy's own steps; a compose file hostprep cannot read is a problem."""
+    try:
+        check_user_trap(facts, settings, draft)
+        strat.plan(facts, settings, draft)
+    except compose.ComposeError as exc:
+        draft.problems.append(str(exc))
+        return False
+    return True
+
+
 def make_plan(facts: Facts, settings: HostSettings, strategy: str | None = None) -> Plan:
     """The whole plan for one host. Pure: the same facts give the same plan."""
     name = strategy or settings.strategy
     strat = strategies.get(name)
     draft = Draft(problems=preconditions(facts, settings, name))
-    if not draft.problems:
-        check_user_trap(facts, settings, draft)
-        strat.plan(facts, settings, draft)
+    if not draft.problems and _strategy_planned(facts, settings, draft, strat):
         override_steps(facts, settings, draft, name)
         bind_dir_steps(facts, settings, draft)
         if draft.build:

@@ -1,9 +1,34 @@
 # hostprep fact probe: everything hostprep needs to know about a host, in one exec.
+# Prepended: safe.sh (enter, kind, read_nofollow).
 # Inputs (shell variables, quoted by the transport): SOCK PROJ WORKER_SVC BIND_DIRS DEEP VERSIONS STATE_DIR FILES
 #   DEEP=1      also run `id` and `docker ps` inside the worker, in one docker exec (the proof; ~0.2 s on the host)
 #   VERSIONS=1  also ask dockerd and Compose for their versions (0.1-0.5 s)
 # Output (written at once): sections "@@hostprep:<key>" followed by their raw lines; parsed by hostprep.facts.
 m() { printf '\n@@hostprep:%s\n' "$1"; }
+# The in-worker checks; $1 is this run's nonce, every field they print is fenced by it.
+WORKER_SCRIPT='n=$1; m() { printf "@@hostprep-%s:%s\n" "$n" "$1"; }
+m worker_id; /usr/bin/id; rc=$?; echo "airflow=$2"; echo "rc=$rc"; m worker_docker_ps
+if command -v docker >/dev/null 2>&1; then o=$(docker ps -q 2>&1); rc=$?; echo method=docker-cli
+else o=$(python3 -I -c "$4" "$3" 2>&1); rc=$?; echo method=engine-api; fi
+printf "%s\n" "$o" | tail -n 3; echo "rc=$rc"; m worker_end'
+probe_file() {   # DIR NAME: "unsafe <why>", nothing (missing), or "mode uid gid size" + base64 content
+    enter "$1" || { if [ -n "$unsafe" ]; then echo "unsafe $unsafe"; fi; return 0; }
+    case $(kind "$2") in
+    file) stat -c '%a %u %g %s' -- "$2"; read_nofollow "$2" | base64 -w0; echo ;;
+    missing) ;;
+    symlink) echo "unsafe $1/$2 is a symlink" ;;
+    *) echo "unsafe $1/$2 is not a regular file" ;;
+    esac
+}
+probe_dir() {    # LABEL DIR NAME: "LABEL uid gid mode", "LABEL missing" or "LABEL unsafe <why>"
+    enter "${2:-/}" || { if [ -n "$unsafe" ]; then echo "$1 unsafe $unsafe"; else echo "$1 missing"; fi; return 0; }
+    case $(kind "$3") in
+    dir) stat -c "$1 %u %g %a" -- "$3" ;;
+    missing) echo "$1 missing" ;;
+    symlink) echo "$1 unsafe $2/$3 is a symlink" ;;
+    *) echo "$1 unsafe $2/$3 is not a directory" ;;
+    esac
+}
 probe() {
 m os; ( . /etc/os-release 2>/dev/null && printf '%s' "$PRETTY_NAME" )
 m docker_group; getent group docker
@@ -18,14 +43,13 @@ v2=; for d in /usr/libexec/docker/cli-plugins /usr/lib/docker/cli-plugins /usr/l
 if [ -n "$v2" ]; then echo "v2 $([ "$VERSIONS" = 1 ] && docker compose version --short 2>/dev/null)"
 elif command -v docker-compose >/dev/null 2>&1; then echo "v1 $([ "$VERSIONS" = 1 ] && docker-compose version --short 2>/dev/null)"; fi
 m docker_version; if [ "$VERSIONS" = 1 ]; then docker version --format '{{.Server.Version}}' 2>/dev/null; fi
-m project; if [ -d "$PROJ" ]; then echo exists; fi
+m project; ( if enter "$PROJ"; then echo exists; elif [ -n "$unsafe" ]; then echo "unsafe $unsafe"; fi )
 for f in $FILES; do
-    m "file:$f"
-    if [ -f "$PROJ/$f" ]; then stat -c '%a %u %g %s' -- "$PROJ/$f"; base64 -w0 -- "$PROJ/$f"; echo; fi
+    m "file:$f"; p="$PROJ/$f"; ( probe_file "${p%/*}" "${p##*/}" )
 done
 m bind_dirs
 printf '%s' "$BIND_DIRS" | while read -r d p; do   # "name path" lines: the paths come from hostprep.layout
-    if [ -d "$p" ]; then stat -c "$d %u %g %a" -- "$p"; else echo "$d missing"; fi
+    ( probe_dir "$d" "${p%/*}" "${p##*/}" )
 done
 m record; cat "$STATE_DIR/state.json" 2>/dev/null
 cid=; pid=0
@@ -49,22 +73,20 @@ else
         m worker_proc; if [ "${pid:-0}" -gt 0 ]; then grep -E '^(Uid|Gid|Groups):' "/proc/$pid/status"; fi
     fi
 fi
-if [ -n "$cid" ]; then
-    if [ "$DEEP" = 1 ] && [ "${pid:-0}" -gt 0 ]; then
-        # Both proofs in one process tree in the worker (each `docker exec` costs 0.1-0.2 s on the host).
-        # Without a docker CLI in the worker, the Engine API is asked over the socket instead.
-        out=$(docker exec "$cid" sh -c 'printf "@@hostprep:worker_id\n"; id; rc=$?
-command -v airflow >/dev/null 2>&1 && echo airflow=yes; echo "rc=$rc"; printf "\n@@hostprep:worker_docker_ps\n"
-if command -v docker >/dev/null 2>&1; then o=$(docker ps -q 2>&1); rc=$?; echo method=docker-cli
-else o=$(python3 -c "$2" "$1" 2>&1); rc=$?; echo method=engine-api; fi
-printf "%s\n" "$o" | tail -n 3; echo "rc=$rc"' sh "$SOCK" 'import socket,sys
+if [ -n "$cid" ] && [ "$DEEP" = 1 ] && [ "${pid:-0}" -gt 0 ]; then
+    # Both proofs in one process tree in the worker (each `docker exec` costs 0.1-0.2 s on the host).
+    # What the worker prints is data: it comes back base64-encoded (it cannot open a section of
+    # this probe), its own fields are fenced by this run's random nonce, and its commands run with a
+    # clean environment and a PATH of root-owned system dirs (a DAG's ~/.local/bin/id is never run;
+    # no DOCKER_HOST, no docker config). Without a docker CLI the Engine API is asked over the socket.
+    nonce=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+    out=$(docker exec "$cid" /bin/sh -c 'command -v airflow >/dev/null 2>&1 && a=yes || a=no
+exec /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/nonexistent \
+    DOCKER_CONFIG=/nonexistent LC_ALL=C /bin/sh -c "$1" sh "$2" "$a" "$3" "$4"' sh "$WORKER_SCRIPT" "$nonce" "$SOCK" \
+        'import socket,sys
 s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"GET /_ping HTTP/1.0\r\n\r\n"); print(s.recv(200).decode().split("\r\n")[0])' 2>&1)
-        rc=$?
-        case "$out" in
-        @@hostprep:worker_id*) printf '\n%s\n' "$out" ;;
-        *) m worker_id; printf '%s\n' "$out"; echo "rc=$rc"; m worker_docker_ps; printf '%s\n' "$out" | tail -n 3; echo "rc=$rc" ;;
-        esac
-    fi
+    rc=$?
+    m worker_exec; echo "$nonce $rc"; printf '%s' "$out" | base64 -w0; echo
 fi
 }
 # Written in one go: sshd then sends a few large packets instead of one per line (less work on both ends).

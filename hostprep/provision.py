@@ -123,12 +123,18 @@ def rollback(t: Transport, settings: HostSettings, snap_id: str | None = None, *
     """Restore the latest (or given) snapshot, then prove the host matches it."""
     report = HostReport(t.endpoint.name)
     start = time.monotonic()
-    snap = snapshots.load_local(report.host, snap_id) or snapshots.fetch_remote(t, snap_id)
-    if snap is None:
-        return report.fail(f"no snapshot{' ' + snap_id if snap_id else ''} for {report.host}; nothing was changed")
+    try:
+        snap = snapshots.load_local(report.host, snap_id) or snapshots.fetch_remote(t, snap_id, settings)
+        if snap is None:
+            return report.fail(f"no snapshot{' ' + snap_id if snap_id else ''} for {report.host}; nothing was changed")
+        snapshots.check(snap, report.host, settings)
+    except snapshots.SnapshotRefused as exc:
+        return report.fail(f"{exc}; nothing was changed")
     before = gather(t, settings, deep=False)
     report.before = worker_view(before)
     report.snapshot_id = snap["id"]
+    if before.unsafe_paths:   # re-checked on the host too, by every action
+        return report.fail("refused: " + "; ".join(before.unsafe_paths) + "; nothing was changed")
     owner = apply.lock_owner()
     actions = snapshots.restore_plan(snap)
     deep = bool(snap["facts"].get("deep", True))   # compare like with like

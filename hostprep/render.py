@@ -6,6 +6,7 @@ import json
 from typing import Any, Iterable
 
 from hostprep.facts import Facts
+from hostprep.redact import redact
 from hostprep.results import FleetReport, HostReport, recap_counts
 
 _COLORS = {"ok": "32", "changed": "33", "failed": "31", "unreachable": "31"}
@@ -54,7 +55,7 @@ def host_report(r: HostReport, *, diff: bool = True, use_color: bool = False) ->
             if diff and s.diff():
                 out += ["      " + ln for ln in s.diff().rstrip("\n").splitlines()]
             elif diff and (s.before or s.after):
-                out.append(f"      {s.before or '(absent)'} -> {s.after or '(absent)'}")
+                out.append(redact(f"      {s.before or '(absent)'} -> {s.after or '(absent)'}"))
         out += [f"  - {n}" for n in plan.notes]
     out += [f"  WARNING: {w}" for w in r.warnings]
     for label, view in (("before", r.before), ("after", r.after)):

@@ -43,7 +43,7 @@ KNOWN_SETTINGS = (
     "hostprep_airflow_uid", "hostprep_socket_path", "hostprep_bind_dirs", "hostprep_compose_file",
     "hostprep_become_password_env", "hostprep_known_hosts_file", "hostprep_smoke_dag",
 )
-_SMOKE = re.compile(r"^[A-Za-z0-9_.-]{1,250}:[A-Za-z0-9_.-]{1,250}$")
+_SMOKE = re.compile(r"[A-Za-z0-9_.-]{1,250}:[A-Za-z0-9_.-]{1,250}")
 # Ansible resolves these lists left to right; the last one set wins.
 _ALIASES = {
     "ansible_host": ("ansible_host", "ansible_ssh_host"),
@@ -51,11 +51,18 @@ _ALIASES = {
     "ansible_user": ("ansible_user", "ansible_ssh_user"),
     "ansible_private_key_file": ("ansible_private_key_file", "ansible_ssh_private_key_file"),
 }
-_SERVICE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
-_PATH = re.compile(r"^[A-Za-z0-9_./@+-]+$")
-_HOST = re.compile(r"^[A-Za-z0-9._:-]+$")
-_USER = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Every rule is applied with fullmatch: the whole value, no trailing newline (``$`` would allow one).
+_SERVICE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}")
+_PATH = re.compile(r"[A-Za-z0-9_./@+-]{1,4096}")
+_HOST = re.compile(r"[A-Za-z0-9._:-]{1,253}")
+_HOST_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._:-]{0,252}")   # an inventory host name
+_USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
+_DIGITS = re.compile(r"[0-9]{1,10}")
+# What OpenSSH 9.6 refuses in a host name / remote user before expanding %h / %r (ssh.c,
+# valid_hostname / valid_ruser; CVE-2023-51385), control characters in both (as 10.1 does).
+_SHELL_HOST = set("'`\"$\\;&<>|(){}")
+_SHELL_USER = set("'`\";&<>|(){}")
 
 
 @dataclass(frozen=True)
@@ -144,6 +151,47 @@ def smoke_dag(value: Any) -> str | None:
     return _checked("hostprep_smoke_dag", value, _SMOKE, "must be DAG_ID:TASK_ID (letters, digits, _ . -)")
 
 
+def host_name(name: Any) -> str:
+    """An inventory host name hostprep will use: in SSH addresses, ``%h``, controller paths.
+
+    Letters, digits and ``_ . : -`` (IPv6 too), not starting with ``-`` or ``.``, no ``..``:
+    no shell metacharacter, control character, space or ``/``.
+
+    >>> host_name("web-01.example.com")
+    'web-01.example.com'
+    >>> host_name("$(touch /tmp/x)")
+    Traceback (most recent call last):
+    ...
+    hostprep.errors.SettingsError: host name '$(touch /tmp/x)': only letters, digits and _ . : - (no shell characters, spaces, '/' or '..')
+    """
+    if not valid_host_name(name):
+        raise SettingsError(f"host name {_show(name)}: only letters, digits and _ . : - "
+                            "(no shell characters, spaces, '/' or '..')")
+    return name
+
+
+def valid_host_name(name: Any) -> bool:
+    """The one host-name rule (static and dynamic inventories alike), full-match."""
+    return isinstance(name, str) and bool(_HOST_NAME.fullmatch(name)) and ".." not in name
+
+
+def proxy_safe(host: str | None, user: str | None) -> str | None:
+    """Why ``host``/``user`` must not be expanded into a ProxyCommand (OpenSSH 9.6's rule), or None.
+
+    >>> proxy_safe("db;touch x", None)
+    "host name 'db;touch x' has a shell metacharacter, space or control character"
+    >>> proxy_safe("db.internal", "ubuntu") is None
+    True
+    """
+    if host is not None and (host.startswith("-") or any(c in _SHELL_HOST or c.isspace() or not c.isprintable()
+                                                         for c in host)):
+        return f"host name {_show(host)} has a shell metacharacter, space or control character"
+    if user is not None and (user.startswith("-") or user.endswith("\\") or re.search(r"\s-", user)
+                             or any(c in _SHELL_USER or not c.isprintable() for c in user)):
+        return f"user {_show(user)} has a shell metacharacter or control character"
+    return None
+
+
 def connection_settings(vars: Mapping[str, Any], host: str | None = None) -> ConnectionSettings:
     """Validate the connection vars that are present; ``host`` prefixes error messages."""
     try:
@@ -172,7 +220,7 @@ def _last_set(vars: Mapping[str, Any], names: tuple[str, ...]) -> tuple[str, Any
 
 
 def _checked(var: str, value: Any, rule: re.Pattern[str], why: str) -> str:
-    if not isinstance(value, str) or not rule.match(value) or value.startswith("-"):
+    if not isinstance(value, str) or not rule.fullmatch(value) or value.startswith("-"):
         _fail(var, value, why)
     return value
 
@@ -215,7 +263,7 @@ def _path(var: str, value: Any, *, absolute: bool) -> str:
     """Normalized path: safe characters only, no '..', no component starting with '-'."""
     if not isinstance(value, str) or not value:
         _fail(var, value, "must be a non-empty path")
-    if not _PATH.match(value):
+    if not _PATH.fullmatch(value):
         _fail(var, value, "may only contain letters, digits and _ . / @ + -")
     parts = [p for p in value.split("/") if p not in ("", ".")]
     if ".." in parts:
@@ -230,8 +278,9 @@ def _path(var: str, value: Any, *, absolute: bool) -> str:
 
 
 def _int(var: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
-        number = int(value.strip())
+    """An int, or a string of ASCII digits (no sign, space, newline or '²'), within low..high."""
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
+        number = int(value)
     elif isinstance(value, int) and not isinstance(value, bool):
         number = value
     else:
@@ -242,7 +291,7 @@ def _int(var: str, value: Any, low: int, high: int) -> int:
 
 
 def _env_name(value: Any) -> str | None:
-    if value is not None and (not isinstance(value, str) or not _ENV_NAME.match(value)):
+    if value is not None and (not isinstance(value, str) or not _ENV_NAME.fullmatch(value)):
         raise SettingsError("hostprep_become_password_env must be an environment variable name (value not shown)")
     return value
 

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import base64
 import json
-import os
+import re
 import secrets
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from hostprep import __version__
-from hostprep.facts import Facts, from_bytes, to_bytes
+from hostprep.facts import PROBED_FILES, Facts, from_bytes, to_bytes
 from hostprep.layout import SNAPSHOT_DIR, STATE_DIR, STATE_FILE, bind_path, path_in
-from hostprep.steps import Action, Plan
+from hostprep.local_state import append_private, controller_dir, host_dir, write_private
+from hostprep.settings import HostSettings
+from hostprep.steps import SAFE_ARG, Action, Plan
 from hostprep.transport import Transport
 
 __all__ = ["STATE_DIR", "STATE_FILE", "new_id", "controller_dir", "take", "restore_actions", "restore_plan",
@@ -31,15 +33,17 @@ _READ_ONE = ('cd "$D" 2>/dev/null || exit 0; if [ -n "$ID" ]; then f="$ID.json";
 _READ_ALL = 'cd "$D" 2>/dev/null || exit 0; for f in $(ls -1 *.json 2>/dev/null | sort); do cat "$f"; echo; done'
 
 
+SNAPSHOT_ID = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{4,32}")
+
+
+class SnapshotRefused(ValueError):
+    """A snapshot (from a host, or on the controller's disk) that is not what hostprep wrote."""
+
+
 def new_id(now: datetime | None = None) -> str:
     """Sortable, unique snapshot id, e.g. ``20261125T173000Z-3f9a``."""
     now = now or datetime.now(timezone.utc)
     return now.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
-
-
-def controller_dir() -> Path:
-    """Local state directory (HOSTPREP_STATE_DIR, default ~/.local/state/hostprep)."""
-    return Path(os.environ.get("HOSTPREP_STATE_DIR") or Path.home() / ".local/state/hostprep")
 
 
 def take(facts: Facts, plan: Plan, snap_id: str) -> dict[str, Any]:
@@ -150,20 +154,105 @@ def differences(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     return out
 
 
+def check(snap: Any, host: str, settings: HostSettings | None = None) -> dict[str, Any]:
+    """``snap`` if it is a snapshot hostprep wrote for ``host``, else :class:`SnapshotRefused`.
+
+    What a host sends is data: the id must be hostprep's (it names a file), the host the one
+    asked, every field of the right type, and, given the host's settings, every path one
+    hostprep itself would touch there (a file of the project, a bind folder, the socket, its
+    record), so a forged snapshot can neither write elsewhere nor land in another host's store.
+    """
+    why = _shape_problem(snap, host) or (_path_problem(snap, settings) if settings is not None else None)
+    if why is None:
+        try:
+            restore_actions(snap)
+        except (ValueError, KeyError, TypeError) as exc:
+            why = f"it does not translate into safe actions ({str(exc)[:80]})"
+    if why is not None:
+        raise SnapshotRefused(f"{host}: snapshot refused: {why}")
+    return dict(snap)
+
+
+def _shape_problem(snap: Any, host: str) -> str | None:
+    """What is wrong with the snapshot's id, host and field types, or None."""
+    if not isinstance(snap, dict):
+        return "not a JSON object"
+    sid = snap.get("id")
+    if not isinstance(sid, str) or not SNAPSHOT_ID.fullmatch(sid):
+        return f"id {str(sid)[:60]!r} is not a hostprep snapshot id"
+    if snap.get("host") != host:
+        return f"it names host {str(snap.get('host'))[:60]!r}"
+    if not isinstance(snap.get("strategy"), str) or not isinstance(snap.get("facts"), dict):
+        return "strategy or facts missing"
+    services = snap.get("services")
+    if not isinstance(services, list) or not all(isinstance(x, str) and SAFE_ARG.fullmatch(x) for x in services):
+        return "services must be a list of service names"
+    sock, files, dirs = snap.get("socket"), snap.get("files"), snap.get("dirs")
+    if not isinstance(sock, dict) or not isinstance(files, dict) or not isinstance(dirs, dict):
+        return "socket, files and dirs must be objects"
+    if sock.get("mode") is not None and not all(_small_int(sock.get(k)) for k in ("mode", "uid", "gid")):
+        return "socket mode, uid and gid must be numbers"
+    for path, f in files.items():
+        if not isinstance(f, dict) or not isinstance(f.get("existed"), bool) or (f["existed"] and not (
+                all(_small_int(f.get(k)) for k in ("mode", "uid", "gid")) and _b64_ok(f.get("content_b64")))):
+            return f"file entry {str(path)[:60]!r} is malformed"
+    for path, d in dirs.items():
+        if not isinstance(d, dict) or not isinstance(d.get("existed"), bool) or \
+                (d["existed"] and not all(_small_int(d.get(k)) for k in ("mode", "uid", "gid"))):
+            return f"dir entry {str(path)[:60]!r} is malformed"
+    image = snap.get("image")
+    if image is not None and not (isinstance(image, dict) and all(
+            v is None or (isinstance(v, str) and SAFE_ARG.fullmatch(v)) for v in (image.get("ref"), image.get("id")))):
+        return "image must name an image ref and id"
+    if snap.get("record") is not None and not isinstance(snap.get("record"), dict):
+        return "record must be an object"
+    return None
+
+
+def _path_problem(snap: dict[str, Any], settings: HostSettings) -> str | None:
+    """A path in the snapshot that hostprep itself would never touch on this host, or None."""
+    names = set(PROBED_FILES) | ({settings.compose_file} if settings.compose_file else set())
+    files = {STATE_FILE} | {path_in(settings.project_dir, n) for n in names}
+    dirs = {bind_path(settings.project_dir, d) for d in settings.bind_dirs}
+    bad = [p for p in snap["files"] if p not in files] + [p for p in snap["dirs"] if p not in dirs]
+    if snap["socket"].get("path") not in (None, settings.socket_path):
+        bad.append(str(snap["socket"].get("path")))
+    return f"path {str(bad[0])[:80]!r} is not one hostprep touches on this host" if bad else None
+
+
+def _small_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 0xFFFFFFFF
+
+
+def _b64_ok(text: Any) -> bool:
+    if not isinstance(text, str):
+        return False
+    try:
+        base64.b64decode(text, validate=True)
+    except ValueError:
+        return False
+    return True
+
+
 def save_local(snap: dict[str, Any]) -> Path:
-    path = controller_dir() / "hosts" / snap["host"] / "snapshots" / f"{snap['id']}.json"
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(snap, indent=1, sort_keys=True))
-    os.chmod(tmp, 0o600)
-    tmp.replace(path)
-    return path
+    """Store a snapshot (already :func:`check`ed) as a 0600 file in 0700 directories."""
+    sid = snap.get("id")
+    if not isinstance(sid, str) or not SNAPSHOT_ID.fullmatch(sid):
+        raise SnapshotRefused(f"snapshot id {str(sid)[:60]!r} is not a hostprep snapshot id")
+    path = host_dir(snap["host"]) / "snapshots" / f"{sid}.json"
+    return write_private(path, json.dumps(snap, indent=1, sort_keys=True))
 
 
 def list_local(host: str) -> list[dict[str, Any]]:
-    """The controller's snapshots of a host, oldest first."""
-    folder = controller_dir() / "hosts" / host / "snapshots"
-    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.exists() else []
+    """The controller's snapshots of a host, oldest first (files that are not one are skipped)."""
+    folder = host_dir(host) / "snapshots"
+    out = []
+    for p in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            out.append(check(json.loads(p.read_text()), host))
+        except (ValueError, OSError):
+            continue
+    return out
 
 
 def load_local(host: str, snap_id: str | None = None) -> dict[str, Any] | None:
@@ -173,23 +262,38 @@ def load_local(host: str, snap_id: str | None = None) -> dict[str, Any] | None:
     return next((s for s in snaps if s["id"] == snap_id), None)
 
 
-def fetch_remote(t: Transport, snap_id: str | None) -> dict[str, Any] | None:
-    """Read a snapshot (the latest, or ``snap_id``) from the host's own store, and keep it here too."""
+def fetch_remote(t: Transport, snap_id: str | None, settings: HostSettings) -> dict[str, Any] | None:
+    """Read a snapshot (the latest, or ``snap_id``) from the host's own store, and keep it here too.
+
+    What the host sends is :func:`check`ed before it touches the controller's disk.
+    """
+    host = t.endpoint.name
+    if snap_id is not None and not SNAPSHOT_ID.fullmatch(snap_id):
+        raise SnapshotRefused(f"{host}: {snap_id[:60]!r} is not a snapshot id")
     res = t.run_script(_READ_ONE, {"D": SNAPSHOT_DIR, "ID": snap_id or ""}, sudo=True)
     if not res.stdout.strip():
         return None
-    snap: dict[str, Any] = json.loads(res.stdout)
+    try:
+        data = json.loads(res.stdout)
+    except ValueError:
+        raise SnapshotRefused(f"{host}: snapshot refused: not JSON") from None
+    snap = check(data, host, settings)
+    if snap_id is not None and snap["id"] != snap_id:
+        raise SnapshotRefused(f"{host}: snapshot refused: asked for {snap_id}, got {snap['id']}")
     save_local(snap)
     return snap
 
 
 def list_remote(t: Transport) -> list[dict[str, Any]]:
-    """Snapshots stored on the host (id, strategy, created, steps), oldest first."""
+    """Snapshots stored on the host (id, strategy, created, steps), oldest first; what is not one is skipped."""
     res = t.run_script(_READ_ALL, {"D": SNAPSHOT_DIR}, sudo=True)
     out = []
     for line in res.stdout.splitlines():
-        if line.strip():
-            s = json.loads(line)
+        try:
+            s = check(json.loads(line), t.endpoint.name) if line.strip() else None
+        except ValueError:
+            continue
+        if s is not None:
             out.append({k: s.get(k) for k in ("id", "created", "strategy", "steps", "host")})
     return out
 
@@ -199,8 +303,5 @@ def encode(data: dict[str, Any]) -> str:
 
 
 def append_history(host: str, event: dict[str, Any]) -> None:
-    """Append one provision/rollback event to the controller's per-host history (JSON lines)."""
-    path = controller_dir() / "hosts" / host / "history.jsonl"
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with path.open("a") as fh:
-        fh.write(json.dumps(event, sort_keys=True) + "\n")
+    """Append one provision/rollback event to the controller's per-host history (JSON lines, 0600)."""
+    append_private(host_dir(host) / "history.jsonl", json.dumps(event, sort_keys=True) + "\n")

@@ -19,7 +19,8 @@ import paramiko
 from fabric import Config
 
 from hostprep.endpoint import Endpoint
-from hostprep.errors import AuthFailed, HostKeyRejected, TransportError
+from hostprep.errors import AuthFailed, HostKeyRejected, SettingsError, TransportError
+from hostprep.settings import proxy_safe
 
 MAX_JUMPS = 8
 
@@ -154,6 +155,14 @@ def last_hop(ep: Endpoint, hops: list[str]) -> Endpoint:
 def proxy_command(ep: Endpoint, ssh: Mapping[str, Any]) -> paramiko.ProxyCommand | None:
     """~/.ssh/config's ProxyCommand for this host, unless the endpoint is a jump hop of ours."""
     if "proxycommand" in ssh and ep.jump is None:
+        # %h/%n/%r went into the command: refuse what OpenSSH 9.6 refuses (CVE-2023-51385)
+        for host in (ep.address, ssh.get("hostname")):
+            why = proxy_safe(host, None)
+            if why:
+                raise SettingsError(f"{ep.name}: {why}; not expanded into a ProxyCommand")
+        why = proxy_safe(None, ssh.get("user") or ep.user)
+        if why:
+            raise SettingsError(f"{ep.name}: {why}; not expanded into a ProxyCommand")
         return paramiko.ProxyCommand(ssh["proxycommand"])
     return None
 

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 
 from hostprep.facts import Facts
 from hostprep.layout import path_in
+from hostprep.redact import redact
 
-SAFE_ARG = re.compile(r"^[A-Za-z0-9_./@+:=-]+$")
+SAFE_ARG = re.compile(r"[A-Za-z0-9_./@+:=-]+")   # whole value (fullmatch): no space, newline, glob or quote
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class Action:
 
     def __post_init__(self) -> None:
         for a in (self.op, *self.args):
-            if not SAFE_ARG.match(a):
+            if not isinstance(a, str) or not SAFE_ARG.fullmatch(a):
                 raise ValueError(f"unsafe value in action {self.op}: {a!r}")
 
     def __repr__(self) -> str:
@@ -44,11 +45,11 @@ class Step:
     after: str | None = None
 
     def diff(self) -> str:
-        """Unified diff of before → after (empty when not a text change)."""
+        """Unified diff of before → after (empty when not a text change), credentials masked."""
         if self.before is None and self.after is None:
             return ""
-        a = [ln if ln.endswith("\n") else ln + "\n" for ln in (self.before or "").splitlines(keepends=True)]
-        b = [ln if ln.endswith("\n") else ln + "\n" for ln in (self.after or "").splitlines(keepends=True)]
+        a = [ln if ln.endswith("\n") else ln + "\n" for ln in redact(self.before or "").splitlines(keepends=True)]
+        b = [ln if ln.endswith("\n") else ln + "\n" for ln in redact(self.after or "").splitlines(keepends=True)]
         return "".join(difflib.unified_diff(a, b, f"before/{self.name}", f"after/{self.name}"))
 
 

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 from hostprep import strategies
 from hostprep.errors import SettingsError
 from hostprep.inventory import HostEntry
-from hostprep.settings import HostSettings, smoke_dag
+from hostprep.settings import HostSettings, host_name, smoke_dag
 
 
 def host_settings(vars: Mapping[str, Any]) -> HostSettings:
@@ -27,7 +27,8 @@ def host_settings(vars: Mapping[str, Any]) -> HostSettings:
 
 
 def validate_host(entry: HostEntry) -> HostSettings:
-    """Settings for one inventory host; errors start with the host name."""
+    """Settings for one inventory host; errors start with the host name (itself checked first)."""
+    host_name(entry.name)
     try:
         return host_settings(entry.vars)
     except SettingsError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hostprep.access import id_groups
 from hostprep.facts import Facts
 from hostprep.findings import CRITICAL, WARNING, Finding, Rule, override_chain_broken, provision_hint
 from hostprep.layout import OVERRIDE_FILE
@@ -27,8 +28,8 @@ def group_mapped(facts: Facts) -> list[Row]:
 
 def id_shows_gid(facts: Facts) -> list[Row]:
     """`id` in the worker lists the docker GID."""
-    gid, said = facts.docker_gid, facts.worker.id_output or ""
-    return [("`id` in the worker shows the docker GID", f"{gid}(" in said or f",{gid}" in said,
+    gid, groups = facts.docker_gid, id_groups(facts.worker.id_output or "")
+    return [("`id` in the worker shows the docker GID", gid is not None and gid in (groups or ()),
              facts.worker.id_output or "no output")]
 
 

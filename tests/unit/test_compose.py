@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from hostprep import compose
 from hostprep.compose import (
     BLOCK_BEGIN,
     BLOCK_END,
+    ComposeError,
     MANAGED_MARK,
     block_gid,
     build_context,
@@ -101,9 +103,21 @@ def test_load_compose_resolves_the_lab_files_anchors_and_merge_keys() -> None:
     assert set(data["services"]) == {"airflow-apiserver", "airflow-scheduler", "airflow-worker"}
 
 
-@pytest.mark.parametrize("text", [None, "", "- a list\n- not a mapping\n", "services: [unclosed\n", "just text"])
-def test_load_compose_of_absent_invalid_or_non_mapping_yaml_is_empty(text: str | None) -> None:
+@pytest.mark.parametrize("text", [None, "", "# only a comment\n"])
+def test_load_compose_of_absent_or_empty_yaml_is_empty(text: str | None) -> None:
     assert load_compose(text) == {}
+
+
+@pytest.mark.parametrize("text, why", [
+    ("- a list\n- not a mapping\n", "the top level must be a mapping, not a list"),
+    ("services: [unclosed\n", "invalid YAML at line 2"),
+    ("just text", "the top level must be a mapping, not a str"),
+    ("services: x\n", "services must be a mapping of service names"),                 # issue 12, finding 11
+    ("services:\n  w:\n    user: \udcff\n", "not UTF-8 text"),
+])
+def test_a_compose_file_hostprep_cannot_use_is_its_own_error_naming_the_file(text: str, why: str) -> None:
+    with pytest.raises(ComposeError, match=f"^docker-compose.yaml: {re.escape(why)}"):
+        load_compose(text, "docker-compose.yaml")
 
 
 def test_service_user_of_the_lab_worker_is_50000_0_with_the_lab_env() -> None:

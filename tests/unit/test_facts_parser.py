@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from hostprep.facts import PROBED_FILES, Facts, FileFacts, parse_file, parse_probe, parse_socket, parse_worker, sections
+from hostprep.facts import (PROBED_FILES, Facts, FileFacts, parse_file, parse_probe, parse_socket, parse_worker,
+                            sections, worker_sections)
 from hostprep.plan import make_plan
 from hostprep.settings import HostSettings
 
@@ -31,10 +32,25 @@ def facts_of(name: str, settings: HostSettings = LAB, *, deep: bool = True) -> F
 
 
 def with_section(text: str, key: str, body: str) -> str:
-    """A capture with one section's body replaced (the hand-made edge cases)."""
+    """A capture with one section's body replaced (the hand-made edge cases).
+
+    The in-worker fields (worker_id, worker_docker_ps) live encoded inside ``worker_exec``.
+    """
+    if key in ("worker_id", "worker_docker_ps"):
+        return with_worker_field(text, key, body)
     head, rest = text.split(f"@@hostprep:{key}\n", 1)
     _old, tail = rest.split("\n@@hostprep:", 1)
     return f"{head}@@hostprep:{key}\n{body}\n\n@@hostprep:{tail}"
+
+
+def with_worker_field(text: str, key: str, body: str) -> str:
+    exec_body = sections(text)["worker_exec"].splitlines()
+    nonce, rc = exec_body[0].split()
+    inner = dict(worker_sections("\n".join(exec_body)))
+    inner[key] = body
+    raw = "".join(f"@@hostprep-{nonce}:{k}\n{inner[k]}\n" for k in ("worker_id", "worker_docker_ps"))
+    encoded = base64.b64encode(raw.encode()).decode()
+    return with_section(text, "worker_exec", f"{nonce} {rc}\n{encoded}")
 
 
 # --- sections -------------------------------------------------------------------------------------
@@ -315,7 +331,7 @@ def test_to_dict_hides_file_contents_but_keeps_their_sha256() -> None:
     assert "content" not in env
     assert env["sha256"] == hashlib.sha256(b"AIRFLOW_UID=50000\n").hexdigest()
     assert data["files"]["compose.yaml"] == {"name": "compose.yaml", "exists": False, "mode": None, "uid": None,
-                                             "gid": None, "sha256": None}
+                                             "gid": None, "sha256": None, "unsafe": None}
     assert "AIRFLOW_UID" not in json.dumps(data)
 
 
