@@ -296,6 +296,8 @@ def _depth(
     if group not in memo:
         ups = parents[group]
         memo[group] = 1 + max(_depth(p, parents, memo, stack + (group,), error) for p in ups) if ups else 0
+        if memo[group] > MAX_GROUP_DEPTH:
+            error(None, f"groups nest deeper than {MAX_GROUP_DEPTH} levels (at {group!r})")
     return memo[group]
 
 

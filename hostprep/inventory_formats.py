@@ -93,7 +93,7 @@ def read_vars_file(path: Path) -> LineDict:
 def expand_host_pattern(pattern: str) -> tuple[list[str], int | None]:
     """``web[01:03]:2222`` -> (["web01", "web02", "web03"], 2222), as Ansible expands them."""
     port: int | None = None
-    m = _HOSTPORT.fullmatch(pattern)
+    m = _HOSTPORT.fullmatch(pattern) if ":" in pattern else None
     if m:
         pattern, port = m.group(1), int(m.group(2))
     if not pattern.strip():
@@ -104,11 +104,13 @@ def expand_host_pattern(pattern: str) -> tuple[list[str], int | None]:
 
 
 MAX_RANGE_HOSTS = 100_000   # hosts one pattern may expand to (h[1:1000000000] is refused at once)
-_BOUND = re.compile(r"[0-9]{1,9}|[A-Za-z]")
+_BOUND = re.compile(r"[0-9]{1,10}|[A-Za-z]")
 
 
 def _expand_ranges(name: str) -> list[str]:
     """Every name ``name``'s ``[a:b(:step)]`` ranges give, refused before building past MAX_RANGE_HOSTS."""
+    if "[" not in name:
+        return [name]
     parts: list[list[str]] = []   # literal text and ranges, alternating
     rest, total = name, 1
     while "[" in rest:
@@ -135,7 +137,7 @@ def _range_items(body: str) -> list[str]:
     beg, end = bounds[0] or "0", bounds[1]
     if not end or not _BOUND.fullmatch(beg) or not _BOUND.fullmatch(end) or \
             (len(bounds) == 3 and not re.fullmatch(r"[1-9][0-9]{0,8}", bounds[2])):
-        raise ValueError(f"host range [{body[:40]}] needs begin and end (up to 9 digits, or one letter) "
+        raise ValueError(f"host range [{body[:40]}] needs begin and end (up to 10 digits, or one letter) "
                          "and a positive step")
     step = int(bounds[2]) if len(bounds) == 3 else 1
     if beg.isalpha() != end.isalpha():

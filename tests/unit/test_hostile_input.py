@@ -321,3 +321,27 @@ def test_an_action_argument_is_safe_or_refused(arg: str) -> None:
     except ValueError:
         return
     assert arg and "\n" not in arg and " " not in arg
+
+
+_JSONISH = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=12)),
+                        lambda kids: st.one_of(st.lists(kids, max_size=3),
+                                               st.dictionaries(st.text(max_size=8), kids, max_size=4)), max_leaves=15)
+
+
+@FAST
+@given(st.fixed_dictionaries({}, optional={k: _JSONISH for k in (
+    "id", "host", "strategy", "services", "socket", "files", "dirs", "image", "record", "facts")}))
+def test_snapshot_check_refuses_anything_malformed_with_its_own_error(snap: dict[str, object]) -> None:
+    try:
+        snapshots.check(snap, "lab1", LAB)
+    except snapshots.SnapshotRefused:
+        pass
+
+
+@FAST
+@given(st.text(max_size=40), st.binary(max_size=120))
+def test_worker_sections_decode_anything_or_fail_with_probe_failed(head: str, body: bytes) -> None:
+    try:
+        worker_sections(head + "\n" + base64.b64encode(body).decode())
+    except ProbeFailed:
+        pass

@@ -103,6 +103,10 @@ CORNER_CASES = {
         "[g]\nh2 ansible_port=2222 x='a b' flag=True ids='[1, 2]'\nh3:2200\nn[08:10]\ndb-[a:c]:2201 p=1\n"
         "[g:vars]\nopts = a=b c\nuid=0755\n[top:children]\ng\n[top:vars]\nopts=top\n"
     ),
+    # issue 12: a child group of ungrouped (ansible-inventory accepts it; hostprep raised ValueError)
+    "ungrouped_children.ini": "solo\n[ungrouped:children]\nweb\n[web]\nw1\nsolo\n[db]\nd1\n",
+    "ungrouped_children.yml": ("all:\n  children:\n    ungrouped:\n      hosts: {u1: }\n      children:\n"
+                               "        web:\n          hosts: {w1: , u1: }\n"),
     "nested.yml": (
         "all:\n  hosts:\n    solo:\n  children:\n    web:\n      hosts:\n        'web[1:2]:2222':\n"
         "          x: {a: 1}\n        web1:\n          y: true\n"
