@@ -1,4 +1,4 @@
-"""Pure helpers for Compose projects: .env, interpolation, services, override and Dockerfile text."""
+"""Pure helpers for Compose projects: .env, interpolation, services, hostprep's override file."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ from hostprep import yaml_limits
 
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~9x faster, same safe subset
 MANAGED_MARK = "Managed by hostprep"
-BLOCK_BEGIN = "# >>> hostprep: docker group"
-BLOCK_END = "# <<< hostprep"
 
 
 def parse_env(text: str | None) -> dict[str, str]:
@@ -168,49 +166,3 @@ def render_override(services: dict[str, dict[str, Any]], strategy: str, gid: int
     head += [f"# {line}" for line in notes]
     body = yaml.safe_dump({"services": services}, sort_keys=True, default_flow_style=False)
     return "\n".join(head) + "\n" + body
-
-
-def strip_block(dockerfile: str) -> str:
-    """The Dockerfile without hostprep's block."""
-    out, inside = [], False
-    for line in dockerfile.splitlines(keepends=True):
-        if line.startswith(BLOCK_BEGIN):
-            inside = True
-        elif inside and line.startswith(BLOCK_END):
-            inside = False
-        elif not inside:
-            out.append(line)
-    return "".join(out)
-
-
-def last_user(dockerfile: str) -> str | None:
-    users = [ln.split(None, 1)[1].strip() for ln in dockerfile.splitlines()
-             if ln.strip().upper().startswith("USER ") and len(ln.split(None, 1)) == 2]
-    return users[-1] if users else None
-
-
-def with_block(dockerfile: str, gid: int, uid: int) -> str:
-    """The Dockerfile with hostprep's docker-group block appended (replacing an old one)."""
-    base = strip_block(dockerfile)
-    if base and not base.endswith("\n"):
-        base += "\n"
-    back_to = last_user(base)
-    lines = [
-        f"{BLOCK_BEGIN} (GID {gid}; managed by hostprep, `invoke rollback` removes this block)",
-        "USER root",
-        f'RUN set -e; g=$(getent group {gid} | cut -d: -f1); '
-        f'if [ -z "$g" ]; then if getent group docker >/dev/null; then g=hostdocker; else g=docker; fi; '
-        f'groupadd -g {gid} "$g"; fi; u=$(getent passwd {uid} | cut -d: -f1); '
-        f'if [ -z "$u" ]; then echo "hostprep: no user with uid {uid} in this image" >&2; exit 1; fi; '
-        f'usermod -aG "$g" "$u"',
-    ]
-    if back_to and back_to.lower() not in ("root", "0"):
-        lines.append(f"USER {back_to}")
-    lines.append(BLOCK_END)
-    return base + "\n".join(lines) + "\n"
-
-
-def block_gid(dockerfile: str | None) -> int | None:
-    """GID named in hostprep's Dockerfile block, if the block is there."""
-    m = re.search(rf"^{re.escape(BLOCK_BEGIN)} \(GID (\d+)", dockerfile or "", re.M)
-    return int(m.group(1)) if m else None

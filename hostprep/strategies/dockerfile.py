@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from hostprep import compose
 from hostprep.facts import Facts
 from hostprep.findings import WARNING, Finding, Rule, override_services, provision_hint
@@ -11,6 +13,8 @@ from hostprep.strategies.base import Row, Strategy
 from hostprep.strategies.groups import (GID_STALE, OVERRIDE_MISSING, gid_stale, group_mapped, id_shows_gid,
                                         override_gone, recorded_services)
 
+BLOCK_BEGIN = "# >>> hostprep: docker group"
+BLOCK_END = "# <<< hostprep"
 OVERRIDE_NOTES = (   # the override's header says why `user:` names no group
     "`user:` without a group, so Docker applies the image's docker group membership;",
     "the primary group still comes from the image's passwd entry (0 for airflow).",
@@ -43,7 +47,7 @@ class DockerfileGroup(Strategy):
             uid_part, group_part = compose.split_user(str(raw)) if raw is not None else ("", None)
             if group_part is not None:
                 draft.override.setdefault(svc, {})["user"] = uid_part
-        wanted = compose.with_block(df.content, facts.docker_gid, settings.airflow_uid)
+        wanted = with_block(df.content, facts.docker_gid, settings.airflow_uid)
         step = file_step(facts, name, wanted, f"add the docker group (GID {facts.docker_gid}) to the image")
         if step:
             draft.steps.append(step)
@@ -60,8 +64,8 @@ class DockerfileGroup(Strategy):
     def drift(self, facts: Facts, settings: HostSettings) -> list[Finding]:
         """The GID in the Dockerfile block; the block itself; the override when a `user:` names a group."""
         gid, places = facts.docker_gid, []
-        marked = next((f for f in facts.files.values() if f.exists and compose.BLOCK_BEGIN in (f.content or "")), None)
-        block = compose.block_gid(marked.content if marked else None)
+        marked = next((f for f in facts.files.values() if f.exists and BLOCK_BEGIN in (f.content or "")), None)
+        block = block_gid(marked.content if marked else None)
         if block not in (None, gid):
             places.append(f"{marked.name if marked else 'Dockerfile'} block adds {block}")
         out = gid_stale(facts, self.name, places)
@@ -72,7 +76,56 @@ class DockerfileGroup(Strategy):
         ctx = compose.build_context(facts.compose_data, settings.worker_service)
         name = ctx[1] if ctx else "Dockerfile"
         df = facts.files.get(name)
-        if compose.block_gid(df.content if df else None) is None:
+        if block_gid(df.content if df else None) is None:
             out.append(Finding(BLOCK_MISSING, f"hostprep's docker-group block is gone from {name}; "
                                "the next build drops the fix", f"`{provision_hint(facts.host, self.name)}` adds and rebuilds it"))
         return out
+
+
+# ------------------------------------------------------------------ the Dockerfile block (pure)
+
+
+def strip_block(dockerfile: str) -> str:
+    """The Dockerfile without hostprep's block."""
+    out, inside = [], False
+    for line in dockerfile.splitlines(keepends=True):
+        if line.startswith(BLOCK_BEGIN):
+            inside = True
+        elif inside and line.startswith(BLOCK_END):
+            inside = False
+        elif not inside:
+            out.append(line)
+    return "".join(out)
+
+
+def last_user(dockerfile: str) -> str | None:
+    users = [ln.split(None, 1)[1].strip() for ln in dockerfile.splitlines()
+             if ln.strip().upper().startswith("USER ") and len(ln.split(None, 1)) == 2]
+    return users[-1] if users else None
+
+
+def with_block(dockerfile: str, gid: int, uid: int) -> str:
+    """The Dockerfile with hostprep's docker-group block appended (replacing an old one)."""
+    base = strip_block(dockerfile)
+    if base and not base.endswith("\n"):
+        base += "\n"
+    back_to = last_user(base)
+    lines = [
+        f"{BLOCK_BEGIN} (GID {gid}; managed by hostprep, `invoke rollback` removes this block)",
+        "USER root",
+        f'RUN set -e; g=$(getent group {gid} | cut -d: -f1); '
+        f'if [ -z "$g" ]; then if getent group docker >/dev/null; then g=hostdocker; else g=docker; fi; '
+        f'groupadd -g {gid} "$g"; fi; u=$(getent passwd {uid} | cut -d: -f1); '
+        f'if [ -z "$u" ]; then echo "hostprep: no user with uid {uid} in this image" >&2; exit 1; fi; '
+        f'usermod -aG "$g" "$u"',
+    ]
+    if back_to and back_to.lower() not in ("root", "0"):
+        lines.append(f"USER {back_to}")
+    lines.append(BLOCK_END)
+    return base + "\n".join(lines) + "\n"
+
+
+def block_gid(dockerfile: str | None) -> int | None:
+    """GID named in hostprep's Dockerfile block, if the block is there."""
+    m = re.search(rf"^{re.escape(BLOCK_BEGIN)} \(GID (\d+)", dockerfile or "", re.M)
+    return int(m.group(1)) if m else None

@@ -15,7 +15,7 @@ from hostprep import strategies
 PACKAGE = Path(__file__).resolve().parents[2] / "hostprep"
 EDGE = {"hostprep.cli"}                 # the command line: the one place that prints
 SMALL_ROOMS = {"hostprep.inventory": 400, "hostprep.transport": 400}
-LONGEST_FUNCTION = 60                   # lines, docstring included ("functions under ~50 lines")
+LONGEST_FUNCTION = 50                   # lines, docstring included ("functions under ~50 lines")
 
 
 def module_name(path: Path) -> str:

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from hostprep import compose
 from hostprep.audit import (CLEAN, DRIFT, EXIT_CLEAN, EXIT_DRIFT, EXIT_INCOMPLETE, RULE, RULES, Finding, HostAudit,
                             audit, can_connect, exit_code, fixable, from_fleet, judged)
 from hostprep.facts import OVERRIDE_FILE, DirFacts, Facts, FileFacts, SocketFacts, parse_probe
 from hostprep.results import FAILED, OK, UNREACHABLE, FleetReport, HostReport
 from hostprep.settings import HostSettings
+from hostprep.strategies import dockerfile
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SETTINGS = HostSettings()
@@ -136,7 +136,7 @@ def test_dockerfile_strategy_needs_its_override_when_user_names_a_group() -> Non
 def test_dockerfile_block_with_an_old_gid_is_stale() -> None:
     f = facts("dockerfile")
     df = f.files["Dockerfile"].content or ""
-    f = with_file(f, "Dockerfile", compose.with_block(compose.strip_block(df), 4242, 50000))
+    f = with_file(f, "Dockerfile", dockerfile.with_block(dockerfile.strip_block(df), 4242, 50000))
     assert ids(audit(f, HostSettings(strategy="dockerfile"))) == {"gid-mapping-stale"}
 
 

@@ -11,15 +11,11 @@ import yaml
 
 from hostprep import compose
 from hostprep.compose import (
-    BLOCK_BEGIN,
-    BLOCK_END,
     ComposeError,
     MANAGED_MARK,
-    block_gid,
     build_context,
     compose_file_value,
     interpolate,
-    last_user,
     load_compose,
     parse_env,
     primary_group_is_root,
@@ -27,10 +23,10 @@ from hostprep.compose import (
     service_user,
     set_env_var,
     split_user,
-    strip_block,
-    with_block,
 )
-from hostprep.strategies.dockerfile import OVERRIDE_NOTES
+from hostprep.strategies.dockerfile import (  # the Dockerfile block belongs to the dockerfile strategy
+    BLOCK_BEGIN, BLOCK_END, OVERRIDE_NOTES, block_gid, last_user, strip_block, with_block,
+)
 
 LAB = Path(__file__).parents[1] / "lab" / "airflow"
 LAB_COMPOSE = (LAB / "docker-compose.yaml").read_text()

@@ -15,7 +15,7 @@ from hostprep import compose
 from hostprep.facts import OVERRIDE_FILE, DirFacts, Facts, FileFacts, parse_probe
 from hostprep.plan import Action, Plan, Step, make_plan
 from hostprep.settings import HostSettings
-from hostprep.strategies import NAMES, get
+from hostprep.strategies import NAMES, dockerfile, get
 from hostprep.strategies.chmod import WARNING as CHMOD_WARNING
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -238,8 +238,8 @@ def test_dockerfile_edits_the_dockerfile_overrides_user_builds_and_recreates() -
 def test_dockerfile_appends_the_group_block_with_the_hosts_gid() -> None:
     facts = facts_of("lab2_pristine")
     edit = step(make_plan(facts, LAB, "dockerfile"), "edit Dockerfile")
-    assert edit.after == compose.with_block(facts.files["Dockerfile"].content or "", 121, 50000)
-    assert compose.block_gid(edit.after) == 121
+    assert edit.after == dockerfile.with_block(facts.files["Dockerfile"].content or "", 121, 50000)
+    assert dockerfile.block_gid(edit.after) == 121
     assert "+USER airflow\n" in edit.diff()
 
 
