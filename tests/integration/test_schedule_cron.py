@@ -82,7 +82,7 @@ def test_cron_runs_the_scheduled_audit_and_unschedule_leaves_the_users_entries(
     crontab = schedule.read_crontab()
     assert crontab.startswith(user_crontab) and crontab.count(schedule.BEGIN) == 1
     entry = schedule.find_block(crontab) or ""
-    assert f"cd {lab.REPO} && " in entry and f"{sys.executable} -m invoke audit" in entry
+    assert f"cd {lab.REPO} && " in entry and f"{sys.executable} -m hostprep audit" in entry
     shown = invoke("audit.schedule", "--show")
     assert shown.stdout.strip() == entry.strip()
 
