@@ -24,6 +24,7 @@ from hostprep.layout import writable_by
 from hostprep.results import FAILED, UNREACHABLE, FleetReport, HostReport
 from hostprep.settings import HostSettings
 from hostprep.transport import Transport
+from hostprep.verify import first_line
 
 __all__ = ["CLEAN", "CRITICAL", "DRIFT", "EXIT_CLEAN", "EXIT_DRIFT", "EXIT_INCOMPLETE", "RULE", "RULES", "WARNING",
            "Finding", "HostAudit", "Rule", "audit", "audit_host", "can_connect", "exit_code", "fixable",
@@ -91,9 +92,8 @@ def worker_access(facts: Facts, settings: HostSettings) -> list[Finding]:
         return []
     hint = f"`{provision_hint(facts.host, (facts.record or {}).get('strategy'))}` (or `invoke audit --fix`)"
     if facts.worker_reaches_docker is False:
-        said = (w.docker_ps_output or "").strip().splitlines()
         return [_finding("worker-cannot-reach-docker",
-                         f"`docker ps` in {w.name} fails (rc={w.docker_ps_rc}): {said[0][:120] if said else ''}",
+                         f"`docker ps` in {w.name} fails (rc={w.docker_ps_rc}): {first_line(w.docker_ps_output)}",
                          hint)]
     if facts.worker_reaches_docker is None and can_connect(facts.socket, w.proc_uid, w.proc_gid, w.proc_groups) is False:
         s = facts.socket

@@ -52,20 +52,27 @@ def provision(t: Transport, settings: HostSettings, opts: Options) -> HostReport
     if plan.blocked:
         return report.fail("; ".join(plan.problems))
     if opts.check or not plan.changed:
-        return _unchanged(report, before, settings, plan)
+        return _unchanged(t, report, before, settings, plan, opts, start)
     return _apply(t, report, before, settings, plan, opts, start)
 
 
-def _unchanged(report: HostReport, before: Facts, settings: HostSettings, plan: Plan) -> HostReport:
-    """--check, or nothing to do: report the plan; a host with nothing to do must still verify."""
+def _unchanged(t: Transport, report: HostReport, before: Facts, settings: HostSettings, plan: Plan, opts: Options,
+               start: float) -> HostReport:
+    """--check: report the plan. Nothing to do: prove it with the same checks a change is proven by
+    (the in-worker ``id`` and ``docker ps`` included, and the Airflow check), without changing anything."""
     report.changed = len(plan.steps)
     report.status = CHANGED if plan.changed else OK
-    if not plan.changed:
-        report.checks = verify(before, settings, plan.strategy)
-        report.after = report.before
-        if not all(c.ok for c in report.checks):
-            return report.fail("the host matches the plan but verification fails: "
-                               + "; ".join(c.name for c in report.checks if not c.ok))
+    if plan.changed:
+        return report
+    now = before if before.deep else gather(t, settings, deep=True)
+    report.after = worker_view(now)
+    report.checks = verify(now, settings, plan.strategy)
+    report.checks.append(smoke.check(t, now, opts.smoke_dag or settings.smoke_dag, enabled=opts.smoke,
+                                     earlier=report.checks))
+    _timed(report, "verify", start)
+    if not all(c.ok for c in report.checks):
+        return report.fail("the host matches the plan but verification fails: "
+                           + "; ".join(c.name for c in report.checks if not c.ok))
     return report
 
 
@@ -96,9 +103,9 @@ def _apply(t: Transport, report: HostReport, before: Facts, settings: HostSettin
     start = _timed(report, "verify", start)
     report.after = worker_view(after)
     report.checks = verify(after, settings, plan.strategy)
-    if all(c.ok for c in report.checks) and opts.smoke and after.worker.has_airflow:
-        report.checks.append(smoke.run(t, after, opts.smoke_dag or settings.smoke_dag))
-        _timed(report, "smoke", start)
+    report.checks.append(smoke.check(t, after, opts.smoke_dag or settings.smoke_dag, enabled=opts.smoke,
+                                     earlier=report.checks))
+    _timed(report, "smoke", start)
     if not all(c.ok for c in report.checks):
         restore(t, before, snap, owner, report)
         failed = "; ".join(f"{c.name}: {c.detail}" for c in report.checks if not c.ok)

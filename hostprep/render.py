@@ -7,7 +7,8 @@ from typing import Any, Iterable
 
 from hostprep.facts import Facts
 from hostprep.redact import redact
-from hostprep.results import FleetReport, HostReport, recap_counts
+from hostprep.verify import first_line
+from hostprep.results import STEP_COUNTS, FleetReport, HostReport, recap_counts
 
 _COLORS = {"ok": "32", "changed": "33", "failed": "31", "unreachable": "31"}
 
@@ -33,7 +34,7 @@ def facts_table(facts: Facts) -> str:
         ("worker groups (/proc)", " ".join(map(str, w.proc_groups)) or "-"),
         ("worker id", w.id_output or "-"),
         ("worker docker ps", "-" if w.docker_ps_rc is None else
-         ("ok" if w.docker_ps_rc == 0 else f"FAILS rc={w.docker_ps_rc}: {(w.docker_ps_output or '')[:110]}")),
+         ("ok" if w.docker_ps_rc == 0 else f"FAILS rc={w.docker_ps_rc}: {first_line(w.docker_ps_output)}")),
         ("bind dirs", dirs or "-"),
         ("hostprep record", json.dumps(facts.record, sort_keys=True) if facts.record else "never applied"),
     ]
@@ -60,17 +61,40 @@ def host_report(r: HostReport, *, diff: bool = True, use_color: bool = False) ->
     out += [f"  WARNING: {w}" for w in r.warnings]
     for label, view in (("before", r.before), ("after", r.after)):
         if view:
-            ps = "ok" if view.get("docker_ps_rc") == 0 else f"rc={view.get('docker_ps_rc')} {str(view.get('docker_ps') or '')[:100]}"
+            ps = "ok" if view.get("docker_ps_rc") == 0 else f"rc={view.get('docker_ps_rc')} {first_line(str(view.get('docker_ps') or ''))}"
             out.append(f"  {label:<6} id: {view.get('id')}")
             out.append(f"  {label:<6} docker ps: {ps}")
-    out += [f"  [{'ok' if c.ok else 'FAIL'}] {c.name}: {c.detail}" for c in r.checks]
+    out += [f"  [{c.label}] {c.name}: {c.detail}" for c in r.checks]
     if r.snapshot_id:
         out.append(f"  snapshot {r.snapshot_id}{' (rolled back)' if r.rolled_back and r.failed else ''}")
     if r.error:
         out.append(color(f"  error: {r.error}", "failed", use_color))
     if r.timings:
-        out.append("  time: " + ", ".join(f"{k} {v:.2f}s" for k, v in r.timings.items()))
+        out.append("  time: " + timings(r.timings))
     return "\n".join(out)
+
+
+PHASES = ("connect", "facts", "apply", "restore", "verify", "smoke")
+INSIDE = {"apply": ("compose", "proof"), "restore": ("compose",)}   # parts of a phase, timed on the host
+
+
+def timings(t: dict[str, float]) -> str:
+    """Phase times that add up to the total; the host-side parts of a phase in parentheses.
+
+    >>> timings({"connect": 0.1, "facts": 0.2, "apply": 2.0, "compose": 1.5, "proof": 0.3, "verify": 0.01, "total": 2.4})
+    'connect 0.10s + facts 0.20s + apply 2.00s (compose 1.50s, proof 0.30s) + verify 0.01s + other 0.09s = total 2.40s'
+    """
+    parts, counted = [], 0.0
+    for phase in (p for p in PHASES if p in t):
+        inner = ", ".join(f"{k} {t[k]:.2f}s" for k in INSIDE.get(phase, ()) if k in t)
+        parts.append(f"{phase} {t[phase]:.2f}s" + (f" ({inner})" if inner else ""))
+        counted += t[phase]
+    if "total" not in t:
+        return " + ".join(parts)
+    rest = t["total"] - counted
+    if rest >= 0.005:
+        parts.append(f"other {rest:.2f}s")
+    return " + ".join(parts) + f" = total {t['total']:.2f}s"
 
 
 def recap(fleet: FleetReport, *, use_color: bool = False) -> str:
@@ -79,9 +103,10 @@ def recap(fleet: FleetReport, *, use_color: bool = False) -> str:
     lines = ["", "RECAP " + "*" * 60]
     for r in fleet.reports:
         c = recap_counts(r)
-        line = f"{r.host:<{width}} : ok={c['ok']:<3} changed={c['changed']:<3} failed={c['failed']:<3} unreachable={c['unreachable']}"
+        line = f"{r.host:<{width}} : " + "  ".join(f"{k}={c[k]:<3}" for k in STEP_COUNTS).rstrip()
         lines.append(color(line, r.status, use_color))
-    lines.append(f"({len(fleet.reports)} hosts in {fleet.seconds:.1f}s)")
+    lines.append(f"({len(fleet.reports)} host{'s' * (len(fleet.reports) != 1)} in {fleet.seconds:.1f}s; "
+                 "counts are steps: changes made and checks run)")
     return "\n".join(lines)
 
 
@@ -91,7 +116,7 @@ def as_json(data: Any) -> str:
 
 def progress_line(r: HostReport, done: int, total: int, use_color: bool) -> str:
     return f"[{done}/{total}] " + color(f"{r.host}: {r.status}", r.status, use_color) + \
-        (f" ({r.error[:100]})" if r.error else "")
+        (f" ({first_line(r.error)})" if r.error else "")
 
 
 def table(rows: Iterable[dict[str, Any]], cols: list[str]) -> str:

@@ -81,7 +81,27 @@ class FleetReport:
         return f"<FleetReport hosts={len(self.reports)} failed={sum(r.failed for r in self.reports)}>"
 
 
+STEP_COUNTS = ("ok", "changed", "unreachable", "failed", "skipped")
+
+
 def recap_counts(r: HostReport) -> dict[str, int]:
-    """Ansible-style counters for one host."""
-    return {"ok": int(r.status in (OK, CHANGED)), "changed": r.changed,
-            "failed": int(r.status == FAILED), "unreachable": int(r.status == UNREACHABLE)}
+    """Ansible's PLAY RECAP counters for one host, every one counting steps.
+
+    A step is a change hostprep made (a plan step: a file written, a folder chowned, a service
+    recreated) or a check it ran (a verification row). As in Ansible, ``ok`` counts every step
+    that succeeded, changes included; ``changed`` the changes; ``failed`` the checks that failed
+    (or 1 when the run failed before any check); ``skipped`` the checks not run; ``unreachable``
+    is 1 when no connection was made.
+
+    >>> from hostprep.verify import Check
+    >>> r = HostReport("h", status=CHANGED, changed=2, checks=[Check("a", True, ""), Check("b", True, "", skipped=True)])
+    >>> recap_counts(r)
+    {'ok': 3, 'changed': 2, 'unreachable': 0, 'failed': 0, 'skipped': 1}
+    """
+    if r.status == UNREACHABLE:
+        return dict.fromkeys(STEP_COUNTS, 0) | {"unreachable": 1}
+    ran = [c for c in r.checks if not c.skipped]
+    changed = r.changed if r.status == CHANGED else 0   # a failed run was rolled back: nothing stays changed
+    failed = sum(not c.ok for c in ran) or int(r.status == FAILED)
+    return {"ok": changed + sum(c.ok for c in ran), "changed": changed, "unreachable": 0, "failed": failed,
+            "skipped": len(r.checks) - len(ran)}

@@ -38,7 +38,24 @@ def smoke_state(output: str) -> str | None:
 def failure_reason(output: str) -> str:
     """The line that says why a task could not reach Docker (or the output's tail)."""
     m = _WHY.search(output)
-    return m.group(1).strip()[:300] if m else " | ".join(output.strip().splitlines()[-3:])[:300]
+    return m.group(1).strip() if m else " | ".join(output.strip().splitlines()[-3:])
+
+
+NAME = "Airflow check in the worker"
+
+
+def skipped(facts: Facts, enabled: bool) -> Check:
+    """The Airflow check, not run: why (a report always says whether it ran)."""
+    why = ("an earlier check failed" if enabled and facts.worker.has_airflow
+           else "no `airflow` command in the worker" if enabled else "turned off (--no-smoke)")
+    return Check(NAME, True, f"not run: {why}", skipped=True)
+
+
+def check(t: Transport, facts: Facts, dag_task: str | None, *, enabled: bool, earlier: list[Check]) -> Check:
+    """The Airflow check when it can tell something (enabled, airflow in the worker, earlier checks ok)."""
+    if enabled and facts.worker.has_airflow and all(c.ok for c in earlier):
+        return run(t, facts, dag_task)
+    return skipped(facts, enabled)
 
 
 def run(t: Transport, facts: Facts, dag_task: str | None, *, timeout: float = 600) -> Check:
@@ -55,4 +72,4 @@ def run(t: Transport, facts: Facts, dag_task: str | None, *, timeout: float = 60
     res = t.run(["docker", "exec", container, "sh", "-c", 'exec "$(command -v python3 || command -v python)" -c "$1" "$2"',
                  "sh", PING, sock], sudo=True, timeout=120)
     out = (res.stdout + res.stderr).strip()
-    return Check("Airflow's Docker client reaches the daemon", res.ok, out.splitlines()[-1][:300] if out else f"rc={res.exit_code}")
+    return Check("Airflow's Docker client reaches the daemon", res.ok, out.splitlines()[-1] if out else f"rc={res.exit_code}")

@@ -6,9 +6,11 @@ once built), so `python -m pytest` needs nothing started by hand.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Protocol
 
 import pytest
 
@@ -32,9 +34,21 @@ REAL_HOSTS = int(os.environ.get("HOSTPREP_LAB_REAL", "1"))
 
 
 @pytest.fixture(scope="session")
-def lab_hosts() -> dict[str, lab.LabHost]:
+def lab_log(request: pytest.FixtureRequest) -> lab.Log:
+    """Print lab progress past pytest's capture, so a CI log shows what a long wait is doing."""
+    capman = request.config.pluginmanager.getplugin("capturemanager")
+
+    def log(msg: str) -> None:
+        with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
+            print(f"\n[lab {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+    return log
+
+
+@pytest.fixture(scope="session")
+def lab_hosts(lab_log: lab.Log) -> dict[str, lab.LabHost]:
     """lab1 (Compose v2), lab2 (v1) and, unless HOSTPREP_LAB_REAL=0, real1 running real Airflow."""
-    hosts = lab.up(2, real=REAL_HOSTS, log=lambda msg: print(f"[lab] {msg}"))
+    with lab.progress(lab_log, "bringing the lab up"):
+        hosts = lab.up(2, real=REAL_HOSTS, log=lab_log)
     return {h.name: h for h in hosts}
 
 
@@ -74,10 +88,21 @@ def state_of(name: str) -> dict[str, Any]:
     return fingerprint(facts_of(name).to_dict())
 
 
+class Pristine(Protocol):
+    """``pristine("lab1", ...)``: reset those lab hosts now and return the first."""
+
+    def __call__(self, name: str, *more: str) -> lab.LabHost: ...
+
+
 @pytest.fixture
-def pristine(lab_hosts: dict[str, lab.LabHost]) -> Iterator[list[str]]:
-    """Names of lab hosts a test touched; each is reset to the lab's initial state afterwards."""
-    touched: list[str] = []
-    yield touched
-    for name in touched:
-        lab.provision_pristine(lab_hosts[name])
+def pristine(lab_hosts: dict[str, lab.LabHost]) -> Pristine:
+    """Reset lab hosts to the lab's initial state at the test's START, whatever ran before.
+
+    Tests own their preconditions: the demo, another test file, a kept lab or an interrupted
+    run may have left a host provisioned, drifted or locked. Nothing is reset afterwards.
+    """
+    def reset(name: str, *more: str) -> lab.LabHost:
+        for n in (name, *more):
+            lab.provision_pristine(lab_hosts[n])
+        return lab_hosts[name]
+    return reset

@@ -1,6 +1,6 @@
 """`invoke audit` on a real lab host: each drift induced by hand is found, with its exit code and JSON.
 
-Every test runs on lab2 (Compose v1, docker GID 121) and leaves it pristine.
+Every test runs on lab2 (Compose v1, docker GID 121), reset to pristine at its start.
 Each scenario is audited twice, cheap (host-side only, the default) and deep
 (``id`` / ``docker ps`` inside the worker): both must name the same findings.
 HOSTPREP_AUDIT_LAB_INVENTORY points these tests at another lab inventory with
@@ -17,7 +17,7 @@ import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -31,7 +31,7 @@ from hostprep.results import CHANGED
 from hostprep.validate import validate_host
 from hostprep.snapshots import controller_dir, fingerprint
 from hostprep.transport import Transport
-from tests.lab import lab
+from tests.lab import lab, real_airflow
 from tests.unit.test_audit import EXPECTED
 
 pytestmark = pytest.mark.lab
@@ -81,15 +81,15 @@ def _running(h: lab.LabHost) -> bool:
 
 
 @pytest.fixture
-def host(request: pytest.FixtureRequest) -> Iterator[lab.LabHost]:
-    """lab2, brought up with the lab if needed; reset to pristine after the test, whatever it did."""
+def host(request: pytest.FixtureRequest) -> lab.LabHost:
+    """lab2, brought up with the lab if needed, reset to pristine at the test's start, whatever ran before."""
     h = lab.LabHost(2)
     if not (INVENTORY.exists() and _running(h)):
         request.getfixturevalue("lab_hosts")
     if not INVENTORY.exists():
         pytest.skip(f"{INVENTORY} is missing: no lab")
-    yield h
     lab.provision_pristine(h)
+    return h
 
 
 def connect(name: str = NAME) -> Transport:
@@ -238,14 +238,14 @@ AIRFLOW_IMAGE = "hostprep-lab/airflow-real:3.3.2"  # built by tests/lab/real_air
 EXAMPLES = lab.REPO / "examples"
 
 
-def test_example_dag_runs_the_audit_in_real_airflow_and_fails_only_on_drift(host: lab.LabHost, tmp_path: Path) -> None:
+def test_example_dag_runs_the_audit_in_real_airflow_and_fails_only_on_drift(host: lab.LabHost, tmp_path: Path,
+                                                                             lab_log: lab.Log) -> None:
     """`airflow tasks test` of the example DAG, in the real-Airflow lab image, auditing lab2 over SSH.
 
     The worker container borrows this controller's interpreter (same Debian 12 and CPython 3.11) as
     HOSTPREP_PYTHON, like an Airflow worker with a hostprep virtualenv would have.
     """
-    if lab.docker("image", "inspect", AIRFLOW_IMAGE, check=False).returncode != 0:
-        pytest.skip(f"{AIRFLOW_IMAGE} not built (tests/lab/real_airflow.py builds it)")
+    assert real_airflow.build_image(log=lab_log) == AIRFLOW_IMAGE  # built before it is needed
     if any(Path(p).resolve() in (Path("/usr"), Path("/usr/local"), Path("/")) for p in (sys.prefix, sys.base_prefix)):
         pytest.skip("the controller's Python lives in /usr: it cannot be lent to the Airflow container")
     e = load_inventory(INVENTORY).hosts[NAME]

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from hostprep.inventory import load_inventory
+from tests.integration.conftest import Pristine
 from tests.lab import lab
 
 USER = "hpbecome"
@@ -60,7 +61,8 @@ def test_sudo_asks_for_a_password_without_one(password_sudo_host: Path, lab_host
     assert "password is required" in out   # the set-up really needs the password path
 
 
-def test_facts_through_a_password_sudo_and_the_password_never_shows(password_sudo_host: Path) -> None:
+def test_facts_through_a_password_sudo_and_the_password_never_shows(password_sudo_host: Path, pristine: Pristine) -> None:
+    pristine("lab2")
     done = facts(password_sudo_host, PASSWORD)
     assert done.returncode == 0, done.stderr[-800:]
     data = json.loads(done.stdout[done.stdout.index("{"):])
@@ -84,9 +86,9 @@ def test_an_unset_password_variable_is_named_and_nothing_runs(password_sudo_host
     assert f"${ENV} is not set" in done.stdout + done.stderr
 
 
-def test_provision_and_rollback_through_a_password_sudo(password_sudo_host: Path, pristine: list[str]) -> None:
+def test_provision_and_rollback_through_a_password_sudo(password_sudo_host: Path, pristine: Pristine) -> None:
     """The apply's values (a snapshot, the new files) go on stdin only after sudo took the password."""
-    pristine.append("lab2")
+    pristine("lab2")
     env = dict(os.environ, **{ENV: PASSWORD})
 
     def invoke(*args: str) -> subprocess.CompletedProcess[str]:

@@ -13,13 +13,13 @@ from hostprep import commands
 from hostprep.facts import gather
 from hostprep.fleet import ConnectOptions
 from hostprep.settings import SettingsError
-from tests.integration.conftest import connect, settings
+from tests.integration.conftest import Pristine, connect, settings
 from tests.lab import lab
 
 
 @pytest.mark.parametrize("name", ["lab1", "lab2"])
-def test_facts_match_what_the_lab_set_up_in_one_exec(name: str, lab_hosts: dict[str, lab.LabHost]) -> None:
-    h = lab_hosts[name]
+def test_facts_match_what_the_lab_set_up_in_one_exec(name: str, pristine: Pristine) -> None:
+    h = pristine(name)
     with connect(name) as t:
         f = gather(t, settings(name), versions=True)
         assert t.execs == 1
@@ -54,7 +54,9 @@ def inventory_with_dead_host(tmp_path: Path) -> Path:
     return path
 
 
-def test_unreachable_host_is_reported_while_others_succeed(lab_hosts: dict[str, lab.LabHost], tmp_path: Path) -> None:
+def test_unreachable_host_is_reported_while_others_succeed(lab_hosts: dict[str, lab.LabHost], pristine: Pristine,
+                                                           tmp_path: Path) -> None:
+    pristine("lab1", "lab2")
     inv = inventory_with_dead_host(tmp_path)
     reply = commands.facts(commands.Selection(inventory=str(inv)), ConnectOptions(connect_timeout=3), as_json=True)
     data = json.loads(reply.text)
@@ -90,7 +92,8 @@ def test_values_reaching_the_remote_shell_are_quoted(lab_hosts: dict[str, lab.La
     assert h.exec("test -e /tmp/hostprep-pwned && echo yes || echo no").strip() == "no"
 
 
-def test_facts_task_prints_a_table_and_json(lab_hosts: dict[str, lab.LabHost]) -> None:
+def test_facts_task_prints_a_table_and_json(lab_hosts: dict[str, lab.LabHost], pristine: Pristine) -> None:
+    pristine("lab1", "lab2")
     import subprocess
 
     table = subprocess.run(["invoke", "facts", "--host", "lab1"], capture_output=True, text=True, cwd=lab.REPO)

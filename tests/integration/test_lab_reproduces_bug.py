@@ -9,15 +9,15 @@ import pytest
 
 from hostprep.endpoint import endpoint_for
 from hostprep.transport import HostKeyRejected, Transport
-from tests.integration.conftest import connect, entry
+from tests.integration.conftest import Pristine, connect, entry
 from tests.lab import lab
 
 DENIED = "permission denied while trying to connect to the Docker daemon socket"
 
 
 @pytest.mark.parametrize("name", ["lab1", "lab2"])
-def test_fresh_lab_host_shows_the_socket_permission_error(name: str, lab_hosts: dict[str, lab.LabHost]) -> None:
-    h = lab_hosts[name]
+def test_fresh_lab_host_shows_the_socket_permission_error(name: str, pristine: Pristine) -> None:
+    h = pristine(name)
     with connect(name) as t:
         group = t.run(["getent", "group", "docker"])
         sock = t.run(["stat", "-c", "%a %U %G", "/var/run/docker.sock"])

@@ -15,7 +15,7 @@ from hostprep import commands
 from hostprep import provision as prov
 from hostprep.fleet import ConnectOptions
 from hostprep.results import CHANGED, FAILED, OK
-from tests.integration.conftest import connect, facts_of, settings, state_of
+from tests.integration.conftest import Pristine, connect, facts_of, settings, state_of
 from tests.integration.test_facts_lab import inventory_with_dead_host
 from tests.lab import lab
 
@@ -33,8 +33,8 @@ def rollback(name: str, snapshot: str | None = None) -> prov.HostReport:
 @pytest.mark.parametrize("strategy", ["group-add", "dockerfile", "chmod"])
 @pytest.mark.parametrize("name", ["lab1", "lab2"])
 def test_provision_fixes_the_worker_and_rollback_restores_the_host_exactly(
-        name: str, strategy: str, pristine: list[str]) -> None:
-    pristine.append(name)
+        name: str, strategy: str, pristine: Pristine) -> None:
+    pristine(name)
     before = facts_of(name)
     assert before.worker.docker_ps_rc != 0
     original = state_of(name)
@@ -67,9 +67,9 @@ def test_provision_fixes_the_worker_and_rollback_restores_the_host_exactly(
     assert facts_of(name).worker.id_output == "uid=50000(airflow) gid=0(root) groups=0(root)"
 
 
-def test_a_failed_build_rolls_back_automatically(lab_hosts: dict[str, lab.LabHost], pristine: list[str]) -> None:
+def test_a_failed_build_rolls_back_automatically(lab_hosts: dict[str, lab.LabHost], pristine: Pristine) -> None:
     h = lab_hosts["lab1"]
-    pristine.append("lab1")
+    pristine("lab1")
     original = state_of("lab1")
     # hide the build's base image: `compose build` then fails for real (no registry to pull from)
     h.exec("docker tag hostprep-lab/airflow-base:latest hostprep-lab/airflow-base:hidden"
@@ -85,9 +85,9 @@ def test_a_failed_build_rolls_back_automatically(lab_hosts: dict[str, lab.LabHos
 
 
 def test_a_failed_verification_rolls_back_and_leaves_no_record(
-        lab_hosts: dict[str, lab.LabHost], pristine: list[str]) -> None:
+        lab_hosts: dict[str, lab.LabHost], pristine: Pristine) -> None:
     h = lab_hosts["lab1"]
-    pristine.append("lab1")
+    pristine("lab1")
     # the socket no longer belongs to the docker group: mapping the docker GID applies cleanly,
     # but `docker ps` in the worker still fails, so verification must fail and undo everything
     h.exec("chgrp 4 /var/run/docker.sock")
@@ -101,8 +101,8 @@ def test_a_failed_verification_rolls_back_and_leaves_no_record(
 
 
 def test_a_provision_that_changes_the_host_takes_two_execs(lab_hosts: dict[str, lab.LabHost],
-                                                           pristine: list[str]) -> None:
-    pristine.append("lab2")
+                                                           pristine: Pristine) -> None:
+    pristine("lab2")
     with connect("lab2") as t:
         report = prov.provision(t, settings("lab2"), prov.Options(smoke=False))
         assert report.status == CHANGED, report.error
@@ -131,11 +131,11 @@ done
 
 
 def test_no_value_hostprep_sends_shows_in_the_hosts_process_list(lab_hosts: dict[str, lab.LabHost],
-                                                                  pristine: list[str]) -> None:
+                                                                  pristine: Pristine) -> None:
     """Every local user can read every process's command line (`ps`), and sudo logs it: the .env
     hostprep edits (and snapshots) holds passwords, so no value may ride on a command line."""
     h = lab_hosts["lab1"]
-    pristine.append("lab1")
+    pristine("lab1")
     secret = "hp-Secret-" + os.urandom(6).hex()
     h.exec("cat > /tmp/hp-sampler.sh", input=SAMPLER.encode())
     h.exec(f"cd /opt/airflow && echo '_AIRFLOW_WWW_USER_PASSWORD={secret}' >> .env && rm -f /tmp/hp-stop /tmp/hp-seen"
@@ -151,9 +151,9 @@ def test_no_value_hostprep_sends_shows_in_the_hosts_process_list(lab_hosts: dict
     assert not visible(seen, secret)
 
 
-def test_the_user_group_trap_is_reported_and_fixed(lab_hosts: dict[str, lab.LabHost], pristine: list[str]) -> None:
+def test_the_user_group_trap_is_reported_and_fixed(lab_hosts: dict[str, lab.LabHost], pristine: Pristine) -> None:
     h = lab_hosts["lab1"]
-    pristine.append("lab1")
+    pristine("lab1")
     # the classic wrong fix: the docker GID as the primary group
     h.exec(f"cd /opt/airflow && sed -i 's/AIRFLOW_UID:-50000}}:0/AIRFLOW_UID:-50000}}:{h.docker_gid}/' docker-compose.yaml"
            f" && {h.compose_cmd} up -d >/dev/null 2>&1")
@@ -166,9 +166,9 @@ def test_the_user_group_trap_is_reported_and_fixed(lab_hosts: dict[str, lab.LabH
     assert after.worker.docker_ps_rc == 0
 
 
-def test_a_second_run_waits_for_the_host_lock_then_refuses(lab_hosts: dict[str, lab.LabHost], pristine: list[str]) -> None:
+def test_a_second_run_waits_for_the_host_lock_then_refuses(lab_hosts: dict[str, lab.LabHost], pristine: Pristine) -> None:
     h = lab_hosts["lab1"]
-    pristine.append("lab1")
+    pristine("lab1")
     original = state_of("lab1")
     h.exec("mkdir -p /var/lib/hostprep/lock && echo other-controller:4242 > /var/lib/hostprep/lock/owner")
     report = provision("lab1", lock_wait=1)
@@ -187,8 +187,8 @@ def test_rollback_without_a_snapshot_is_a_clear_error(lab_hosts: dict[str, lab.L
 
 
 def test_two_hosts_one_unreachable_the_other_is_provisioned(
-        lab_hosts: dict[str, lab.LabHost], pristine: list[str], tmp_path: Path) -> None:
-    pristine.append("lab1")
+        lab_hosts: dict[str, lab.LabHost], pristine: Pristine, tmp_path: Path) -> None:
+    pristine("lab1")
     inv = inventory_with_dead_host(tmp_path)
     reply = commands.provision(commands.Selection(inventory=str(inv), limit="lab1:lab-dead"),
                                ConnectOptions(connect_timeout=3), prov.Options(), as_json=True)
@@ -199,12 +199,28 @@ def test_two_hosts_one_unreachable_the_other_is_provisioned(
     assert facts_of("lab1").worker.docker_ps_rc == 0
 
 
-def test_provision_task_shows_recap_and_exit_codes(lab_hosts: dict[str, lab.LabHost], pristine: list[str]) -> None:
-    pristine.append("lab2")
+def test_provision_task_shows_recap_and_exit_codes(lab_hosts: dict[str, lab.LabHost], pristine: Pristine) -> None:
+    pristine("lab2")
     run = subprocess.run(["invoke", "provision", "--host", "lab2"], capture_output=True, text=True, cwd=lab.REPO)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "lab2 : ok=1   changed=3" in run.stdout
+    recap = next(ln for ln in run.stdout.splitlines() if ln.startswith("lab2 : "))
+    counts = dict(kv.split("=") for kv in recap.split(":", 1)[1].split())
+    checks = [ln for ln in run.stdout.splitlines() if ln.startswith("  [ok] ") or ln.startswith("  [skip] ")]
+    assert int(counts["changed"]) == 3 and int(counts["ok"]) == 3 + sum(ln.startswith("  [ok]") for ln in checks)
+    assert (counts["failed"], counts["unreachable"]) == ("0", "0") and int(counts["skipped"]) == len(checks) - sum(
+        ln.startswith("  [ok]") for ln in checks)
+    assert "counts are steps" in run.stdout
     assert "after  docker ps: ok" in run.stdout
+    assert re.search(r"time: connect [0-9.]+s \+ facts .* = total [0-9.]+s", run.stdout), run.stdout
+
+    again = subprocess.run(["hostprep", "provision", "--host", "lab2"], capture_output=True, text=True, cwd=lab.REPO)
+    assert again.returncode == 0, again.stdout + again.stderr
+    rechecked = [ln.split(":")[0] for ln in again.stdout.splitlines() if ln.startswith(("  [ok] ", "  [skip] "))]
+    assert rechecked == [ln.split(":")[0] for ln in checks]   # nothing to do: the same checks, the same way
+    gid = lab_hosts["lab2"].docker_gid
+    assert f"after  id: uid=50000(airflow) gid=0(root) groups=0(root),{gid}" in again.stdout   # `id` ran in the worker
+    assert "[ok] `docker ps` in the worker exits 0 (" in again.stdout
+    assert re.search(r"lab2 : ok=\d+ +changed=0 ", again.stdout)
     bad = subprocess.run(["invoke", "provision", "--host", "lab2", "--strategy", "777"], capture_output=True,
                          text=True, cwd=lab.REPO)
     assert bad.returncode == 2 and "unknown strategy" in bad.stderr

@@ -6,7 +6,7 @@ import pytest
 
 from hostprep import smoke
 from hostprep.results import CHANGED
-from tests.integration.conftest import connect, facts_of, settings
+from tests.integration.conftest import Pristine, connect, facts_of, settings
 from tests.integration.test_provision_lab import provision, rollback
 from tests.lab import lab, real_airflow
 
@@ -28,8 +28,8 @@ def run_task() -> str:
 
 @pytest.mark.parametrize("strategy", ["group-add", "dockerfile"])
 def test_dockeroperator_task_fails_before_provision_succeeds_after_and_fails_after_rollback(
-        strategy: str, lab_hosts: dict[str, lab.LabHost], pristine: list[str]) -> None:
-    pristine.append(HOST)
+        strategy: str, lab_hosts: dict[str, lab.LabHost], pristine: Pristine) -> None:
+    pristine(HOST)
     before = run_task()
     assert smoke.smoke_state(before) == "failed"
     assert "PermissionError(13, 'Permission denied')" in before
@@ -49,9 +49,9 @@ def test_dockeroperator_task_fails_before_provision_succeeds_after_and_fails_aft
 
 
 def test_smoke_task_failure_fails_the_host_and_rolls_back(lab_hosts: dict[str, lab.LabHost],
-                                                          pristine: list[str]) -> None:
+                                                          pristine: Pristine) -> None:
     """A task that cannot succeed whatever the socket (a DAG that does not exist) must not be 'fixed'."""
-    pristine.append(HOST)
+    pristine(HOST)
     with connect(HOST) as t:
         from hostprep import provision as prov
 
@@ -61,9 +61,9 @@ def test_smoke_task_failure_fails_the_host_and_rolls_back(lab_hosts: dict[str, l
 
 
 def test_root_owned_logs_break_airflow_until_provision_chowns_them(lab_hosts: dict[str, lab.LabHost],
-                                                                   pristine: list[str]) -> None:
+                                                                   pristine: Pristine) -> None:
     h = lab_hosts[HOST]
-    pristine.append(HOST)
+    pristine(HOST)
     # as Docker does for a missing bind folder: it creates it owned by root
     h.exec(f"cd /opt/airflow && rm -rf logs && {h.compose_cmd} up -d --force-recreate airflow-worker >/dev/null 2>&1")
     assert h.exec("stat -c '%u:%g %a' /opt/airflow/logs").strip() == "0:0 755"

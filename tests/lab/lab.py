@@ -18,6 +18,7 @@ import socket
 import subprocess
 import tarfile
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -55,6 +56,26 @@ PROJECT_DIR = "/opt/airflow"
 BIND_DIRS = ("dags", "logs", "plugins", "config")
 
 Log = Callable[[str], None]
+HEARTBEAT = 10.0   # seconds between "still ..." lines during a long wait
+
+
+@contextlib.contextmanager
+def progress(log: Log, what: str, every: float = HEARTBEAT) -> Iterator[None]:
+    """Say what a long wait is, a line with the elapsed time every ``every`` seconds, and when it ended."""
+    started, done = time.monotonic(), threading.Event()
+
+    def beat() -> None:
+        while not done.wait(every):
+            log(f"... {what}: {time.monotonic() - started:.0f}s")
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        log(f"{what}: done in {time.monotonic() - started:.1f}s")
 
 
 def _docker_bin() -> str:
@@ -181,8 +202,8 @@ def _compose_v2_binary(log: Log) -> Path:
 def _base_image(log: Log) -> None:
     if _image_exists(BASE_IMAGE):
         return
-    log(f"debootstrapping {BASE_IMAGE} (about 30 s)")
-    with tempfile.TemporaryDirectory(prefix="hostprep-rootfs-") as root:
+    with progress(log, f"debootstrapping {BASE_IMAGE} (about 30 s)"), \
+            tempfile.TemporaryDirectory(prefix="hostprep-rootfs-") as root:
         subprocess.run(["debootstrap", "--variant=minbase", "bookworm", root, DEBIAN_MIRROR],
                        check=True, capture_output=True)
         tar = subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE)
@@ -200,15 +221,16 @@ def build(log: Log = print) -> None:
             shutil.copy2(LAB_DIR / "host" / f, Path(ctx) / f)
         shutil.copy2(plugin, Path(ctx) / "docker-compose-v2")
         for flavour in ("v2", "v1"):
-            log(f"building hostprep-lab/host:{flavour}")
-            docker("build", "-q", "--build-arg", f"COMPOSE={flavour}", "-t", f"hostprep-lab/host:{flavour}", ctx)
-    log(f"building {AIRFLOW_BASE_IMAGE}")
-    docker("build", "-q", "-t", AIRFLOW_BASE_IMAGE, str(LAB_DIR / "worker"))
+            with progress(log, f"building hostprep-lab/host:{flavour}"):
+                docker("build", "-q", "--build-arg", f"COMPOSE={flavour}", "-t", f"hostprep-lab/host:{flavour}", ctx)
+    with progress(log, f"building {AIRFLOW_BASE_IMAGE}"):
+        docker("build", "-q", "-t", AIRFLOW_BASE_IMAGE, str(LAB_DIR / "worker"))
     tar = STATE / "airflow-base.tar"
     image_id = docker("image", "inspect", "-f", "{{.Id}}", AIRFLOW_BASE_IMAGE).stdout.decode().strip()
     stamp = STATE / "airflow-base.id"
     if not tar.exists() or not stamp.exists() or stamp.read_text() != image_id:
-        docker("save", "-o", str(tar), AIRFLOW_BASE_IMAGE)
+        with progress(log, f"saving {AIRFLOW_BASE_IMAGE} for the hosts"):
+            docker("save", "-o", str(tar), AIRFLOW_BASE_IMAGE)
         stamp.write_text(image_id)
 
 
@@ -310,12 +332,14 @@ def provision_pristine(h: LabHost, log: Log = print) -> None:
         h.exec(f"{env}; export GID COMPOSE;" + RESET_SCRIPT)
         real_airflow.setup_host(h.container, h.compose_cmd, log)
         return
-    proc = docker("exec", "-i", h.container, "sh", "-c", f"{env}; export GID COMPOSE SERVICES;" + PRISTINE_SCRIPT,
-                  input=_project_tar(), check=False)
-    if proc.returncode == 3:
-        docker("exec", "-i", h.container, "docker", "load", "-q", input=(STATE / "airflow-base.tar").read_bytes())
+    with progress(log, f"{h.name}: pristine reset (compose build and up)"):
         proc = docker("exec", "-i", h.container, "sh", "-c", f"{env}; export GID COMPOSE SERVICES;" + PRISTINE_SCRIPT,
                       input=_project_tar(), check=False)
+        if proc.returncode == 3:
+            with progress(log, f"{h.name}: loading {AIRFLOW_BASE_IMAGE}"):
+                docker("exec", "-i", h.container, "docker", "load", "-q", input=(STATE / "airflow-base.tar").read_bytes())
+            proc = docker("exec", "-i", h.container, "sh", "-c", f"{env}; export GID COMPOSE SERVICES;" + PRISTINE_SCRIPT,
+                          input=_project_tar(), check=False)
     if proc.returncode != 0:
         logs = h.exec("cat /tmp/lab-build.log /tmp/lab-up.log 2>/dev/null", check=False)
         raise RuntimeError(f"{h.name}: pristine setup failed: {proc.stderr.decode()[-1500:]}\n{logs[-1500:]}")

@@ -72,17 +72,16 @@ def _download_wheels(log: Log) -> Path:
         return ctx
     ctx.mkdir(parents=True, exist_ok=True)
     (ctx / "requirements.txt").write_text(_requirements_txt())
-    log(f"downloading wheels for {', '.join(REQUIREMENTS)} (about 25 s)")
-    started = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "-q", "-d", str(wheels), "-r", str(ctx / "requirements.txt"),
-         *_TARGET_ARGS],
-        capture_output=True, text=True,
-    )
+    with _lab.progress(log, f"downloading wheels for {', '.join(REQUIREMENTS)} (about 25 s)"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "-d", str(wheels), "-r", str(ctx / "requirements.txt"),
+             *_TARGET_ARGS],
+            capture_output=True, text=True,
+        )
     if proc.returncode != 0:
         raise RuntimeError(f"pip download failed: {proc.stderr[-2000:]}")
     stamp.write_text(_requirements_txt())
-    log(f"downloaded {len(list(wheels.glob('*.whl')))} wheels in {time.monotonic() - started:.1f}s")
+    log(f"downloaded {len(list(wheels.glob('*.whl')))} wheels")
     return ctx
 
 
@@ -115,11 +114,9 @@ def build_image(log: Log = print) -> str:
     if current.returncode == 0 and current.stdout.decode().strip() == digest:
         log(f"{IMAGE}: up to date")
         return IMAGE
-    log(f"building {IMAGE} (about a minute cold)")
-    started = time.monotonic()
-    _lab.docker("build", "-q", "-f", str(SRC / "Dockerfile.image"), "--build-arg", f"AIRFLOW_VERSION={AIRFLOW_VERSION}",
-                "--label", f"{label}={digest}", "-t", IMAGE, str(ctx), timeout=1800)
-    log(f"built {IMAGE} in {time.monotonic() - started:.1f}s")
+    with _lab.progress(log, f"building {IMAGE} (about a minute cold)"):
+        _lab.docker("build", "-q", "-f", str(SRC / "Dockerfile.image"), "--build-arg", f"AIRFLOW_VERSION={AIRFLOW_VERSION}",
+                    "--label", f"{label}={digest}", "-t", IMAGE, str(ctx), timeout=1800)
     return IMAGE
 
 
@@ -164,18 +161,17 @@ def _load_image(container: str, log: Log) -> None:
                        IMAGE, _lab.BASE_IMAGE, check=False).stdout.decode().split()
     if have and have[0] == want and len(have) == 2:
         return
-    log(f"{container}: loading {IMAGE} (about 45 s the first time)")
-    started = time.monotonic()
     env = dict(os.environ, DOCKER_BUILDKIT="0")
     cli = _lab._docker_bin()
-    save = subprocess.Popen([cli, "save", IMAGE, _lab.BASE_IMAGE], stdout=subprocess.PIPE, env=env)
-    load = subprocess.run([cli, "exec", "-i", container, "docker", "load", "-q"],
-                          stdin=save.stdout, capture_output=True, env=env)
-    assert save.stdout is not None
-    save.stdout.close()
-    if save.wait() != 0 or load.returncode != 0:
+    with _lab.progress(log, f"{container}: loading {IMAGE} (about 45 s the first time)"):
+        save = subprocess.Popen([cli, "save", IMAGE, _lab.BASE_IMAGE], stdout=subprocess.PIPE, env=env)
+        load = subprocess.run([cli, "exec", "-i", container, "docker", "load", "-q"],
+                              stdin=save.stdout, capture_output=True, env=env)
+        assert save.stdout is not None
+        save.stdout.close()
+        saved = save.wait()
+    if saved != 0 or load.returncode != 0:
         raise RuntimeError(f"{container}: loading {IMAGE} failed: {load.stderr.decode()[-1500:]}")
-    log(f"{container}: loaded {IMAGE} in {time.monotonic() - started:.1f}s")
 
 
 SETUP_SCRIPT = """
@@ -214,7 +210,8 @@ def setup_host(container_name: str, compose_cmd: str, log: Log = print) -> None:
         "NETWORK": TASK_NETWORK, "TASK_IMAGE": TASK_IMAGE, "WORKER": WORKER_SERVICE, "VERSION": AIRFLOW_VERSION,
     }
     prelude = "".join(f"{k}={shlex.quote(v)}; " for k, v in env.items())
-    _host_sh(container_name, prelude + SETUP_SCRIPT, input=_tar(project_files()))
+    with _lab.progress(log, f"{container_name}: real Airflow project (compose build, up, db migrate)"):
+        _host_sh(container_name, prelude + SETUP_SCRIPT, input=_tar(project_files()))
     log(f"{container_name}: real Airflow {AIRFLOW_VERSION} up in {time.monotonic() - started:.1f}s")
 
 

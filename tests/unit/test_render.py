@@ -10,7 +10,7 @@ from pathlib import Path
 from hostprep import render
 from hostprep.facts import DirFacts, Facts, parse_probe
 from hostprep.plan import make_plan
-from hostprep.results import CHANGED, FAILED, OK, UNREACHABLE, FleetReport, HostReport
+from hostprep.results import CHANGED, FAILED, OK, UNREACHABLE, FleetReport, HostReport, recap_counts
 from hostprep.settings import HostSettings
 from hostprep.verify import Check, verify, worker_view
 
@@ -133,7 +133,7 @@ def test_host_report_shows_warnings_checks_snapshot_and_timings() -> None:
     assert "  [FAIL] socket is 666: 660" in lines
     assert "  [ok] worker is running: running" in lines
     assert "  snapshot 20261125T173000Z-3f9a" in lines
-    assert lines[-1] == "  time: facts 0.25s, apply 1.50s"
+    assert lines[-1] == "  time: facts 0.25s + apply 1.50s"
 
 
 def test_host_report_of_a_blocked_plan_shows_the_problems() -> None:
@@ -172,8 +172,8 @@ def test_host_report_colors_only_when_asked() -> None:
 
 def fleet() -> FleetReport:
     return FleetReport([
-        HostReport("lab1", status=CHANGED, changed=3),
-        HostReport("lab2", status=OK),
+        HostReport("lab1", status=CHANGED, changed=3, checks=[Check("a", True, "x"), Check("b", True, "y")]),
+        HostReport("lab2", status=OK, checks=[Check("a", True, "x"), Check("smoke", True, "no airflow", skipped=True)]),
         HostReport("lab3", status=FAILED, error="apply failed"),
         HostReport("lab-long-name").fail("no route", UNREACHABLE),
     ], seconds=12.345)
@@ -184,12 +184,18 @@ def test_recap_has_one_ansible_style_line_per_host() -> None:
     assert lines[0] == ""
     assert lines[1] == "RECAP " + "*" * 60
     assert [squeeze(ln) for ln in lines[2:6]] == [
-        "lab1 : ok=1 changed=3 failed=0 unreachable=0",
-        "lab2 : ok=1 changed=0 failed=0 unreachable=0",
-        "lab3 : ok=0 changed=0 failed=1 unreachable=0",
-        "lab-long-name : ok=0 changed=0 failed=0 unreachable=1",
+        "lab1 : ok=5 changed=3 unreachable=0 failed=0 skipped=0",   # 3 changes + 2 checks, as Ansible counts
+        "lab2 : ok=1 changed=0 unreachable=0 failed=0 skipped=1",
+        "lab3 : ok=0 changed=0 unreachable=0 failed=1 skipped=0",
+        "lab-long-name : ok=0 changed=0 unreachable=1 failed=0 skipped=0",
     ]
-    assert lines[6] == "(4 hosts in 12.3s)"
+    assert lines[6] == "(4 hosts in 12.3s; counts are steps: changes made and checks run)"
+
+
+def test_a_failed_check_counts_as_a_failed_step_and_a_rolled_back_change_as_none() -> None:
+    r = HostReport("h", status=FAILED, changed=0, rolled_back=True,
+                   checks=[Check("a", True, ""), Check("b", False, ""), Check("c", False, "")])
+    assert recap_counts(r) == {"ok": 1, "changed": 0, "unreachable": 0, "failed": 2, "skipped": 0}
 
 
 def test_recap_columns_line_up_across_hosts() -> None:
@@ -205,7 +211,7 @@ def test_recap_colors_each_host_by_status_when_asked() -> None:
 
 
 def test_recap_of_no_hosts_still_renders() -> None:
-    assert render.recap(FleetReport([])).splitlines()[-1] == "(0 hosts in 0.0s)"
+    assert render.recap(FleetReport([])).splitlines()[-1] == "(0 hosts in 0.0s; counts are steps: changes made and checks run)"
 
 
 # --- small helpers -----------------------------------------------------------------------------------
@@ -214,9 +220,12 @@ def test_as_json_is_sorted_indented_and_stringifies_the_unknown() -> None:
     assert render.as_json({"b": 1, "a": Path("/x")}) == '{\n  "a": "/x",\n  "b": 1\n}'
 
 
-def test_progress_line_counts_hosts_and_shortens_errors() -> None:
-    r = HostReport("lab3").fail("x" * 300)
-    assert render.progress_line(r, 2, 5, False) == "[2/5] lab3: failed (" + "x" * 100 + ")"
+def test_progress_line_counts_hosts_and_shows_the_errors_whole_first_line() -> None:
+    said = ('Got permission denied while trying to connect to the Docker daemon socket at unix:///var/run/docker.sock: '
+            'Get "http://%2Fvar%2Frun%2Fdocker.sock/v1.47/containers/json": dial unix /var/run/docker.sock: connect: '
+            'permission denied')
+    r = HostReport("lab3").fail(said + "\nsecond line")
+    assert render.progress_line(r, 2, 5, False) == f"[2/5] lab3: failed ({said})"
     assert render.progress_line(HostReport("lab1"), 1, 5, False) == "[1/5] lab1: ok"
 
 
