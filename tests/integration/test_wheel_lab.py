@@ -20,8 +20,14 @@ IGNORE = shutil.ignore_patterns(".git", ".state", "__pycache__", "*.egg-info", "
                                 ".hypothesis", "inventories")
 
 
+def _clean_env(home: Path) -> dict[str, str]:
+    """An operator's shell: no PYTHONPATH or virtualenv of this checkout leaking in."""
+    return {"PATH": "/usr/bin:/bin", "HOME": str(home), "PIP_CACHE_DIR": str(Path.home() / ".cache" / "pip")}
+
+
 def _run(*args: str | Path, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env=_clean_env(cwd))
     assert proc.returncode == 0, f"{' '.join(map(str, args))} exited {proc.returncode}:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
     return proc
 
@@ -49,6 +55,6 @@ def test_a_wheel_installed_hostprep_provisions_a_lab_host_from_outside_the_clone
 
     done = subprocess.run([str(hostprep), "provision", "--host", h.name, "-i", str(lab.INVENTORY)], cwd=elsewhere,
                           capture_output=True, text=True, timeout=600,
-                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HOSTPREP_STATE_DIR": str(tmp_path / "state")})
+                          env=_clean_env(elsewhere) | {"HOSTPREP_STATE_DIR": str(tmp_path / "state")})
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert f"{h.name} : ok=" in done.stdout and "after  docker ps: ok" in done.stdout
