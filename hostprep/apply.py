@@ -62,8 +62,8 @@ class Outcome:
             return "the host changed between fact gathering and apply; nothing was changed, re-run"
         if self.exit_code == REFUSED:
             return f"refused at {self.failed_step or 'setup'}: {self.refused or 'unsafe path'} (hostprep never acts through a link)"
-        tail = [ln for ln in self.log.splitlines() if ln.strip() and not ln.startswith("@@hostprep:")][-8:]
-        return redact(f"apply failed at {self.failed_step or 'setup'} (exit {self.exit_code}): " + " | ".join(tail))
+        tail = [redact(ln) for ln in self.log.splitlines() if ln.strip() and not ln.startswith("@@hostprep:")][-8:]
+        return f"apply failed at {self.failed_step or 'setup'} (exit {self.exit_code}): " + " | ".join(tail)
 
     def __repr__(self) -> str:
         return f"<Outcome exit={self.exit_code}>"

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 from hostprep.audit import RULES, HostAudit, exit_code
 from hostprep.history import Interval
+from hostprep.redact import redact, redact_data
 
 REPORT_FILES = {"json": "audit.json", "junit": "audit-junit.xml", "prom": "hostprep_audit.prom"}
 
@@ -55,7 +56,8 @@ def as_dict(audits: Sequence[HostAudit], at: datetime, shard: tuple[int, int] | 
 
 
 def as_json(audits: Sequence[HostAudit], at: datetime, shard: tuple[int, int] | None = None) -> str:
-    return json.dumps(as_dict(audits, at, shard), indent=2, sort_keys=True)
+    """The JSON report, every string value with credentials masked."""
+    return json.dumps(redact_data(as_dict(audits, at, shard)), indent=2, sort_keys=True)
 
 
 def junit(audits: Sequence[HostAudit], at: datetime) -> str:
@@ -69,7 +71,7 @@ def junit(audits: Sequence[HostAudit], at: datetime) -> str:
         case = ET.SubElement(suite, "testcase", classname=f"hostprep.audit.{a.host}", name="reachable")
         counts["tests"] += 1
         if not a.audited:
-            ET.SubElement(case, "error", message=f"host could not be audited ({a.status})").text = a.error or ""
+            ET.SubElement(case, "error", message=f"host could not be audited ({a.status})").text = redact(a.error or "")
             counts["errors"] += 1
         for rule in RULES:
             case = ET.SubElement(suite, "testcase", classname=f"hostprep.audit.{a.host}", name=rule.id)
@@ -79,8 +81,9 @@ def junit(audits: Sequence[HostAudit], at: datetime) -> str:
                 ET.SubElement(case, "skipped", message="host could not be audited")
                 counts["skipped"] += 1
             elif found:
-                text = "\n".join(f"{f.key}: {f.detail}\nfix: {f.hint}" for f in found)
-                ET.SubElement(case, "failure", message=f"{rule.title}: {found[0].detail}", type=rule.severity).text = text
+                text = redact("\n".join(f"{f.key}: {f.detail}\nfix: {f.hint}" for f in found))
+                ET.SubElement(case, "failure", message=redact(f"{rule.title}: {found[0].detail}"),
+                              type=rule.severity).text = text
                 counts["failures"] += 1
         for k, v in counts.items():
             suite.set(k, str(v))

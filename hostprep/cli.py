@@ -5,6 +5,7 @@ This is the edge: tasks parse arguments, call the library and print what it retu
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from typing import Callable
@@ -15,6 +16,7 @@ from hostprep import __version__, commands, strategies, validate
 from hostprep.errors import InventoryError, SettingsError
 from hostprep.fleet import ConnectOptions
 from hostprep.provision import Options
+from hostprep.redact import for_terminal
 from hostprep.schedule import ScheduleError
 
 SELECT_HELP = {
@@ -40,15 +42,27 @@ def _conn(known_hosts, accept_new, timeout):
 
 def _progress() -> Callable[[str], None] | None:
     """Where commands show a line per finished host: stderr, when someone watches it."""
-    return (lambda line: print(line, file=sys.stderr)) if sys.stderr.isatty() else None
+    return (lambda line: print(for_terminal(line), file=sys.stderr)) if sys.stderr.isatty() else None
+
+
+def _shown(line: str) -> str:
+    """A line as printed: text masked and cleaned again here at the edge; JSON was masked value by value
+    (``render.as_json``) and its escapes are already inert."""
+    if line[:1] in "{[":
+        try:
+            json.loads(line)
+            return line
+        except ValueError:
+            pass
+    return for_terminal(line)
 
 
 def _show(reply: commands.Reply) -> None:
     """Print what a command returned; its exit code becomes the task's."""
     for line in reply.lines:
-        print(line)
+        print(_shown(line))
     for warning in reply.warnings:
-        print(f"hostprep: {warning}", file=sys.stderr)
+        print(for_terminal(f"hostprep: {warning}"), file=sys.stderr)
     if reply.code:
         raise Exit(code=reply.code)
 
@@ -58,7 +72,7 @@ def _run(fn, *args, **kwargs):
     try:
         reply = fn(*args, **kwargs)
     except (InventoryError, SettingsError, ValueError) as exc:
-        print(f"hostprep: error: {exc}", file=sys.stderr)
+        print(for_terminal(f"hostprep: error: {exc}"), file=sys.stderr)
         raise Exit(code=2)
     _show(reply)
 
@@ -122,7 +136,7 @@ def _run_audit(fn, *args, **kwargs):
     try:
         reply = fn(*args, **kwargs)
     except (InventoryError, SettingsError, ScheduleError, ValueError) as exc:
-        print(f"hostprep: error: {exc}", file=sys.stderr)
+        print(for_terminal(f"hostprep: error: {exc}"), file=sys.stderr)
         raise Exit(code=1)
     _show(reply)
 

@@ -22,6 +22,7 @@ from typing import Any, Iterable
 
 from hostprep.audit import HostAudit
 from hostprep.local_state import append_private, controller_dir, host_dir, write_private
+from hostprep.redact import redact
 
 UNREACHABLE_KEY = "host-unreachable"
 COMPACT_AT = 512 * 1024   # bytes per host file
@@ -30,8 +31,9 @@ COMPACT_AT = 512 * 1024   # bytes per host file
 def entry(a: HostAudit, at: datetime, *, phase: str = "audit") -> dict[str, Any]:
     """The history line for one host's audit (``phase`` "fix" for the re-audit after --fix)."""
     return {"at": at.isoformat(timespec="seconds"), "host": a.host, "status": a.status, "deep": a.deep,
-            "phase": phase, "error": a.error,
-            "findings": [{"key": f.key, "id": f.id, "severity": f.severity, "detail": f.detail} for f in a.findings]}
+            "phase": phase, "error": a.error and redact(a.error),
+            "findings": [{"key": f.key, "id": f.id, "severity": f.severity, "detail": redact(f.detail)}
+                         for f in a.findings]}
 
 
 def entries_for(a: HostAudit, at: datetime, fixed_at: datetime) -> list[dict[str, Any]]:

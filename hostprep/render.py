@@ -6,7 +6,7 @@ import json
 from typing import Any, Iterable
 
 from hostprep.facts import Facts
-from hostprep.redact import redact
+from hostprep.redact import redact, redact_data
 from hostprep.verify import first_line
 from hostprep.results import STEP_COUNTS, FleetReport, HostReport, recap_counts
 
@@ -111,7 +111,8 @@ def recap(fleet: FleetReport, *, use_color: bool = False) -> str:
 
 
 def as_json(data: Any) -> str:
-    return json.dumps(data, indent=2, sort_keys=True, default=str)
+    """JSON for --json, every string value with credentials masked."""
+    return json.dumps(redact_data(json.loads(json.dumps(data, default=str))), indent=2, sort_keys=True)
 
 
 def progress_line(r: HostReport, done: int, total: int, use_color: bool) -> str:

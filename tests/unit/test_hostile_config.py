@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import given, strategies as st
 
 from hostprep import compose, ssh_config, yaml_limits
 from hostprep.endpoint import Endpoint
@@ -22,8 +22,8 @@ from hostprep.inventory_formats import parse_ini, parse_yaml
 from hostprep.patterns import select_hosts
 from hostprep.settings import proxy_safe, valid_host_name
 from hostprep.validate import host_settings, validate_host
+from tests.unit.fuzz import FUZZ
 
-FAST = hsettings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def parse(text: str, kind: str = "ini") -> Any:
@@ -64,7 +64,7 @@ def test_a_host_name_that_could_reach_a_shell_or_a_path_is_refused(name: str) ->
         validate_host(HostEntry(name, {}, ()))
 
 
-@FAST
+@FUZZ
 @given(st.sampled_from(["hostprep_worker_service", "hostprep_project_dir", "hostprep_socket_path",
                         "hostprep_airflow_uid", "hostprep_smoke_dag", "hostprep_compose_file", "ansible_host",
                         "ansible_port", "ansible_user", "hostprep_become_password_env", "hostprep_bind_dirs"]),
@@ -78,7 +78,7 @@ def test_settings_accept_only_clean_values_and_fail_only_with_settings_error(var
     assert "\\n" not in shown and "\\x" not in shown and "$(" not in shown
 
 
-@FAST
+@FUZZ
 @given(st.text(max_size=40))
 def test_host_names_are_valid_or_refused_and_never_hold_shell_or_path_characters(name: str) -> None:
     if valid_host_name(name):
@@ -126,7 +126,7 @@ def test_a_host_name_with_a_command_substitution_never_reaches_an_ssh_config_pro
     assert not canary.exists() and not (tmp_path / "seen").exists()
 
 
-@FAST
+@FUZZ
 @given(st.text(max_size=30), st.one_of(st.none(), st.text(max_size=15)))
 def test_proxy_safe_refuses_every_shell_metacharacter_openssh_refuses(host: str, user: str | None) -> None:
     why = proxy_safe(host, user)
@@ -193,7 +193,7 @@ def _tokens(*extra: str) -> st.SearchStrategy[str]:
     return st.lists(st.sampled_from(extra), max_size=40).map("".join)
 
 
-@FAST
+@FUZZ
 @given(_tokens(*"[]:abh019\n =#'\"\\,!&*~-", "children", "vars", "ungrouped", "[g:children]\n", "\n[g]\n"))
 def test_ini_inventories_parse_or_fail_with_inventory_error(text: str) -> None:
     try:
@@ -209,7 +209,7 @@ _YAML_TREE = st.recursive(_YAML_SCALAR, lambda kids: st.one_of(
                               st.text(alphabet="abh[]:0", max_size=5)), kids, max_size=3)), max_leaves=12)
 
 
-@FAST
+@FUZZ
 @given(_YAML_TREE)
 def test_yaml_inventories_parse_or_fail_with_inventory_error(data: Any) -> None:
     import yaml
@@ -220,7 +220,7 @@ def test_yaml_inventories_parse_or_fail_with_inventory_error(data: Any) -> None:
         pass
 
 
-@FAST
+@FUZZ
 @given(_tokens(*"ab1*?~:&!,[]^$.+(){}\\ ", "all", "web", "{99999999999}"))
 def test_limit_patterns_select_or_fail_with_inventory_error(pattern: str) -> None:
     try:
@@ -229,7 +229,7 @@ def test_limit_patterns_select_or_fail_with_inventory_error(pattern: str) -> Non
         pass
 
 
-@FAST
+@FUZZ
 @given(st.text(max_size=200))
 def test_compose_files_load_or_fail_with_compose_error(text: str) -> None:
     try:
@@ -242,7 +242,7 @@ def test_compose_files_load_or_fail_with_compose_error(text: str) -> None:
         compose.build_context(data, str(name))
 
 
-@FAST
+@FUZZ
 @given(st.text(max_size=200))
 def test_env_files_always_parse(text: str) -> None:
     env = compose.parse_env(text)
@@ -250,7 +250,7 @@ def test_env_files_always_parse(text: str) -> None:
     assert all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
 
 
-@FAST
+@FUZZ
 @given(_tokens(*"&*ab[]{}:, -\n", "&a ", "*a", "&b ", "*b", "<<: "))
 def test_yaml_limits_raise_only_yaml_errors_or_its_own(text: str) -> None:
     import yaml

@@ -13,7 +13,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import given, strategies as st
 
 from hostprep import history, local_state, snapshots
 from hostprep.audit import audit
@@ -25,8 +25,8 @@ from hostprep.settings import HostSettings
 from hostprep.access import id_groups
 from hostprep.verify import verify
 from tests.unit.test_facts_parser import capture, facts_of, with_section, with_worker_field
+from tests.unit.fuzz import FUZZ
 
-FAST = hsettings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 LAB = HostSettings()
 
 
@@ -148,7 +148,7 @@ def test_check_output_and_json_of_a_host_with_passwords_show_none() -> None:
     assert "hunter2" not in shown and "pgpass" not in shown and "edit .env" in shown
 
 
-@FAST
+@FUZZ
 @given(st.text(max_size=200))
 def test_redact_never_fails_and_keeps_line_count(text: str) -> None:
     assert len(redact(text).splitlines()) == len(text.splitlines())
@@ -178,7 +178,7 @@ def test_verify_fails_when_id_shows_999_but_the_docker_gid_is_99() -> None:
     assert not check.ok
 
 
-@FAST
+@FUZZ
 @given(st.text(max_size=120))
 def test_id_groups_never_raises(text: str) -> None:
     groups = id_groups(text)
@@ -250,7 +250,7 @@ def test_a_state_record_with_wrong_types_is_record_unreadable(text: str) -> None
     assert "record-unreadable" in [x.id for x in audit(f, LAB)]
 
 
-@FAST
+@FUZZ
 @given(st.text(max_size=300))
 def test_parse_probe_raises_only_probe_failed(junk: str) -> None:
     for text in (junk, capture("lab1_pristine")[: len(junk) * 10], with_section(capture("lab1_pristine"), "record", junk)):
@@ -263,7 +263,7 @@ def test_parse_probe_raises_only_probe_failed(junk: str) -> None:
 _PRISTINE_SECTIONS = [k for k in sections(capture("lab1_audit_pristine")) if k != "end"]
 
 
-@FAST
+@FUZZ
 @given(st.sampled_from(_PRISTINE_SECTIONS), st.text(max_size=200))
 def test_any_section_replaced_by_junk_is_parsed_or_probe_failed(key: str, junk: str) -> None:
     try:
@@ -291,7 +291,7 @@ _HISTORY_LINE = st.one_of(st.text(max_size=40), st.builds(json.dumps, st.diction
     st.sampled_from(["at", "host", "status", "findings", "repeat"]), _HISTORY_FIELD)))
 
 
-@FAST
+@FUZZ
 @given(st.lists(_HISTORY_LINE, max_size=8))
 def test_history_parsing_survives_any_lines(tmp_path_factory: pytest.TempPathFactory, lines: list[str]) -> None:
     root = tmp_path_factory.mktemp("hist")
@@ -313,7 +313,7 @@ def test_an_action_refuses_any_value_that_is_not_wholly_safe(arg: str) -> None:
         Action("chown", (arg, "0", "0"))
 
 
-@FAST
+@FUZZ
 @given(st.text(max_size=30))
 def test_an_action_argument_is_safe_or_refused(arg: str) -> None:
     try:
@@ -328,7 +328,7 @@ _JSONISH = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.te
                                                st.dictionaries(st.text(max_size=8), kids, max_size=4)), max_leaves=15)
 
 
-@FAST
+@FUZZ
 @given(st.fixed_dictionaries({}, optional={k: _JSONISH for k in (
     "id", "host", "strategy", "services", "socket", "files", "dirs", "image", "record", "facts")}))
 def test_snapshot_check_refuses_anything_malformed_with_its_own_error(snap: dict[str, object]) -> None:
@@ -338,7 +338,7 @@ def test_snapshot_check_refuses_anything_malformed_with_its_own_error(snap: dict
         pass
 
 
-@FAST
+@FUZZ
 @given(st.text(max_size=40), st.binary(max_size=120))
 def test_worker_sections_decode_anything_or_fail_with_probe_failed(head: str, body: bytes) -> None:
     try:
