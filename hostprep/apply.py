@@ -21,6 +21,9 @@ from hostprep.steps import Action, Plan
 from hostprep.transport import CommandResult, Transport
 
 LOCKED = 75
+STALE = 74     # the lock's holder is gone (and this run may not take it over)
+INCOMPLETE = 73  # fewer actions ran than were sent: never counted as applied
+NOSPACE = 72   # a write came out short (the file system is full)
 DRIFTED = 76
 REFUSED = 77   # a path was not what it must be (a planted symlink, a folder where a file belongs)
 FAILED = 20
@@ -38,7 +41,8 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return self.exit_code == 0
+        """Exit 0 and the interpreter's last word said: a run cut short never counts."""
+        return self.exit_code == 0 and bool(re.search(r"^@@hostprep:(done|released)$", self.log, re.M))
 
     @property
     def locked_by(self) -> str | None:
@@ -52,26 +56,85 @@ class Outcome:
 
     @property
     def failed_step(self) -> str | None:
-        m = re.search(r"^@@hostprep:failed (.*)$", self.log, re.M)
+        return self.marker("failed")
+
+    def marker(self, name: str) -> str | None:
+        """The text of the interpreter's first ``@@hostprep:<name> ...`` line."""
+        m = re.search(rf"^@@hostprep:{name} (.*)$", self.log, re.M)
         return m.group(1).strip() if m else None
 
+    @property
+    def lock_notes(self) -> list[str]:
+        """Locks this run took over (stale) or broke (--break-lock), as the host's journal has them."""
+        return [f"lock {m.group(1)}: {m.group(2).strip()}"
+                for m in re.finditer(r"^@@hostprep:lock-(taken-over|broken) (.*)$", self.log, re.M)]
+
     def error(self) -> str:
-        if self.exit_code == LOCKED:
-            return f"another hostprep run holds the host lock ({self.locked_by or 'unknown owner'}); try again later"
-        if self.exit_code == DRIFTED:
-            return "the host changed between fact gathering and apply; nothing was changed, re-run"
-        if self.exit_code == REFUSED:
-            return f"refused at {self.failed_step or 'setup'}: {self.refused or 'unsafe path'} (hostprep never acts through a link)"
+        """What went wrong, naming the cause."""
+        simple = {LOCKED: f"another hostprep run holds the host lock ({self.locked_by or 'unknown owner'}); "
+                          "try again later (--lock-wait SECONDS)",
+                  STALE: f"the host lock is stale ({self.marker('stale')}); re-run to take it over",
+                  DRIFTED: "the host changed between fact gathering and apply; nothing was changed, re-run",
+                  REFUSED: f"refused at {self.failed_step or 'setup'}: {self.refused or 'unsafe path'} "
+                           "(hostprep never acts through a link)",
+                  INCOMPLETE: f"the apply stopped short ({self.marker('incomplete')}): not counted as applied"}
+        if self.exit_code in simple:
+            return simple[self.exit_code]
+        if self.exit_code == NOSPACE:
+            return no_space(self.marker("short-write") or "")
+        cause = self.marker("cause")
         tail = [redact(ln) for ln in self.log.splitlines() if ln.strip() and not ln.startswith("@@hostprep:")][-8:]
-        return f"apply failed at {self.failed_step or 'setup'} (exit {self.exit_code}): " + " | ".join(tail)
+        return f"apply failed at {self.failed_step or 'setup'} (exit {self.exit_code}): " + (redact(cause) if cause else " | ".join(tail))
 
     def __repr__(self) -> str:
         return f"<Outcome exit={self.exit_code}>"
 
 
+def no_space(short_write: str) -> str:
+    """The message for a short write: which file, how much was needed, how much is free.
+
+    >>> no_space("/var/lib/hostprep/snapshots/s.json 20480 8192 0")
+    'no space left: writing /var/lib/hostprep/snapshots/s.json needed 20480 bytes, 8192 written, 0 bytes free in /var/lib/hostprep/snapshots'
+    """
+    parts = short_write.split()
+    if len(parts) < 3:
+        return "a write came out short (no space left?)"
+    path, need, wrote = parts[:3]
+    free = parts[3] if len(parts) > 3 else "?"
+    return (f"no space left: writing {path} needed {need} bytes, {wrote} written, "
+            f"{free} bytes free in {path.rsplit('/', 1)[0] or '/'}")
+
+
 def lock_owner() -> str:
-    """A token naming this run: controller host, pid and a random part."""
-    return f"{socket.gethostname()}:{os.getpid()}:{base64.b32encode(os.urandom(5)).decode().lower()}"
+    """A token naming this run: controller host, pid and a random part (all plain characters)."""
+    host = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname())[:60] or "controller"
+    return f"{host}:{os.getpid()}:{base64.b32encode(os.urandom(5)).decode().lower()}"
+
+
+@dataclass(frozen=True)
+class LockPolicy:
+    """How a run treats a lock someone else holds: take it over when its holder is gone
+    (``takeover``), or remove it whatever holds it (``break_lock``, a person decided).
+    ``snapshot`` names, in the holder record, the snapshot a restore puts back."""
+
+    takeover: bool = False
+    break_lock: bool = False
+    snapshot: str = ""
+
+
+def interpreter_env(facts: Facts, mode: str, owner: str, actions: Sequence[Action], *, lock_wait: int,
+                    lock: LockPolicy) -> dict[str, str]:
+    """The interpreter's inputs for ``actions``: each write's content (base64) and size beside it."""
+    env = {
+        "MODE": mode, "STATE_DIR": STATE_DIR, "LOCK_OWNER": owner, "LOCK_WAIT": str(lock_wait),
+        "TAKEOVER": "1" if lock.takeover else "0", "BREAK_LOCK": "1" if lock.break_lock else "0",
+        "PROJ": facts.project_dir, "COMPOSE": " ".join(facts.compose_cmd),
+        "ACTIONS": "\n".join(" ".join((a.op, *a.args)) for a in actions), "N_ACTIONS": str(len(actions)),
+    }
+    for i, content in enumerate(a.content or "" for a in actions if a.op == "write"):
+        data = to_bytes(content)
+        env[f"W{i}"], env[f"S{i}"] = base64.b64encode(data).decode(), str(len(data))
+    return env
 
 
 def interpreter() -> str:
@@ -117,31 +180,20 @@ def run(
     actions: Sequence[Action] = (),
     snapshot: tuple[str, str] | None = None,
     expect: str = "",
-    release: bool = False,
     lock_wait: int = 10,
     probe: Mapping[str, str] | None = None,
+    lock: LockPolicy = LockPolicy(),
 ) -> Outcome:
     """One exec of the interpreter in ``mode`` (apply | restore | release).
 
     With ``probe`` (the probe's inputs), a successful run gathers facts afterwards in the
-    same exec: the host is asked once for the change and its proof.
+    same exec: the host is asked once for the change and its proof. The host releases the
+    lock on every way out.
     """
-    env = {
-        "MODE": mode,
-        "STATE_DIR": STATE_DIR,
-        "LOCK_OWNER": owner,
-        "LOCK_WAIT": str(lock_wait),
-        "PROJ": facts.project_dir,
-        "COMPOSE": " ".join(facts.compose_cmd),
-        "EXPECT": expect,
-        "SNAP_ID": snapshot[0] if snapshot else "",
-        "SNAP_B64": snapshot[1] if snapshot else "",
-        "RELEASE": "1" if release else "0",
-        "ACTIONS": "\n".join(" ".join((a.op, *a.args)) for a in actions),
-    }
-    writes = [a.content or "" for a in actions if a.op == "write"]
-    for i, content in enumerate(writes):
-        env[f"W{i}"] = base64.b64encode(to_bytes(content)).decode()
+    env = interpreter_env(facts, mode, owner, actions, lock_wait=lock_wait, lock=lock)
+    snap_bytes = base64.b64decode(snapshot[1]) if snapshot else b""
+    env.update(EXPECT=expect, SNAP_ID=snapshot[0] if snapshot else lock.snapshot, SNAP_B64=snapshot[1] if snapshot else "",
+               SNAP_SIZE=str(len(snap_bytes)))
     if probe is not None:
         clash = {k for k in probe if k in env and env[k] != probe[k]}
         if clash:

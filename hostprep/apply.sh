@@ -1,39 +1,85 @@
 # hostprep host-side interpreter: runs a validated action list under the host lock.
-# Prepended: safe.sh (enter, kind, read_nofollow). Every action on a path enters its directory
+# Prepended: safe.sh (enter, kind, read_nofollow), lock.sh (the lock's holder record, lock_stale).
+# Every action on a path enters its directory
 # first (no link is followed there unless root made it in a root-only directory), re-checks the
 # target's type in the same step, and acts with no-follow forms: temp files are new names created
 # with O_CREAT|O_EXCL|O_NOFOLLOW in the target's own directory, chown -h, chmod only on a held
 # directory (".") or inside a root-only one. A refusal prints "@@hostprep:refused <why>", exits 77.
+# Every write is checked (its size on disk); a short one prints "@@hostprep:short-write <path> <need>
+# <wrote> <free>" and exits 72. The lock is released on every way out (the EXIT trap).
 # Inputs (shell variables, quoted by the transport and read from stdin):
 #   MODE      apply | restore | release
 #   STATE_DIR root-only state dir; LOCK_OWNER this run's token; LOCK_WAIT seconds to wait
+#   TAKEOVER  1: a stale lock (its holder is gone) is taken over, with a note in the host's journal
+#   BREAK_LOCK 1: any lock is removed (a person decided), with a note in the journal
 #   PROJ      Compose project dir; COMPOSE "docker compose" | "docker-compose"
 #   EXPECT    lines "<sha256|missing> <path>": the host must still look as the facts said (apply)
-#   SNAP_ID, SNAP_B64  snapshot written before any change (apply)
-#   ACTIONS   lines "<op> <args...>"; W<n> base64 content for the n-th write
+#   SNAP_ID, SNAP_B64, SNAP_SIZE  snapshot written before any change (apply), and its size in bytes
+#   ACTIONS   lines "<op> <args...>"; N_ACTIONS how many; W<n> base64 content, S<n> its size, n-th write
 #   PROBE     optional: the fact probe, run after a successful apply in the same exec (its own
 #             inputs are set too); its output follows the "@@hostprep:probe" line
 set -u
 umask 077
 lock="$STATE_DIR/lock"
+held=
 say() { printf '@@hostprep:%s\n' "$*"; }
+note() { printf '%s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >> "$STATE_DIR/journal.log" 2>/dev/null || true; }
 release() { if [ "$(cat "$lock/owner" 2>/dev/null)" = "$LOCK_OWNER" ]; then rm -rf "$lock"; fi; }
+# on the way out: ours, or ours but not yet named (its owner file could not be written)
+trap 'if [ -n "$held" ]; then o=$(cat "$lock/owner" 2>/dev/null); [ -n "$o" ] || o=$LOCK_OWNER; [ "$o" != "$LOCK_OWNER" ] || rm -rf "$lock"; fi' EXIT
+# A dropped SSH session must not cut a change in half: the run goes on to its end (and its record).
+trap '' HUP PIPE
+trap 'exit 143' TERM INT
+
+# short PATH NEED WROTE: name a short write, with the free space where it was written
+short() { say "short-write $1 $2 $3 $(df -P -B1 -- "${1%/*}" 2>/dev/null | awk 'NR==2 {print $4}')"; }
+# put PATH SIZE < bytes: a new file, checked to hold all SIZE bytes (else removed, named, exit 72;
+# in a pipeline that is the pipeline's status: callers add "|| exit 72")
+put() {
+    cat > "$1"; _w=$(stat -c %s -- "$1" 2>/dev/null || echo 0)
+    [ "$_w" = "$2" ] && return 0
+    short "$1" "$2" "$_w"; rm -f -- "$1"; exit 72
+}
 
 mkdir -p "$STATE_DIR/snapshots" && chmod 700 "$STATE_DIR" "$STATE_DIR/snapshots" || exit 70
 case "$MODE" in
 release) release; say released; exit 0 ;;
 esac
 
-# take the lock (or keep it, if this run already holds it)
-if [ "$(cat "$lock/owner" 2>/dev/null)" != "$LOCK_OWNER" ]; then
+# the holder record; while it is written the lock is ours but unnamed (lock_stale allows 30 s for that)
+hold() {
+    printf '%s' "$LOCK_OWNER" | put "$lock/owner" "${#LOCK_OWNER}" || exit 72
+    h="pid=$$ start=$(proc_start $$) boot=$(boot_id) since=$(date -u +%Y-%m-%dT%H:%M:%SZ) owner=$LOCK_OWNER"
+    h="$h mode=$MODE snapshot=${SNAP_ID:-}"
+    printf '%s\n' "$h" | put "$lock/holder" $(( ${#h} + 1 )) || exit 72
+}
+# drop a lock someone else holds (stale, or --break-lock); one taker at a time, and re-checked under it
+drop() {
+    mkdir "$lock.taking" 2>/dev/null || { [ -n "$(find "$lock.taking" -maxdepth 0 -mmin +1 2>/dev/null)" ] && rm -rf "$lock.taking"; return 0; }
+    why=$(if [ "${BREAK_LOCK:-0}" = 1 ]; then echo "broken by request (--break-lock)"; else lock_stale; fi)
+    if [ -n "$why" ] && [ -d "$lock" ]; then
+        note "lock $1 by $LOCK_OWNER ($MODE): $why; was held by: $(lock_holder)"
+        say "lock-$1 $why | $(lock_holder)"; rm -rf "$lock"
+    fi
+    rm -rf "$lock.taking"
+}
+take_lock() {
+    if [ "$(cat "$lock/owner" 2>/dev/null)" = "$LOCK_OWNER" ]; then held=1; hold; return 0; fi
     i=0
     until mkdir "$lock" 2>/dev/null; do
+        if [ "${BREAK_LOCK:-0}" = 1 ]; then drop broken; continue; fi
+        why=$(lock_stale)
+        if [ -n "$why" ]; then
+            [ "${TAKEOVER:-0}" = 1 ] || { say "stale $why | $(lock_holder)"; exit 74; }
+            drop taken-over; continue
+        fi
         i=$((i+1))
-        if [ "$i" -gt "$LOCK_WAIT" ]; then say "locked $(cat "$lock/owner" 2>/dev/null) $(cat "$lock/since" 2>/dev/null)"; exit 75; fi
+        if [ "$i" -gt "$LOCK_WAIT" ]; then say "locked $(lock_holder || cat "$lock/owner" 2>/dev/null)"; exit 75; fi
         sleep 1
     done
-    printf '%s' "$LOCK_OWNER" > "$lock/owner"; date -u +%Y-%m-%dT%H:%M:%SZ > "$lock/since"
-fi
+    held=1; hold
+}
+take_lock
 
 refuse() { say "refused $*"; exit 77; }
 # at PATH: enter PATH's directory (in a subshell the caller opened); $base is the name inside it.
@@ -45,40 +91,51 @@ if [ "$MODE" = apply ]; then
         now=$( at "$path"; case $(kind "$base") in
                missing) echo missing ;; file) read_nofollow "$base" | sha256sum | cut -d' ' -f1 ;; *) echo unsafe ;; esac )
         [ "$now" = "$sum" ] || { say "drifted $path"; exit 1; }
-    done || { release; exit 76; }
-    printf '%s' "$SNAP_B64" | base64 -d > "$STATE_DIR/snapshots/$SNAP_ID.json" || { release; exit 71; }
+    done || exit 76
+    printf '%s' "$SNAP_B64" | base64 -d | put "$STATE_DIR/snapshots/$SNAP_ID.json" "$SNAP_SIZE" || exit 72
     say "snapshot $SNAP_ID"
 fi
 
+# same_file NAME "UID GID MODE": NAME already holds content (a regular file, those owners and mode)
+same_file() {
+    [ "$(kind "$1")" = file ] && [ "$(stat -c '%u %g %a' -- "$1")" = "$2" ] &&
+        [ "$(read_nofollow "$1" | sha256sum)" = "$(printf '%s' "$content" | base64 -d | sha256sum)" ]
+}
+same_mode() { _m=$(stat -c %a -- "$1" 2>/dev/null) && [ "$((0$_m))" = "$((0$2))" ]; }
+
 n=0; w=0
-printf '%s\n' "$ACTIONS" > "$STATE_DIR/actions.$$"
 log="$STATE_DIR/compose.log"
 while read -r op rest; do
     [ -n "$op" ] || continue
     set -- $rest   # every argument was validated: no spaces, no glob characters
     n=$((n+1)); say "action $n $op $*"
     case "$op" in
-    write)   # path uid gid mode: a new file beside the target, then renamed over it (never written through)
-        eval "content=\${W$w}"; w=$((w+1))
+    write)   # path uid gid mode: a new file beside the target, checked, then renamed over it (never written through)
+        eval "content=\${W$w} size=\${S$w:-}"; w=$((w+1))
         ( at "$1"
           case $(kind "$base") in file|missing) ;; *) refuse "$1 is a $(kind "$base"), not a regular file" ;; esac
+          same_file "$base" "$2 $3 $4" && exit 0   # already so (a restore over an unchanged file, a read-only one)
           # mktemp -u only draws the unpredictable name; dd creates it O_CREAT|O_EXCL|O_NOFOLLOW (what
           # mkstemp does) with the mode from the umask, so no chmod ever acts on a name others can swap.
           tmp=$(mktemp -u -- ".$base.hostprep.XXXXXXXXXX") || exit 1
-          printf '%s' "$content" | base64 -d | ( umask "$(printf '%03o' $(( ~0$4 & 0777 )))" &&
-              dd of="$tmp" conv=excl oflag=nofollow status=none ) \
-              && chown -h "$2:$3" -- "$tmp" && mv -f -T -- "$tmp" "$base" || { rm -f -- "$tmp"; exit 1; } ); rc=$? ;;
+          err=$(printf '%s' "$content" | base64 -d | ( umask "$(printf '%03o' $(( ~0$4 & 0777 )))" &&
+              dd of="$tmp" conv=excl oflag=nofollow status=none 2>&1 ))
+          [ -f "$tmp" ] || { say "cause cannot write $1: ${err##*: }"; exit 1; }
+          got=$(stat -c %s -- "$tmp")
+          [ "$got" = "${size:-$got}" ] || { rm -f -- "$tmp"; short "$1" "$size" "$got"; exit 72; }
+          chown -h "$2:$3" -- "$tmp" && mv -f -T -- "$tmp" "$base" || { rm -f -- "$tmp"; exit 1; } ); rc=$? ;;
     delete)  ( at "$1"; case $(kind "$base") in dir|other) refuse "$1 is not a file" ;; esac
                rm -f -- "$base" ); rc=$? ;;
     rmdir)   ( at "$1"; [ "$(kind "$base")" = dir ] && rmdir -- "$base" 2>/dev/null ); rc=0 ;;   # only if empty: never delete what others wrote
     chmod)   # a directory is entered and changed as "."; anything else only inside a root-only directory
         ( at "$1"; case $(kind "$base") in
-            dir) enter "$1" || refuse "${unsafe:-$1 vanished}"; chmod "$2" . ;;
+            dir) enter "$1" || refuse "${unsafe:-$1 vanished}"; same_mode . "$2" || chmod "$2" . ;;
             symlink|missing) refuse "$1 is a $(kind "$base")" ;;
-            *) [ -n "$trusted" ] || refuse "$1 is in a directory others can change"; chmod "$2" -- "$base" ;;
+            *) same_mode "$base" "$2" && exit 0
+               [ -n "$trusted" ] || refuse "$1 is in a directory others can change"; chmod "$2" -- "$base" ;;
           esac ); rc=$? ;;
     chown)   ( at "$1"; [ "$(kind "$base")" != symlink ] || refuse "$1 is a symlink"
-               chown -h "$2:$3" -- "$base" ); rc=$? ;;
+               [ "$(stat -c '%u %g' -- "$base" 2>/dev/null)" = "$2 $3" ] || chown -h "$2:$3" -- "$base" ); rc=$? ;;
     mkdir)   # parents as `mkdir -p` would (root's), the folder itself new, then changed as "."
         ( parent=${1%/*}; enter "${parent:-/}" || { [ -z "$unsafe" ] && mkdir -p -- "$parent" && enter "$parent"; } \
               || refuse "${unsafe:-cannot create $parent}"
@@ -93,11 +150,16 @@ while read -r op rest; do
         tail -n 15 "$log"; say "compose-seconds $t0 $(date +%s.%N)" ;;
     *) say "unknown action $op"; rc=64 ;;
     esac
-    if [ "$rc" = 77 ]; then say "failed $n $op"; rm -f "$STATE_DIR/actions.$$"; exit 77; fi
-    if [ "$rc" != 0 ]; then say "failed $n $op"; rm -f "$STATE_DIR/actions.$$"; exit 20; fi
-done < "$STATE_DIR/actions.$$"
-rm -f "$STATE_DIR/actions.$$"
-if [ "${RELEASE:-0}" = 1 ]; then release; fi
+    if [ "$rc" != 0 ]; then
+        say "failed $n $op"
+        case "$rc" in 77|72) exit "$rc" ;; *) exit 20 ;; esac
+    fi
+done <<EOF_ACTIONS
+$ACTIONS
+EOF_ACTIONS
+# every action ran, or it is not an apply (a cut or empty action list never counts as one)
+[ "$n" = "${N_ACTIONS:-$n}" ] || { say "incomplete ran $n of $N_ACTIONS actions"; exit 73; }
+release; held=
 say done
 if [ -n "${PROBE:-}" ]; then
     t0=$(date +%s.%N); p=$(set +u; eval "$PROBE"); say "probe-seconds $t0 $(date +%s.%N)"

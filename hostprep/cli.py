@@ -90,12 +90,13 @@ def facts(c, host=None, group=None, limit=None, inventory=None, json=False, shal
     "check": "show the plan as a diff and change nothing",
     "forks": "hosts worked on in parallel (default 32)",
     "lock_wait": "seconds to wait for another run's host lock (default 10)",
+    "break_lock": "remove the host lock whoever holds it (a person decided; recorded in the host's journal)",
     "smoke_dag": "DAG_ID:TASK_ID to run with `airflow tasks test` in the worker after the fix",
     "no_smoke": "skip the Airflow check (on by default when the worker has the airflow command)",
 })
 def provision(c, host=None, group=None, limit=None, inventory=None, strategy=None, check=False, json=False,
               known_hosts=None, accept_new=False, timeout=10, forks=32, lock_wait=10, smoke_dag=None,
-              no_smoke=False):
+              no_smoke=False, break_lock=False):
     """Fix Docker socket access for the Airflow worker: plan, snapshot, apply, recreate, verify."""
 
     def run() -> commands.Reply:
@@ -104,7 +105,7 @@ def provision(c, host=None, group=None, limit=None, inventory=None, strategy=Non
         if warning and not json:
             print(f"WARNING: {warning}", file=sys.stderr)
         opts = Options(strategy=chosen, check=check, lock_wait=int(lock_wait),
-                       smoke_dag=validate.smoke_dag_arg(smoke_dag), smoke=not no_smoke)
+                       smoke_dag=validate.smoke_dag_arg(smoke_dag), smoke=not no_smoke, break_lock=break_lock)
         return commands.provision(_sel(host, group, limit, inventory), _conn(known_hosts, accept_new, timeout),
                                   opts, as_json=json, forks=int(forks), progress=_progress(),
                                   color=sys.stdout.isatty())
@@ -112,12 +113,16 @@ def provision(c, host=None, group=None, limit=None, inventory=None, strategy=Non
     _run(run)
 
 
-@task(help=SELECT_HELP | {"snapshot": "snapshot id to restore (default: the latest)"})
+@task(help=SELECT_HELP | {
+    "snapshot": "snapshot id to restore (default: the latest)",
+    "lock_wait": "seconds to wait for another run's host lock (default 10); a stale lock is taken over at once",
+    "break_lock": "remove the host lock whoever holds it (a person decided; recorded in the host's journal)",
+})
 def rollback(c, host=None, group=None, limit=None, inventory=None, snapshot=None, json=False,
-             known_hosts=None, accept_new=False, timeout=10):
+             known_hosts=None, accept_new=False, timeout=10, lock_wait=10, break_lock=False):
     """Restore a host from its snapshot exactly, then verify it matches."""
     _run(commands.rollback, _sel(host, group, limit, inventory), _conn(known_hosts, accept_new, timeout),
-         snapshot, as_json=json, color=sys.stdout.isatty())
+         snapshot, as_json=json, color=sys.stdout.isatty(), lock_wait=int(lock_wait), break_lock=break_lock)
 
 
 @task(help=SELECT_HELP)

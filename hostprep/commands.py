@@ -150,9 +150,10 @@ def provision(sel: Selection, conn: ConnectOptions, opts: prov.Options, *, as_js
 
 
 def rollback(sel: Selection, conn: ConnectOptions, snapshot: str | None, *, as_json: bool,
-             color: bool = False) -> Reply:
+             color: bool = False, lock_wait: int = 10, break_lock: bool = False) -> Reply:
     entries = select(sel)
-    fleet = fan_out(entries, lambda t, s: prov.rollback(t, s, snapshot), conn)
+    fleet = fan_out(entries, lambda t, s: prov.rollback(t, s, snapshot, lock_wait=lock_wait, break_lock=break_lock),
+                    conn)
     return show_fleet(labelled(fleet, entries), as_json=as_json, diff=False, color=color)
 
 

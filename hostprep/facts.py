@@ -16,6 +16,7 @@ from importlib import resources
 from typing import Any
 
 from hostprep import compose
+from hostprep.host_lock import HostLock, parse_lock
 from hostprep.layout import COMPOSE_FILES, OVERRIDE_FILE, STATE_DIR, bind_path
 from hostprep.settings import HostSettings
 from hostprep.transport import Transport
@@ -133,6 +134,7 @@ class Facts:
     deep: bool = True
     compose_file_name: str | None = None
     project_unsafe: str | None = None
+    lock: HostLock | None = None     # the host lock, when one is held (stale when its holder is gone)
 
     @property
     def unsafe_paths(self) -> list[str]:
@@ -533,13 +535,14 @@ def _parse_probe(host: str, text: str, settings: HostSettings, *, deep: bool) ->
         deep=deep,
         compose_file_name=settings.compose_file,
         project_unsafe=project[len("unsafe "):] if project.startswith("unsafe ") else None,
+        lock=parse_lock(sec.get("lock")),
     )
 
 
 def host_script(name: str) -> str:
-    """A host-side script with safe.sh (the no-follow path walk) in front."""
+    """A host-side script with safe.sh (the no-follow path walk) and lock.sh (the host lock) in front."""
     files = resources.files("hostprep")
-    return files.joinpath("safe.sh").read_text() + files.joinpath(name).read_text()
+    return "".join(files.joinpath(f).read_text() for f in ("safe.sh", "lock.sh", name))
 
 
 def probe_script() -> str:

@@ -1,5 +1,5 @@
 # hostprep fact probe: everything hostprep needs to know about a host, in one exec.
-# Prepended: safe.sh (enter, kind, read_nofollow).
+# Prepended: safe.sh (enter, kind, read_nofollow), lock.sh (lock_holder, lock_stale).
 # Inputs (shell variables, quoted by the transport): SOCK PROJ WORKER_SVC BIND_DIRS DEEP VERSIONS STATE_DIR FILES
 #   DEEP=1      also run `id` and `docker ps` inside the worker, in one docker exec (the proof; ~0.2 s on the host)
 #   VERSIONS=1  also ask dockerd and Compose for their versions (0.1-0.5 s)
@@ -52,6 +52,7 @@ printf '%s' "$BIND_DIRS" | while read -r d p; do   # "name path" lines: the path
     ( probe_dir "$d" "${p%/*}" "${p##*/}" )
 done
 m record; cat "$STATE_DIR/state.json" 2>/dev/null
+m lock; if [ -d "$STATE_DIR/lock" ]; then echo "held $(lock_holder)"; s=$(lock_stale); [ -z "$s" ] || echo "stale $s"; fi
 cid=; pid=0
 if [ -d /var/lib/docker/containers ]; then
     # dockerd's own record of the containers: no docker CLI (each call costs ~50 ms on the host)

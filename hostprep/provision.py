@@ -32,6 +32,7 @@ class Options:
     smoke_dag: str | None = None   # overrides the host's hostprep_smoke_dag
     smoke: bool = True             # run the Airflow check when the worker has `airflow`
     deep_before: bool = False      # also exec id/docker ps in the worker before changing anything
+    break_lock: bool = False       # remove the host lock whoever holds it (recorded in the host's journal)
 
 
 def _timed(report: HostReport, key: str, start: float) -> float:
@@ -46,14 +47,41 @@ def provision(t: Transport, settings: HostSettings, opts: Options) -> HostReport
     start = time.monotonic()
     # Planning needs only host-side facts (cheap); the in-worker proof comes after the change.
     before = gather(t, settings, deep=opts.deep_before)
+    if before.lock is not None and before.lock.stale and not opts.check:
+        if not recover(t, settings, before, report):
+            return report
+        before = gather(t, settings, deep=opts.deep_before)
     start = _timed(report, "facts", start)
     plan = make_plan(before, settings, opts.strategy)
-    report.plan, report.warnings, report.before = plan, list(plan.warnings), worker_view(before)
+    report.plan, report.before = plan, worker_view(before)
+    report.warnings += plan.warnings
     if plan.blocked:
         return report.fail("; ".join(plan.problems))
     if opts.check or not plan.changed:
+        if not opts.check and before.lock is not None and not before.lock.stale and not opts.break_lock:
+            return report.fail(f"another hostprep run holds the host lock ({before.lock.describe()}): "
+                               "the host may be mid-change; nothing was changed, try again later")
         return _unchanged(t, report, before, settings, plan, opts, start)
     return _apply(t, report, before, settings, plan, opts, start)
+
+
+def recover(t: Transport, settings: HostSettings, facts: Facts, report: HostReport) -> bool:
+    """A stale lock: its holder died mid-run. Put back the snapshot it stored before changing
+    anything (taking the lock over, noted in the host's journal); without one, nothing was changed
+    and the next apply takes the lock over. False (the report failed) when that restore failed."""
+    assert facts.lock is not None
+    lock = facts.lock
+    report.warnings.append(f"stale host lock ({lock.stale}): held by {lock.describe()}")
+    snap = snapshots.fetch_remote(t, lock.snapshot, settings) if lock.snapshot else None
+    if snap is None:
+        return True
+    ok = restore(t, facts, snap, apply.lock_owner(), report, lock=apply.LockPolicy(takeover=True, snapshot=snap["id"]))
+    if ok:
+        report.warnings.append(f"the interrupted run was undone: restored from snapshot {snap['id']}")
+    else:
+        report.fail(f"an interrupted run left the host mid-change and restoring its snapshot failed: "
+                    f"{report.warnings.pop()}")
+    return ok
 
 
 def _unchanged(t: Transport, report: HostReport, before: Facts, settings: HostSettings, plan: Plan, opts: Options,
@@ -88,15 +116,18 @@ def _apply(t: Transport, report: HostReport, before: Facts, settings: HostSettin
     record = snapshots.record(plan, snap_id, before.docker_gid, _now())
     outcome = apply.run(t, before, "apply", owner=owner, actions=[*plan.actions, snapshots.state_action(record)],
                         snapshot=(snap_id, snapshots.encode(snap)), expect=apply.expectations(before, plan),
-                        lock_wait=opts.lock_wait, release=True, probe=probe_env(settings, deep=True))
+                        lock_wait=opts.lock_wait, probe=probe_env(settings, deep=True),
+                        lock=apply.LockPolicy(takeover=before.lock is not None and bool(before.lock.stale),
+                                              break_lock=opts.break_lock))
+    report.warnings += outcome.lock_notes
     report.timings["compose"] = outcome.compose_seconds
     report.timings["proof"] = outcome.probe_seconds   # the after-facts and in-worker checks, on the host
     start = _timed(report, "apply", start)
     if not outcome.ok:
-        if outcome.exit_code in (apply.LOCKED, apply.DRIFTED):
-            return report.fail(outcome.error())
-        restore(t, before, snap, owner, report)
-        return report.fail(outcome.error() + "; rolled back to snapshot " + snap_id)
+        if "@@hostprep:snapshot " not in outcome.log:   # stopped before its snapshot: nothing was changed
+            return report.fail(outcome.error() + ("" if outcome.exit_code == apply.DRIFTED else "; nothing was changed"))
+        report.snapshot_id = snap_id
+        return report.fail(outcome.error() + _restored(t, before, snap, owner, report))
     report.snapshot_id = snap_id
 
     after = _facts_after(t, settings, outcome, deep=True)
@@ -107,27 +138,41 @@ def _apply(t: Transport, report: HostReport, before: Facts, settings: HostSettin
                                      earlier=report.checks))
     _timed(report, "smoke", start)
     if not all(c.ok for c in report.checks):
-        restore(t, before, snap, owner, report)
         failed = "; ".join(f"{c.name}: {c.detail}" for c in report.checks if not c.ok)
-        return report.fail(f"verification failed ({failed}); rolled back to snapshot {snap_id}")
+        return report.fail(f"verification failed ({failed})" + _restored(t, before, snap, owner, report))
 
     snapshots.append_history(report.host, {"event": "provision", **record, "steps": snap["steps"]})
     report.changed, report.status = len(plan.steps), CHANGED
     return report
 
 
-def restore(t: Transport, facts: Facts, snap: dict[str, Any], owner: str, report: HostReport) -> bool:
-    """Replay a snapshot on the host (keeps/takes the lock, then releases it)."""
+def _restored(t: Transport, facts: Facts, snap: dict[str, Any], owner: str, report: HostReport) -> str:
+    """Restore after a failed apply; what to add to the error: restored, or FAILED and how to finish it."""
+    if restore(t, facts, snap, owner, report):
+        return f"; restored from snapshot {snap['id']}"
+    why = report.warnings.pop()
+    return (f"; automatic rollback FAILED ({why}): the host may be half-changed; finish it with "
+            f"`hostprep rollback --host {report.host} --snapshot {snap['id']}`")
+
+
+def restore(t: Transport, facts: Facts, snap: dict[str, Any], owner: str, report: HostReport,
+            lock: apply.LockPolicy | None = None) -> bool:
+    """Replay a snapshot on the host under the lock; on failure the reason is the report's last warning."""
     actions = snapshots.restore_plan(snap)
-    outcome = apply.run(t, facts, "restore", owner=owner, actions=actions, release=True)
+    outcome = apply.run(t, facts, "restore", owner=owner, actions=actions,
+                        lock=lock or apply.LockPolicy(snapshot=snap["id"]))
+    report.warnings += outcome.lock_notes
     report.rolled_back = outcome.ok
     if not outcome.ok:
-        report.warnings.append("automatic rollback failed: " + outcome.error())
+        report.warnings.append(outcome.error())
     return outcome.ok
 
 
-def rollback(t: Transport, settings: HostSettings, snap_id: str | None = None, *, lock_wait: int = 10) -> HostReport:
-    """Restore the latest (or given) snapshot, then prove the host matches it."""
+def rollback(t: Transport, settings: HostSettings, snap_id: str | None = None, *, lock_wait: int = 10,
+             break_lock: bool = False) -> HostReport:
+    """Restore the latest (or given) snapshot, then prove the host matches it. A stale lock (its
+    holder is gone) is taken over, and noted in the host's journal: a rollback only puts back what
+    the snapshot says."""
     report = HostReport(t.endpoint.name)
     start = time.monotonic()
     try:
@@ -145,12 +190,13 @@ def rollback(t: Transport, settings: HostSettings, snap_id: str | None = None, *
     owner = apply.lock_owner()
     actions = snapshots.restore_plan(snap)
     deep = bool(snap["facts"].get("deep", True))   # compare like with like
-    outcome = apply.run(t, before, "restore", owner=owner, actions=actions, release=True, lock_wait=lock_wait,
-                        probe=probe_env(settings, deep=deep))
+    outcome = apply.run(t, before, "restore", owner=owner, actions=actions, lock_wait=lock_wait,
+                        probe=probe_env(settings, deep=deep),
+                        lock=apply.LockPolicy(takeover=True, break_lock=break_lock, snapshot=snap["id"]))
+    report.warnings += outcome.lock_notes
     report.timings["compose"] = outcome.compose_seconds
     start = _timed(report, "restore", start)
     if not outcome.ok:
-        apply.run(t, before, "release", owner=owner)
         return report.fail(outcome.error())
     after = _facts_after(t, settings, outcome, deep=deep)
     _timed(report, "verify", start)

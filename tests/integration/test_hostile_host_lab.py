@@ -159,7 +159,7 @@ def test_apply_refuses_a_link_planted_after_the_facts_were_gathered(lab_hosts: d
                        Action("write", ("/opt/airflow/.env", "1500", "1500", "644"), "X=1\n"),
                        Action("mkdir", ("/opt/airflow/plugins", "50000", "0", "755")),
                        Action("chmod", ("/opt/airflow/plugins/x", "777"))):
-            out = apply.run(t, before, "restore", owner=owner, actions=[action], release=True)
+            out = apply.run(t, before, "restore", owner=owner, actions=[action])
             assert out.exit_code == apply.REFUSED, out.log
             assert "symlink" in out.error() or "already a link" in out.error(), out.error()
         apply.run(t, before, "release", owner=owner)

@@ -118,7 +118,7 @@ def test_a_locked_host_error_names_the_lock_owner() -> None:
     out = Outcome(LOCKED, "@@hostprep:locked ci-runner:4242:abcdefgh 2026-11-25T17:30:00Z\n")
     assert out.locked_by == "ci-runner:4242:abcdefgh 2026-11-25T17:30:00Z"
     assert out.error() == ("another hostprep run holds the host lock (ci-runner:4242:abcdefgh "
-                           "2026-11-25T17:30:00Z); try again later")
+                           "2026-11-25T17:30:00Z); try again later (--lock-wait SECONDS)")
     assert not out.ok
 
 
@@ -193,19 +193,19 @@ def project(tmp_path: Path, env_bytes: bytes) -> tuple[Facts, Path]:
     return parse_probe("local", text, HostSettings(project_dir=str(proj))), proj
 
 
-def apply_files(tmp_path: Path, facts: Facts, plan: Plan, *, release: bool = False, lock_wait: int = 10) -> Outcome:
+def apply_files(tmp_path: Path, facts: Facts, plan: Plan, *, lock_wait: int = 10) -> Outcome:
     """``apply.run`` of the plan's file actions only (compose never runs here)."""
     writes = [a for a in plan.actions if a.op in ("write", "delete")]
     snap = snapshots.take(facts, plan, "20261125T173000Z-0000")
     shell: Any = LocalShell(tmp_path / "state")
-    return apply.run(shell, facts, "apply", owner="test:1:aaaa", actions=writes, release=release, lock_wait=lock_wait,
+    return apply.run(shell, facts, "apply", owner="test:1:aaaa", actions=writes, lock_wait=lock_wait,
                      snapshot=(snap["id"], snapshots.encode(snap)), expect=expectations(facts, plan))
 
 
 def test_the_interpreter_writes_exactly_the_planned_bytes_of_a_utf8_env(tmp_path: Path) -> None:
     facts, proj = project(tmp_path, "# Zürich ☃\nAIRFLOW_UID=50000\n".encode())
     plan = make_plan(facts, facts_settings(proj), "group-add")
-    out = apply_files(tmp_path, facts, plan, release=True)
+    out = apply_files(tmp_path, facts, plan)
     assert out.ok, out.log
     after = {s.name: s.after for s in plan.steps}
     assert (proj / ".env").read_bytes() == (after["edit .env"] or "").encode()
@@ -271,7 +271,7 @@ def test_the_interpreter_runs_the_probe_after_a_successful_apply(tmp_path: Path)
     settings = facts_settings(proj)
     plan = make_plan(facts, settings, "group-add")
     shell: Any = LocalShell(tmp_path / "state")
-    out = apply.run(shell, facts, "apply", owner="test:1:aaaa", release=True,
+    out = apply.run(shell, facts, "apply", owner="test:1:aaaa",
                     actions=[a for a in plan.actions if a.op == "write"], expect=expectations(facts, plan),
                     probe=probe_env(settings, deep=False))
     assert out.ok, out.log
@@ -302,7 +302,7 @@ def test_a_probe_that_disagrees_with_the_interpreter_on_the_project_is_refused(t
 def test_the_probe_after_an_apply_is_timed_on_the_host(tmp_path: Path) -> None:
     facts, proj = project(tmp_path, b"AIRFLOW_UID=50000\n")
     shell: Any = LocalShell(tmp_path / "state")
-    out = apply.run(shell, facts, "apply", owner="test:1:aaaa", release=True,
+    out = apply.run(shell, facts, "apply", owner="test:1:aaaa",
                     probe=probe_env(facts_settings(proj), deep=False))
     assert out.ok and 0.0 < out.probe_seconds < 30
     assert out.probe_output is not None and "probe-seconds" not in out.probe_output
@@ -313,7 +313,7 @@ def test_values_far_past_the_128_kib_argument_limit_reach_the_interpreter_intact
     big = b"AIRFLOW_UID=50000\n" + b"".join(b"# note %06d " % i + b"x" * 80 + b"\n" for i in range(3000))
     facts, proj = project(tmp_path, big)
     plan = make_plan(facts, facts_settings(proj), "group-add")
-    out = apply_files(tmp_path, facts, plan, release=True)
+    out = apply_files(tmp_path, facts, plan)
     assert out.ok, out.log[-500:]
     assert (proj / ".env").read_bytes() == ({s.name: s.after for s in plan.steps}["edit .env"] or "").encode()
     stored = json.loads((tmp_path / "state" / "snapshots" / "20261125T173000Z-0000.json").read_text())

@@ -1,0 +1,181 @@
+"""A provision cut off halfway (issue 19), for real on the lab: the host ends finished and recorded,
+or back as it was, and the next provision or rollback works without anyone logging in to clean up."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from hostprep import provision as prov
+from hostprep.host_lock import parse_holder
+from hostprep.results import CHANGED, FAILED, OK
+from tests.integration.conftest import Pristine, connect, facts_of, settings, state_of
+from tests.lab import lab
+
+UNMOUNT = "umount /opt/airflow 2>/dev/null; umount /var/lib/hostprep 2>/dev/null; true"
+
+
+@pytest.fixture
+def lab1(lab_hosts: dict[str, lab.LabHost], pristine: Pristine) -> lab.LabHost:
+    """lab1, pristine, with no mount a fault test made (also undone after the test)."""
+    h = lab_hosts["lab1"]
+    h.exec(UNMOUNT)
+    pristine("lab1")
+    wait_for(h, "docker ps --filter label=com.docker.compose.service=airflow-worker --filter status=running -q")
+    yield h
+    h.exec(UNMOUNT)
+
+
+def provision(name: str, strategy: str | None = None, **kw: object) -> prov.HostReport:
+    with connect(name) as t:
+        return prov.provision(t, settings(name), prov.Options(strategy=strategy, **kw))  # type: ignore[arg-type]
+
+
+def rollback(name: str, **kw: object) -> prov.HostReport:
+    with connect(name) as t:
+        return prov.rollback(t, settings(name), **kw)  # type: ignore[arg-type]
+
+
+def no_lock(h: lab.LabHost) -> bool:
+    return h.exec("test -e /var/lib/hostprep/lock && echo held || true").strip() == ""
+
+
+def wait_for(h: lab.LabHost, script: str, timeout: float = 120) -> str:
+    """Poll the host until ``script`` prints something; return it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = h.exec(script, check=False).strip()
+        if out:
+            return out
+        time.sleep(0.1)
+    raise AssertionError(f"{h.name}: never saw: {script}")
+
+
+COMPOSE_UP = "pgrep -f '[u]p -d --no-deps --force-recreate' | head -n1"   # [u]: not this shell's own line
+
+
+def test_a_read_only_project_names_the_cause_restores_and_releases_the_lock(lab1: lab.LabHost) -> None:
+    original = state_of("lab1")
+    lab1.exec("mount --bind /opt/airflow /opt/airflow && mount -o remount,ro,bind /opt/airflow")
+    report = provision("lab1", "group-add")
+    assert report.status == FAILED
+    assert "Read-only file system" in (report.error or ""), report.error
+    assert "restored from snapshot" in (report.error or "") and "FAILED" not in (report.error or "")
+    assert not any("rollback" in w.lower() for w in report.warnings), report.warnings
+    assert report.rolled_back and no_lock(lab1)
+    assert state_of("lab1") == original
+    lab1.exec("umount /opt/airflow")
+    again = provision("lab1", "group-add")
+    assert again.status == CHANGED, again.error
+
+
+def test_a_full_state_dir_names_no_space_and_changes_nothing(lab1: lab.LabHost) -> None:
+    original = state_of("lab1")
+    lab1.exec("mkdir -p /var/lib/hostprep && mount -t tmpfs -o size=12k,mode=700 tmpfs /var/lib/hostprep")
+    report = provision("lab1", "group-add")
+    assert report.status == FAILED
+    error = report.error or ""
+    assert "no space left: writing /var/lib/hostprep/" in error and "bytes free in /var/lib/hostprep" in error, error
+    assert "nothing was changed" in error or "restored from snapshot" in error
+    assert state_of("lab1") == original and no_lock(lab1)
+    lab1.exec("umount /var/lib/hostprep")
+    assert provision("lab1", "group-add").status == CHANGED
+
+
+def controller(*args: str) -> subprocess.Popen[bytes]:
+    """`hostprep ARGS` as an operator runs it, in its own process (to be killed)."""
+    env = {**os.environ, "HOSTPREP_INVENTORY": str(lab.INVENTORY)}
+    return subprocess.Popen([sys.executable, "-m", "hostprep", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def kill(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def test_a_killed_controller_during_compose_up_leaves_the_host_finished_recorded_and_unlocked(
+        lab1: lab.LabHost) -> None:
+    ctl = controller("provision", "--host", "lab1", "--no-smoke")
+    try:
+        wait_for(lab1, COMPOSE_UP)
+    finally:
+        kill(ctl)
+    wait_for(lab1, "test -e /var/lib/hostprep/lock || echo released")
+    after = facts_of("lab1")
+    assert after.record is not None and after.record["strategy"] == "group-add"
+    assert after.worker.docker_ps_rc == 0
+    again = provision("lab1")
+    assert (again.status, again.changed) == (OK, 0), again.error
+
+
+def crash_during(h: lab.LabHost, what: str, *args: str) -> dict[str, str]:
+    """Provision in a controller process; once ``what`` runs on the host, SIGKILL the controller, then the
+    interpreter that holds the lock (a crash, an OOM kill): nobody is left to finish or restore the
+    change. Returns the dead holder's record."""
+    ctl = controller("provision", "--host", "lab1", "--no-smoke", *args)
+    try:
+        wait_for(h, what)
+    finally:
+        kill(ctl)
+    holder = parse_holder(h.exec("cat /var/lib/hostprep/lock/holder"))
+    h.exec(f"kill -9 {holder['pid']}")
+    return holder
+
+
+def test_a_dead_apply_leaves_a_stale_lock_that_rollback_takes_over_and_restores_exactly(lab1: lab.LabHost) -> None:
+    original = state_of("lab1")
+    holder = crash_during(lab1, COMPOSE_UP, "--strategy", "group-add")
+    held = facts_of("lab1", deep=False).lock
+    assert held is not None and held.stale and held.snapshot == holder["snapshot"], held
+    undone = rollback("lab1")
+    assert undone.status == CHANGED, undone.error
+    assert any("lock taken-over" in w and "is gone" in w for w in undone.warnings), undone.warnings
+    assert "lock taken-over" in lab1.exec("cat /var/lib/hostprep/journal.log")
+    assert state_of("lab1") == original and no_lock(lab1)
+
+
+def test_the_next_provision_undoes_a_dead_build_then_converges(lab1: lab.LabHost) -> None:
+    holder = crash_during(lab1, "pgrep -f '[c]ompose build' | head -n1", "--strategy", "dockerfile")
+    report = provision("lab1", "dockerfile", smoke=False)
+    assert report.status == CHANGED, report.error
+    assert any(f"restored from snapshot {holder['snapshot']}" in w for w in report.warnings), report.warnings
+    after = facts_of("lab1")
+    assert after.worker.docker_ps_rc == 0 and after.record and after.record["strategy"] == "dockerfile"
+    assert no_lock(lab1)
+
+
+def test_rollback_waits_for_a_live_lock_then_refuses_naming_its_holder(lab1: lab.LabHost) -> None:
+    assert provision("lab1", "group-add", smoke=False).status == CHANGED
+    pid = lab1.exec("setsid sleep 60 >/dev/null 2>&1 < /dev/null & echo $!").strip()
+    start = lab1.exec(f"sed 's/^.*) //' /proc/{pid}/stat | cut -d' ' -f20").strip()
+    boot = lab1.exec("cat /proc/sys/kernel/random/boot_id").strip()
+    lab1.exec(f"mkdir /var/lib/hostprep/lock && echo other:1:zz > /var/lib/hostprep/lock/owner && "
+              f"echo 'pid={pid} start={start} boot={boot} owner=other:1:zz mode=apply' > /var/lib/hostprep/lock/holder")
+    try:
+        t0 = time.monotonic()
+        report = rollback("lab1", lock_wait=2)
+        assert report.status == FAILED and time.monotonic() - t0 >= 2
+        assert f"pid={pid}" in (report.error or "") and "--lock-wait" in (report.error or "")
+        assert facts_of("lab1", deep=False).record is not None   # nothing was restored
+    finally:
+        lab1.exec(f"kill {pid}")
+    undone = rollback("lab1", lock_wait=5)
+    assert undone.status == CHANGED, undone.error
+    assert any("lock taken-over" in w for w in undone.warnings)
+    assert no_lock(lab1)
+
+
+def test_break_lock_is_recorded_in_the_hosts_journal(lab1: lab.LabHost) -> None:
+    lab1.exec("mkdir -p /var/lib/hostprep/lock && echo other:1:zz > /var/lib/hostprep/lock/owner")
+    report = provision("lab1", "group-add", smoke=False, break_lock=True)
+    assert report.status == CHANGED, report.error
+    assert any("lock broken" in w for w in report.warnings)
+    assert "broken by request (--break-lock)" in lab1.exec("cat /var/lib/hostprep/journal.log")
