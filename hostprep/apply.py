@@ -84,7 +84,8 @@ class Outcome:
             return no_space(self.marker("short-write") or "")
         cause = self.marker("cause")
         tail = [redact(ln) for ln in self.log.splitlines() if ln.strip() and not ln.startswith("@@hostprep:")][-8:]
-        return f"apply failed at {self.failed_step or 'setup'} (exit {self.exit_code}): " + (redact(cause) if cause else " | ".join(tail))
+        return (f"apply failed at {self.failed_step or 'setup'} (exit {self.exit_code}): "
+                + (redact(cause) if cause else " | ".join(tail)))
 
     def __repr__(self) -> str:
         return f"<Outcome exit={self.exit_code}>"
