@@ -148,6 +148,13 @@ while read -r op rest; do
     compose-up)
         t0=$(date +%s.%N); ( cd "$PROJ" && $COMPOSE up -d --no-deps --force-recreate "$@" ) </dev/null >"$log" 2>&1; rc=$?
         tail -n 15 "$log"; say "compose-seconds $t0 $(date +%s.%N)" ;;
+    compose-rm)   # stop and remove services the change added (their definition is still loaded)
+        t0=$(date +%s.%N); ( cd "$PROJ" && $COMPOSE rm -s -f "$@" ) </dev/null >"$log" 2>&1; rc=$?
+        tail -n 15 "$log"; say "compose-seconds $t0 $(date +%s.%N)" ;;
+    network-rm)   # PROJECT NETWORK: the Compose network the change added, once nothing uses it
+        ids=$(docker network ls -q --filter "label=com.docker.compose.project=$1" \
+              --filter "label=com.docker.compose.network=$2" </dev/null); rc=$?
+        if [ "$rc" = 0 ] && [ -n "$ids" ]; then docker network rm $ids </dev/null >/dev/null; rc=$?; fi ;;
     *) say "unknown action $op"; rc=64 ;;
     esac
     if [ "$rc" != 0 ]; then

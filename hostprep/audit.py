@@ -95,7 +95,9 @@ def worker_access(facts: Facts, settings: HostSettings) -> list[Finding]:
         return [_finding("worker-cannot-reach-docker",
                          f"`docker ps` in {w.name} fails (rc={w.docker_ps_rc}): {first_line(w.docker_ps_output)}",
                          hint)]
-    if facts.worker_reaches_docker is None and can_connect(facts.socket, w.proc_uid, w.proc_gid, w.proc_groups) is False:
+    by_url = any(c.docker_host for c in facts.service_containers(settings.worker_service) if c.running)
+    if facts.worker_reaches_docker is None and not by_url and \
+            can_connect(facts.socket, w.proc_uid, w.proc_gid, w.proc_groups) is False:
         s = facts.socket
         return [_finding("worker-cannot-reach-docker",
                          f"worker runs as uid {w.proc_uid} gid {w.proc_gid} groups {list(w.proc_groups)}; socket is "
@@ -227,7 +229,8 @@ def fixable(findings: Iterable[Finding]) -> bool:
 def audit_host(t: Transport, settings: HostSettings, *, deep: bool = False) -> HostAudit:
     """One host's audit: one probe exec, judged. Changes nothing."""
     started = time.monotonic()
-    result = judged(gather(t, settings, deep=deep), settings)
+    url = strategies.get(settings.strategy).docker_url(settings)   # the in-worker check asks where tasks ask
+    result = judged(gather(t, settings, deep=deep, docker_url=url), settings)
     result.seconds = time.monotonic() - started
     return result
 

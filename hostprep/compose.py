@@ -151,11 +151,24 @@ def set_env_var(text: str | None, key: str, value: str) -> str:
     return "".join(lines)
 
 
+class _Dumper(yaml.SafeDumper):
+    """Safe YAML, with multi-line strings as literal blocks (a config handed over in a variable stays readable)."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    block = "\n" in value and not any(line != line.rstrip() for line in value.splitlines())
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if block else None)
+
+
+_Dumper.add_representer(str, _str)
+
+
 def render_override(services: dict[str, dict[str, Any]], strategy: str, gid: int | None = None,
-                    notes: Sequence[str] = ()) -> str:
+                    notes: Sequence[str] = (), top: Mapping[str, Any] | None = None) -> str:
     """hostprep's own Compose override file, deterministic for a given input.
 
-    ``gid``: the docker GID the override maps (explained in the header); ``notes``: more header lines.
+    ``gid``: the docker GID the override maps (explained in the header); ``notes``: more header lines;
+    ``top``: top-level keys beside ``services`` (e.g. ``networks``).
     """
     head = [
         f"# {MANAGED_MARK} (strategy {strategy}). Do not edit: `invoke rollback` removes this file.",
@@ -164,5 +177,5 @@ def render_override(services: dict[str, dict[str, Any]], strategy: str, gid: int
         head.append(f"# Adds the host's docker group (GID {gid}) as a supplementary group; the primary")
         head.append("# group stays 0, as the Airflow image requires.")
     head += [f"# {line}" for line in notes]
-    body = yaml.safe_dump({"services": services}, sort_keys=True, default_flow_style=False)
+    body = yaml.dump({**(top or {}), "services": services}, Dumper=_Dumper, sort_keys=True, default_flow_style=False)
     return "\n".join(head) + "\n" + body

@@ -17,6 +17,7 @@ from typing import Any
 
 from hostprep import compose
 from hostprep.host_lock import HostLock, parse_lock
+from hostprep.containers import ContainerFacts, ContainersMalformed, parse_containers
 from hostprep.layout import COMPOSE_FILES, OVERRIDE_FILE, STATE_DIR, bind_path
 from hostprep.settings import HostSettings
 from hostprep.transport import Transport
@@ -100,6 +101,7 @@ class WorkerFacts:
     docker_ps_output: str | None = None
     docker_check_method: str | None = None
     has_airflow: bool | None = None
+    denied: tuple[tuple[str, str], ...] = ()   # (API area, "403" or "not-refused") asked through a proxy
 
     @property
     def running(self) -> bool:
@@ -135,6 +137,13 @@ class Facts:
     compose_file_name: str | None = None
     project_unsafe: str | None = None
     lock: HostLock | None = None     # the host lock, when one is held (stale when its holder is gone)
+    containers: tuple[ContainerFacts, ...] = ()   # the project's, and any other mounting the socket
+    docker_url: str | None = None                 # the DOCKER_HOST the in-worker checks were given
+
+    def service_containers(self, service: str) -> list[ContainerFacts]:
+        """The project's containers of one Compose service (running ones first)."""
+        found = [c for c in self.containers if c.service == service and c.project == self.worker.compose_project]
+        return sorted(found, key=lambda c: not c.running)
 
     @property
     def unsafe_paths(self) -> list[str]:
@@ -408,7 +417,21 @@ def worker_sections(body: str) -> dict[str, str]:
     if "worker_id" not in out or "worker_docker_ps" not in out:
         said = "\n".join(text.strip().splitlines()[-3:])
         return {"worker_id": f"{said}\nrc={rc}", "worker_docker_ps": f"{said}\nrc={rc}"}
-    return {k: out[k] for k in ("worker_id", "worker_docker_ps")}
+    return {k: out[k] for k in ("worker_id", "worker_docker_ps", "worker_denied") if k in out}
+
+
+def parse_denied(body: str | None) -> tuple[tuple[str, str], ...]:
+    """``<area> 403|not-refused`` lines of the in-worker negative checks.
+
+    >>> parse_denied("volumes 403\\nexec not-refused")
+    (('volumes', '403'), ('exec', 'not-refused'))
+    """
+    out = []
+    for line in (body or "").splitlines():
+        parts = line.split()
+        if len(parts) == 2 and re.fullmatch(r"[a-z]{1,20}", parts[0]) and parts[1] in ("403", "not-refused"):
+            out.append((parts[0], parts[1]))
+    return tuple(out)
 
 
 def parse_worker(sec: dict[str, str]) -> WorkerFacts:
@@ -428,7 +451,7 @@ def parse_worker(sec: dict[str, str]) -> WorkerFacts:
         method = m.group(1) if m else None
         ps_out = re.sub(r"^method=\S+\n?", "", ps_out, flags=re.M).strip()
     return replace(base, id_output=id_out or None, docker_ps_rc=ps_rc, docker_ps_output=ps_out,
-                   docker_check_method=method, has_airflow=has_airflow)
+                   docker_check_method=method, has_airflow=has_airflow, denied=parse_denied(inner.get("worker_denied")))
 
 
 def parse_worker_inspect(sec: dict[str, str]) -> WorkerFacts:
@@ -495,21 +518,22 @@ def _record_types_ok(record: dict[str, Any]) -> bool:
     return all(isinstance(s, str) for s in record.get("services") or [])
 
 
-def parse_probe(host: str, text: str, settings: HostSettings, *, deep: bool = True) -> Facts:
+def parse_probe(host: str, text: str, settings: HostSettings, *, deep: bool = True,
+                docker_url: str | None = None) -> Facts:
     """Turn the probe's raw output into :class:`Facts`. Pure.
 
     Missing, truncated or malformed sections raise :class:`ProbeFailed` (that host fails, the
     others go on); nothing else escapes.
     """
     try:
-        return _parse_probe(host, text, settings, deep=deep)
+        return _parse_probe(host, text, settings, deep=deep, docker_url=docker_url)
     except ProbeFailed as exc:
         raise ProbeFailed(f"{host}: {exc}") from None
     except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
         raise ProbeFailed(f"{host}: malformed probe output ({type(exc).__name__})") from None
 
 
-def _parse_probe(host: str, text: str, settings: HostSettings, *, deep: bool) -> Facts:
+def _parse_probe(host: str, text: str, settings: HostSettings, *, deep: bool, docker_url: str | None) -> Facts:
     sec = sections(text)
     missing = [k for k in REQUIRED_SECTIONS if k not in sec]
     if missing:
@@ -536,7 +560,16 @@ def _parse_probe(host: str, text: str, settings: HostSettings, *, deep: bool) ->
         compose_file_name=settings.compose_file,
         project_unsafe=project[len("unsafe "):] if project.startswith("unsafe ") else None,
         lock=parse_lock(sec.get("lock")),
+        containers=_containers(sec.get("containers", "")),
+        docker_url=docker_url,
     )
+
+
+def _containers(body: str) -> tuple[ContainerFacts, ...]:
+    try:
+        return parse_containers(body)
+    except ContainersMalformed as exc:
+        raise ProbeFailed(str(exc)) from None
 
 
 def host_script(name: str) -> str:
@@ -549,8 +582,15 @@ def probe_script() -> str:
     return host_script("probe.sh")
 
 
-def probe_env(settings: HostSettings, *, deep: bool = True, versions: bool = False) -> dict[str, str]:
-    """The probe's inputs; the transport quotes them."""
+DOCKER_URL = re.compile(r"tcp://[a-z0-9][a-z0-9_.-]{0,62}:[0-9]{1,5}")
+
+
+def probe_env(settings: HostSettings, *, deep: bool = True, versions: bool = False,
+              docker_url: str | None = None) -> dict[str, str]:
+    """The probe's inputs; the transport quotes them. ``docker_url``: the DOCKER_HOST the in-worker
+    checks get (a strategy's proxy, ``tcp://NAME:PORT``); None: the socket, as before."""
+    if docker_url is not None and not DOCKER_URL.fullmatch(docker_url):
+        raise ValueError(f"unsafe docker URL {docker_url[:80]!r}")
     files = list(PROBED_FILES)
     if settings.compose_file and settings.compose_file not in files:
         files.insert(0, settings.compose_file)
@@ -563,13 +603,15 @@ def probe_env(settings: HostSettings, *, deep: bool = True, versions: bool = Fal
         "VERSIONS": "1" if versions else "0",
         "STATE_DIR": STATE_DIR,
         "FILES": " ".join(files),
+        "DOCKER_URL": docker_url or "",
     }
 
 
-def gather(transport: Transport, settings: HostSettings, *, deep: bool = True, versions: bool = False) -> Facts:
-    """Gather facts in exactly one remote exec."""
-    res = transport.run_script(probe_script(), probe_env(settings, deep=deep, versions=versions), sudo=True,
-                               timeout=120)
+def gather(transport: Transport, settings: HostSettings, *, deep: bool = True, versions: bool = False,
+           docker_url: str | None = None) -> Facts:
+    """Gather facts in exactly one remote exec (``docker_url``: see :func:`probe_env`)."""
+    res = transport.run_script(probe_script(), probe_env(settings, deep=deep, versions=versions, docker_url=docker_url),
+                               sudo=True, timeout=120)
     if "@@hostprep:end" not in res.stdout:
         raise ProbeFailed(f"{transport.endpoint.name}: fact probe failed (exit {res.exit_code}): {res.stderr.strip()[-300:]}")
-    return parse_probe(transport.endpoint.name, res.stdout, settings, deep=deep)
+    return parse_probe(transport.endpoint.name, res.stdout, settings, deep=deep, docker_url=docker_url)

@@ -61,15 +61,23 @@ def provision_hint(host: str, strategy: str | None = None) -> str:
     return f"invoke provision --host {host}" + (f" --strategy {strategy}" if strategy else "")
 
 
-def override_services(facts: Facts) -> dict[str, Any] | None:
-    """The services in hostprep's override file; None when it is gone or no longer hostprep's."""
+def override_document(facts: Facts) -> dict[str, Any] | None:
+    """hostprep's override file, parsed; None when it is gone or no longer hostprep's."""
     f = facts.files.get(OVERRIDE_FILE)
     if f is None or not f.exists or compose.MANAGED_MARK not in (f.content or ""):
         return None
     try:
-        services = compose.load_compose(f.content, OVERRIDE_FILE).get("services")
+        return compose.load_compose(f.content, OVERRIDE_FILE)
     except compose.ComposeError:
         return None   # not hostprep's any more
+
+
+def override_services(facts: Facts) -> dict[str, Any] | None:
+    """The services in hostprep's override file; None when it is gone or no longer hostprep's."""
+    doc = override_document(facts)
+    if doc is None:
+        return None
+    services = doc.get("services")
     return services if isinstance(services, dict) else {}
 
 

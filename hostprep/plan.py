@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from hostprep import compose, strategies
 from hostprep.facts import Facts
+from hostprep.findings import override_document, override_services
 from hostprep.layout import COMPOSE_FILES, OVERRIDE_FILE, bind_path, writable_by
 from hostprep.settings import HostSettings
 from hostprep.steps import SAFE_ARG, Action, Draft, Plan, Step, file_step
@@ -89,7 +90,8 @@ def override_steps(facts: Facts, settings: HostSettings, draft: Draft, strategy:
         return
     if cf is None:
         return
-    text = compose.render_override(draft.override, strategy, draft.override_gid, draft.override_notes)
+    text = compose.render_override(draft.override, strategy, draft.override_gid, draft.override_notes,
+                                   draft.override_top)
     step = file_step(facts, OVERRIDE_FILE, text, "hostprep's own override: the operator's compose file is untouched")
     if step:
         draft.steps.append(step)
@@ -129,10 +131,21 @@ def make_plan(facts: Facts, settings: HostSettings, strategy: str | None = None)
             draft.steps.append(Step(f"build {' '.join(settings.services)}", "the image must carry the docker group",
                                     (Action("compose-build", settings.services),)))
         if draft.recreate or draft.build:
-            draft.steps.append(Step(f"recreate {' '.join(settings.services)}", "containers pick up the change",
-                                    (Action("compose-up", settings.services),)))
+            up = (*draft.more_services, *settings.services)
+            draft.steps.append(Step(f"recreate {' '.join(up)}", "containers pick up the change",
+                                    (Action("compose-up", up),)))
     if not draft.steps and not draft.problems:
         draft.notes.append("nothing to do: the host already matches the desired state")
+    added_services, added_networks = _added(facts, draft)
     return Plan(host=facts.host, strategy=name, steps=tuple(draft.steps), problems=tuple(draft.problems),
                 warnings=tuple(draft.warnings), notes=tuple(draft.notes), services=settings.services,
-                docker_gid=facts.docker_gid)
+                docker_gid=facts.docker_gid, more_services=tuple(draft.more_services), added_services=added_services,
+                added_networks=added_networks, project=facts.worker.compose_project)
+
+
+def _added(facts: Facts, draft: Draft) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(services, networks) the override adds that were not in it before: a rollback removes them."""
+    before = override_services(facts) or {}
+    had, nets = (override_document(facts) or {}).get("networks"), draft.override_top.get("networks")
+    return (tuple(s for s in draft.more_services if s not in before),
+            tuple(str(n) for n in (nets if isinstance(nets, dict) else {}) if not (isinstance(had, dict) and n in had)))

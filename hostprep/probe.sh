@@ -1,16 +1,26 @@
 # hostprep fact probe: everything hostprep needs to know about a host, in one exec.
 # Prepended: safe.sh (enter, kind, read_nofollow), lock.sh (lock_holder, lock_stale).
 # Inputs (shell variables, quoted by the transport): SOCK PROJ WORKER_SVC BIND_DIRS DEEP VERSIONS STATE_DIR FILES
+#   DOCKER_URL  optional: tcp://NAME:PORT the in-worker checks use as DOCKER_HOST (a strategy's proxy)
 #   DEEP=1      also run `id` and `docker ps` inside the worker, in one docker exec (the proof; ~0.2 s on the host)
 #   VERSIONS=1  also ask dockerd and Compose for their versions (0.1-0.5 s)
 # Output (written at once): sections "@@hostprep:<key>" followed by their raw lines; parsed by hostprep.facts.
 m() { printf '\n@@hostprep:%s\n' "$1"; }
-# The in-worker checks; $1 is this run's nonce, every field they print is fenced by it.
+# The in-worker checks; $1 is this run's nonce, every field they print is fenced by it. $5: the
+# DOCKER_HOST hostprep's strategy gives the worker (a proxy), if any; then $6 (the worker's id) serves
+# the negative checks: calls the proxy must refuse (403), asked the way a task would ask.
 WORKER_SCRIPT='n=$1; m() { printf "@@hostprep-%s:%s\n" "$n" "$1"; }
 m worker_id; /usr/bin/id; rc=$?; echo "airflow=$2"; echo "rc=$rc"; m worker_docker_ps
 if command -v docker >/dev/null 2>&1; then o=$(docker ps -q 2>&1); rc=$?; echo method=docker-cli
-else o=$(python3 -I -c "$4" "$3" 2>&1); rc=$?; echo method=engine-api; fi
-printf "%s\n" "$o" | tail -n 3; echo "rc=$rc"; m worker_end'
+else o=$(python3 -I -c "$4" "${5:-$3}" 2>&1); rc=$?; echo method=engine-api; fi
+printf "%s\n" "$o" | tail -n 3; echo "rc=$rc"
+if [ -n "$5" ]; then m worker_denied
+for w in "volumes|volume ls -q|GET /volumes" "networks|network ls -q|GET /networks" "exec|exec $6 true|POST /containers/$6/exec" \
+         "system|system df|GET /system/df" "swarm|node ls|GET /nodes" "secrets|secret ls|GET /secrets"; do
+    k=${w%%|*}; r=${w#*|}
+    if command -v docker >/dev/null 2>&1; then o=$(docker ${r%%|*} 2>&1); else o=$(python3 -I -c "$4" "$5" "${r#*|}" 2>&1); fi
+    case $o in *"403 Forbidden"*) echo "$k 403" ;; *) echo "$k not-refused" ;; esac
+done; fi; m worker_end'
 probe_file() {   # DIR NAME: "unsafe <why>", nothing (missing), or "mode uid gid size" + base64 content
     enter "$1" || { if [ -n "$unsafe" ]; then echo "unsafe $unsafe"; fi; return 0; }
     case $(kind "$2") in
@@ -64,6 +74,17 @@ if [ -d /var/lib/docker/containers ]; then
             "$(grep -E '^(Uid|Gid|Groups):' "/proc/${p:-0}/status" 2>/dev/null | tr '\t\n' '  ')"
         if [ -z "$cid" ] && [ "${p:-0}" -gt 0 ]; then d=${f%/config.v2.json}; cid=${d##*/}; pid=$p; fi
     done
+    # the project's containers and any other that mounts the socket: a few scalar fields of each
+    # config (no env but DOCKER_HOST) and its one-line host config, every line prefixed by the
+    # container's id (grep -H); a handful of processes however many containers. hostprep.containers parses it.
+    m containers
+    ( cd /var/lib/docker/containers && set -- $( { grep -l -F "\"com.docker.compose.project.working_dir\":\"$PROJ\"" \
+            */config.v2.json; grep -l -F -e docker.sock -e "$SOCK" */hostconfig.json; } 2>/dev/null | cut -d/ -f1 | sort -u)
+      if [ $# -gt 0 ]; then
+          grep -o -H -E '"(Running|Pid|User|Name|Image|com\.docker\.compose\.(service|project))":("[^"]*"|[a-z0-9]+)|"DOCKER_HOST=[^"]*"' \
+              $(printf '%s/config.v2.json ' "$@") 2>/dev/null
+          grep -H '' $(printf '%s/hostconfig.json ' "$@") 2>/dev/null
+      fi )
 else
     cid=$(docker ps -aq --no-trunc --filter "label=com.docker.compose.project.working_dir=$PROJ" \
           --filter "label=com.docker.compose.service=$WORKER_SVC" 2>/dev/null | head -n1)
@@ -79,13 +100,22 @@ if [ -n "$cid" ] && [ "$DEEP" = 1 ] && [ "${pid:-0}" -gt 0 ]; then
     # What the worker prints is data: it comes back base64-encoded (it cannot open a section of
     # this probe), its own fields are fenced by this run's random nonce, and its commands run with a
     # clean environment and a PATH of root-owned system dirs (a DAG's ~/.local/bin/id is never run;
-    # no DOCKER_HOST, no docker config). Without a docker CLI the Engine API is asked over the socket.
+    # no docker config, no DOCKER_HOST but the one hostprep gives: DOCKER_URL). Without a docker CLI the
+    # Engine API is asked over the socket (or DOCKER_URL).
     nonce=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
     out=$(docker exec "$cid" /bin/sh -c 'command -v airflow >/dev/null 2>&1 && a=yes || a=no
 exec /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/nonexistent \
-    DOCKER_CONFIG=/nonexistent LC_ALL=C /bin/sh -c "$1" sh "$2" "$a" "$3" "$4"' sh "$WORKER_SCRIPT" "$nonce" "$SOCK" \
-        'import socket,sys
-s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"GET /_ping HTTP/1.0\r\n\r\n"); print(s.recv(200).decode().split("\r\n")[0])' 2>&1)
+    DOCKER_CONFIG=/nonexistent LC_ALL=C ${5:+DOCKER_HOST=$5} /bin/sh -c "$1" sh "$2" "$a" "$3" "$4" "$5" "$6"' sh \
+        "$WORKER_SCRIPT" "$nonce" "$SOCK" 'import socket,sys
+u = sys.argv[1]
+def ask(line):
+    if u.startswith("tcp://"):
+        h, p = u[6:].rsplit(":", 1); s = socket.create_connection((h, int(p)), 10)
+    else:
+        s = socket.socket(socket.AF_UNIX); s.connect(u)
+    s.sendall((line + " HTTP/1.0\r\nContent-Length: 0\r\n\r\n").encode()); return s.recv(200).decode().split("\r\n")[0]
+for line in sys.argv[2:] or ["GET /_ping"]:
+    print(ask(line))' "${DOCKER_URL:-}" "$cid" 2>&1)
     rc=$?
     m worker_exec; echo "$nonce $rc"; printf '%s' "$out" | base64 -w0; echo
 fi

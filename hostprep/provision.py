@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from hostprep import apply, smoke, snapshots
+from hostprep import apply, smoke, snapshots, strategies
 from hostprep.access import worker_view
 from hostprep.facts import Facts, gather, parse_probe, probe_env
 from hostprep.plan import Plan, make_plan
@@ -46,11 +46,12 @@ def provision(t: Transport, settings: HostSettings, opts: Options) -> HostReport
     report = HostReport(t.endpoint.name)
     start = time.monotonic()
     # Planning needs only host-side facts (cheap); the in-worker proof comes after the change.
-    before = gather(t, settings, deep=opts.deep_before)
+    url = strategies.get(opts.strategy or settings.strategy).docker_url(settings)   # where the worker's Docker is
+    before = gather(t, settings, deep=opts.deep_before, docker_url=url)
     if before.lock is not None and before.lock.stale and not opts.check:
         if not recover(t, settings, before, report):
             return report
-        before = gather(t, settings, deep=opts.deep_before)
+        before = gather(t, settings, deep=opts.deep_before, docker_url=url)
     start = _timed(report, "facts", start)
     plan = make_plan(before, settings, opts.strategy)
     report.plan, report.before = plan, worker_view(before)
@@ -92,7 +93,7 @@ def _unchanged(t: Transport, report: HostReport, before: Facts, settings: HostSe
     report.status = CHANGED if plan.changed else OK
     if plan.changed:
         return report
-    now = before if before.deep else gather(t, settings, deep=True)
+    now = before if before.deep else gather(t, settings, deep=True, docker_url=before.docker_url)
     report.after = worker_view(now)
     report.checks = verify(now, settings, plan.strategy)
     report.checks.append(smoke.check(t, now, opts.smoke_dag or settings.smoke_dag, enabled=opts.smoke,
@@ -116,7 +117,7 @@ def _apply(t: Transport, report: HostReport, before: Facts, settings: HostSettin
     record = snapshots.record(plan, snap_id, before.docker_gid, _now())
     outcome = apply.run(t, before, "apply", owner=owner, actions=[*plan.actions, snapshots.state_action(record)],
                         snapshot=(snap_id, snapshots.encode(snap)), expect=apply.expectations(before, plan),
-                        lock_wait=opts.lock_wait, probe=probe_env(settings, deep=True),
+                        lock_wait=opts.lock_wait, probe=probe_env(settings, deep=True, docker_url=before.docker_url),
                         lock=apply.LockPolicy(takeover=before.lock is not None and bool(before.lock.stale),
                                               break_lock=opts.break_lock))
     report.warnings += outcome.lock_notes
@@ -130,7 +131,7 @@ def _apply(t: Transport, report: HostReport, before: Facts, settings: HostSettin
         return report.fail(outcome.error() + _restored(t, before, snap, owner, report))
     report.snapshot_id = snap_id
 
-    after = _facts_after(t, settings, outcome, deep=True)
+    after = _facts_after(t, settings, outcome, deep=True, docker_url=before.docker_url)
     start = _timed(report, "verify", start)
     report.after = worker_view(after)
     report.checks = verify(after, settings, plan.strategy)
@@ -189,16 +190,17 @@ def rollback(t: Transport, settings: HostSettings, snap_id: str | None = None, *
         return report.fail("refused: " + "; ".join(before.unsafe_paths) + "; nothing was changed")
     owner = apply.lock_owner()
     actions = snapshots.restore_plan(snap)
-    deep = bool(snap["facts"].get("deep", True))   # compare like with like
+    deep = bool(snap["facts"].get("deep", True))   # compare like with like (and ask Docker where it was asked)
+    url = snap["facts"].get("docker_url")
     outcome = apply.run(t, before, "restore", owner=owner, actions=actions, lock_wait=lock_wait,
-                        probe=probe_env(settings, deep=deep),
+                        probe=probe_env(settings, deep=deep, docker_url=url),
                         lock=apply.LockPolicy(takeover=True, break_lock=break_lock, snapshot=snap["id"]))
     report.warnings += outcome.lock_notes
     report.timings["compose"] = outcome.compose_seconds
     start = _timed(report, "restore", start)
     if not outcome.ok:
         return report.fail(outcome.error())
-    after = _facts_after(t, settings, outcome, deep=deep)
+    after = _facts_after(t, settings, outcome, deep=deep, docker_url=url)
     _timed(report, "verify", start)
     report.after = worker_view(after)
     diffs = snapshots.differences(snapshots.fingerprint(snap["facts"]), snapshots.fingerprint(after.to_dict()))
@@ -211,11 +213,12 @@ def rollback(t: Transport, settings: HostSettings, snap_id: str | None = None, *
     return report
 
 
-def _facts_after(t: Transport, settings: HostSettings, outcome: apply.Outcome, *, deep: bool) -> Facts:
+def _facts_after(t: Transport, settings: HostSettings, outcome: apply.Outcome, *, deep: bool,
+                 docker_url: str | None) -> Facts:
     """The facts the apply exec gathered after its change; asked again only if that probe was cut short."""
     if outcome.probe_output and "@@hostprep:end" in outcome.probe_output:
-        return parse_probe(t.endpoint.name, outcome.probe_output, settings, deep=deep)
-    return gather(t, settings, deep=deep)
+        return parse_probe(t.endpoint.name, outcome.probe_output, settings, deep=deep, docker_url=docker_url)
+    return gather(t, settings, deep=deep, docker_url=docker_url)
 
 
 def _now() -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from hostprep import __version__
-from hostprep.facts import PROBED_FILES, Facts, from_bytes, to_bytes
+from hostprep.facts import DOCKER_URL, PROBED_FILES, Facts, from_bytes, to_bytes
 from hostprep.layout import SNAPSHOT_DIR, STATE_DIR, STATE_FILE, bind_path, path_in
 from hostprep.local_state import append_private, controller_dir, host_dir, write_private
 from hostprep.settings import HostSettings
@@ -70,6 +70,9 @@ def take(facts: Facts, plan: Plan, snap_id: str) -> dict[str, Any]:
         "strategy": plan.strategy,
         "services": list(plan.services),
         "recreated": any(a.op == "compose-up" for a in plan.actions),
+        "kept_services": [x for x in plan.more_services if x not in plan.added_services],
+        "added": {"services": list(plan.added_services), "networks": list(plan.added_networks),
+                  "project": plan.project},
         "socket": {"path": facts.socket.path, "mode": facts.socket.mode, "uid": facts.socket.uid, "gid": facts.socket.gid},
         "files": files,
         "dirs": dirs,
@@ -81,8 +84,13 @@ def take(facts: Facts, plan: Plan, snap_id: str) -> dict[str, Any]:
 
 
 def restore_actions(snap: dict[str, Any]) -> tuple[list[Action], list[str]]:
-    """(actions, contents) that put the host back as the snapshot saw it. Pure."""
-    actions: list[Action] = []
+    """(actions, contents) that put the host back as the snapshot saw it. Pure.
+
+    Services the change added are removed first, while hostprep's override still defines them;
+    networks it added go last, once the recreated services have left them.
+    """
+    added = snap.get("added") or {}
+    actions: list[Action] = [Action("compose-rm", tuple(added["services"]))] if added.get("services") else []
     sock = snap["socket"]
     if sock.get("mode") is not None:
         actions.append(Action("chmod", (sock["path"], format(sock["mode"], "o"))))
@@ -103,7 +111,9 @@ def restore_actions(snap: dict[str, Any]) -> tuple[list[Action], list[str]]:
     if image and image.get("id") and image.get("ref"):
         actions.append(Action("tag", (image["id"], image["ref"])))
     if snap.get("recreated") or image:
-        actions.append(Action("compose-up", tuple(snap["services"])))
+        actions.append(Action("compose-up", (*snap.get("kept_services", ()), *snap["services"])))
+    if added.get("networks") and added.get("project"):
+        actions += [Action("network-rm", (added["project"], n)) for n in added["networks"]]
     return actions, [a.content or "" for a in actions if a.op == "write"]
 
 
@@ -139,7 +149,19 @@ def fingerprint(facts: dict[str, Any]) -> dict[str, Any]:
                    for k in ("user", "group_add", "proc_uid", "proc_gid", "proc_groups", "id_output",
                              "docker_ps_rc", "image_id", "state")},
         "record": facts["record"],
+        **({"services": _service_view(facts["containers"])} if facts.get("containers") else {}),
     }
+
+
+def _service_view(containers: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per Compose service: what its containers mount, publish and get as DOCKER_HOST (ids change, these must not)."""
+    out: dict[str, Any] = {}
+    for c in sorted(containers, key=lambda c: (str(c.get("service")), str(c.get("name")))):
+        key = c.get("service") or c.get("name")
+        mounts = sorted(f"{m['source']}:{m['target']}:{m['kind']}:{'ro' if m['read_only'] else 'rw'}" for m in c["mounts"])
+        out.setdefault(str(key), []).append({"mounts": mounts, "published": list(c["published"]),
+                                             "docker_host": c["docker_host"], "running": c["running"]})
+    return out
 
 
 def differences(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
@@ -147,8 +169,9 @@ def differences(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     out = []
     for key in before:
         if isinstance(before[key], dict):
-            out += [f"{key}.{k}: {before[key].get(k)!r} -> {after[key].get(k)!r}"
-                    for k in before[key] if before[key].get(k) != after[key].get(k)]
+            now = after.get(key) or {}
+            out += [f"{key}.{k}: {before[key].get(k)!r} -> {now.get(k)!r}"
+                    for k in sorted(set(before[key]) | set(now), key=str) if before[key].get(k) != now.get(k)]
         elif before[key] != after.get(key):
             out.append(f"{key}: {before[key]!r} -> {after.get(key)!r}")
     return out
@@ -184,6 +207,9 @@ def _shape_problem(snap: Any, host: str) -> str | None:
         return f"it names host {str(snap.get('host'))[:60]!r}"
     if not isinstance(snap.get("strategy"), str) or not isinstance(snap.get("facts"), dict):
         return "strategy or facts missing"
+    url = snap["facts"].get("docker_url")
+    if url is not None and not (isinstance(url, str) and DOCKER_URL.fullmatch(url)):
+        return "facts name a Docker URL hostprep would not use"
     services = snap.get("services")
     if not isinstance(services, list) or not all(isinstance(x, str) and SAFE_ARG.fullmatch(x) for x in services):
         return "services must be a list of service names"
@@ -200,12 +226,30 @@ def _shape_problem(snap: Any, host: str) -> str | None:
         if not isinstance(d, dict) or not isinstance(d.get("existed"), bool) or \
                 (d["existed"] and not all(_small_int(d.get(k)) for k in ("mode", "uid", "gid"))):
             return f"dir entry {str(path)[:60]!r} is malformed"
+    why = _added_problem(snap)
+    if why:
+        return why
     image = snap.get("image")
     if image is not None and not (isinstance(image, dict) and all(
             v is None or (isinstance(v, str) and SAFE_ARG.fullmatch(v)) for v in (image.get("ref"), image.get("id")))):
         return "image must name an image ref and id"
     if snap.get("record") is not None and not isinstance(snap.get("record"), dict):
         return "record must be an object"
+    return None
+
+
+def _added_problem(snap: dict[str, Any]) -> str | None:
+    """What is wrong with the services and networks a snapshot says the change added, or None."""
+    added, kept = snap.get("added") or {}, snap.get("kept_services", [])
+    if not isinstance(added, dict) or not isinstance(kept, list) or not all(
+            isinstance(added.get(k) or [], list) for k in ("services", "networks")):
+        return "added services and networks must be lists of names"
+    names = [*(added.get("services") or []), *(added.get("networks") or []), *kept]
+    if not all(isinstance(x, str) and SAFE_ARG.fullmatch(x) for x in names):
+        return "added services and networks must be lists of names"
+    project = added.get("project")
+    if project is not None and not (isinstance(project, str) and SAFE_ARG.fullmatch(project)):
+        return "added project must be a project name"
     return None
 
 

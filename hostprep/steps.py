@@ -63,6 +63,10 @@ class Plan:
     notes: tuple[str, ...] = ()
     services: tuple[str, ...] = ()
     docker_gid: int | None = None
+    more_services: tuple[str, ...] = ()     # services the override adds (started with the fixed ones)
+    added_services: tuple[str, ...] = ()    # of those, the ones a rollback removes (not there before)
+    added_networks: tuple[str, ...] = ()    # networks the override adds that a rollback removes
+    project: str | None = None              # the Compose project name (its networks carry it)
 
     @property
     def changed(self) -> bool:
@@ -93,6 +97,8 @@ class Draft:
     build: bool = False
     override_gid: int | None = None          # named in the override's header (the GID it maps)
     override_notes: tuple[str, ...] = ()     # more header lines, from the strategy
+    override_top: dict[str, object] = field(default_factory=dict)   # top-level keys beside services (networks)
+    more_services: list[str] = field(default_factory=list)          # services of the override's own, started too
 
 
 def file_step(facts: Facts, name: str, after: str | None, why: str) -> Step | None:

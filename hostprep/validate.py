@@ -22,7 +22,8 @@ def host_settings(vars: Mapping[str, Any]) -> HostSettings:
     'chmod'
     """
     base = HostSettings.from_vars(vars, strategies.NAMES, strategies.settings())
-    own = strategies.get(base.strategy).options(vars)
+    # every strategy's own settings, validated whichever the inventory chose (`--strategy` may pick another)
+    own = {k: v for s in strategies.REGISTRY for k, v in s.options(vars).items()}
     return replace(base, options=tuple(sorted(own.items()))) if own else base
 
 

@@ -12,11 +12,13 @@ from hostprep.strategies.base import Strategy
 from hostprep.strategies.chmod import ChmodSocket
 from hostprep.strategies.dockerfile import DockerfileGroup
 from hostprep.strategies.group_add import GroupAdd
+from hostprep.strategies.socket_proxy import SocketProxy
 
 REGISTRY: tuple[Strategy, ...] = (
     GroupAdd(),
     DockerfileGroup(),
     ChmodSocket(),
+    SocketProxy(),
 )
 
 BY_NAME = {s.name: s for s in REGISTRY}

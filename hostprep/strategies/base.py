@@ -31,6 +31,11 @@ class Strategy:
         """This strategy's own settings from a host's vars, validated (raise ``SettingsError``)."""
         return {}
 
+    def docker_url(self, settings: HostSettings) -> str | None:
+        """The DOCKER_HOST this strategy gives the worker (``tcp://NAME:PORT``), if it does not use the socket;
+        the in-worker checks use it too."""
+        return None
+
     def plan(self, facts: Facts, settings: HostSettings, draft: Draft) -> None:
         """Add this strategy's steps, problems, warnings and override entries to the draft."""
         raise NotImplementedError

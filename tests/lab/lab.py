@@ -359,6 +359,7 @@ def write_known_hosts_and_inventory(lab_hosts: list[LabHost]) -> None:
                 "ansible_user": "ubuntu",
                 "ansible_ssh_private_key_file": str(KEY),
                 "hostprep_known_hosts_file": str(KNOWN_HOSTS),
+                "hostprep_proxy_image": "hostprep-lab/docker-proxy:v1",   # tests/lab/docker_proxy.py builds it
             },
             "children": {
                 "lab": {

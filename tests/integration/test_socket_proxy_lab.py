@@ -1,0 +1,133 @@
+"""The socket-proxy strategy on real lab hosts: the worker reaches Docker only through the proxy,
+the proxy refuses everything DockerOperator does not need, and a rollback leaves no trace."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any, Callable
+
+import pytest
+
+from hostprep import provision as prov
+from hostprep.facts import Facts, gather
+from hostprep.results import CHANGED, OK
+from hostprep.settings import HostSettings
+from hostprep.strategies.socket_proxy import AREAS, DOCKER_URL, NETWORK, SERVICE
+from hostprep.validate import host_settings
+from tests.integration.conftest import Pristine, connect, entry, state_of
+from tests.lab import docker_proxy, lab
+
+FILES = "cd /opt/airflow && sha256sum docker-compose.yaml Dockerfile .env; ls -a"
+
+
+@pytest.fixture(scope="session")
+def proxy_image(lab_hosts: dict[str, lab.LabHost], lab_log: lab.Log) -> str:
+    docker_proxy.build(lab_log)
+    return docker_proxy.IMAGE
+
+
+@pytest.fixture
+def proxy_host(proxy_image: str, pristine: Pristine, lab_log: lab.Log) -> Callable[[str], lab.LabHost]:
+    """A pristine lab host whose dockerd has the lab's proxy image (there is no registry to pull from)."""
+    def ready(name: str) -> lab.LabHost:
+        h = pristine(name)   # its project's reset removes a proxy left over; its network goes here
+        h.exec(f"ids=$(docker network ls -q --filter label=com.docker.compose.network={NETWORK}); "
+               '[ -z "$ids" ] || docker network rm $ids >/dev/null')
+        docker_proxy.load_into(h, lab_log)
+        return h
+    return ready
+
+
+def settings_with(name: str, **extra: Any) -> HostSettings:
+    return host_settings({**entry(name).vars, **extra})
+
+
+def provision(name: str, settings: HostSettings | None = None, strategy: str | None = "socket-proxy") -> prov.HostReport:
+    with connect(name) as t:
+        return prov.provision(t, settings or settings_with(name), prov.Options(strategy=strategy))
+
+
+def rollback(name: str) -> prov.HostReport:
+    with connect(name) as t:
+        return prov.rollback(t, settings_with(name))
+
+
+def proxy_facts(name: str) -> Facts:
+    with connect(name) as t:
+        return gather(t, settings_with(name), deep=True, docker_url=DOCKER_URL)
+
+
+def in_worker(h: lab.LabHost, worker: str, command: str, *, check: bool = True) -> str:
+    """A command in the worker with the worker's own environment (its DOCKER_HOST), as a task runs."""
+    return h.exec(f"docker exec {worker} sh -c '{command}' 2>&1", check=check)
+
+
+@pytest.mark.parametrize("name", ["lab1", "lab2"])
+def test_socket_proxy_gives_the_worker_docker_through_the_proxy_only_and_rolls_back_exactly(
+        name: str, proxy_host: Callable[[str], lab.LabHost]) -> None:
+    h = proxy_host(name)
+    original, files = state_of(name), h.exec(FILES)
+
+    report = provision(name)
+    assert report.status == CHANGED, report.error
+    assert all(c.ok for c in report.checks), [c for c in report.checks if not c.ok]
+    names = [c.name for c in report.checks]
+    assert "the proxy refuses volumes, networks, exec, system, swarm, secrets (403)" in names
+    assert any(n.startswith("`docker ps` in the worker") for n in names)
+
+    f = proxy_facts(name)
+    proxy, worker = f.service_containers(SERVICE)[0], f.service_containers("airflow-worker")[0]
+    assert proxy.running and not proxy.published
+    assert proxy.mounts_path("/var/run/docker.sock") and all(m.read_only for m in proxy.mounts if m.kind == "bind")
+    assert worker.docker_host == DOCKER_URL and not worker.mounts_path("/var/run/docker.sock")
+    assert f.worker.docker_ps_rc == 0 and dict(f.worker.denied) == {a: "403" for a in AREAS}
+    assert f.worker.id_output == "uid=50000(airflow) gid=0(root) groups=0(root)"   # no docker group
+    # and for real, in the worker, as a task would: no socket file; a container run through the proxy
+    assert in_worker(h, f.worker.name or "", "test -S /var/run/docker.sock || echo no-socket").strip() == "no-socket"
+    out = in_worker(h, f.worker.name or "", "docker run --rm hostprep-lab/airflow-base:latest echo ran-through-the-proxy")
+    assert "ran-through-the-proxy" in out
+    for refused in ("docker volume ls", f"docker exec {f.worker.name} true", "docker system df", "docker plugin ls",
+                    "docker network create hppx-nope", "docker secret ls", "docker swarm init"):
+        said = in_worker(h, f.worker.name or "", refused, check=False)
+        assert "403 Forbidden" in said, (refused, said)
+
+    again = provision(name)
+    assert (again.status, again.changed) == (OK, 0), again.error
+    assert all(c.ok for c in again.checks), [c for c in again.checks if not c.ok]
+
+    undone = rollback(name)
+    assert undone.status == CHANGED, undone.error
+    assert undone.data["differences"] == []
+    assert state_of(name) == original
+    assert h.exec(FILES) == files, "the project's files are not byte-identical after the rollback"
+    assert h.exec(f"docker ps -aq --filter label=com.docker.compose.service={SERVICE}").strip() == ""
+    assert h.exec(f"docker network ls -q --filter label=com.docker.compose.network={NETWORK}").strip() == ""
+
+
+def test_a_task_longer_than_the_proxy_timeout_survives(proxy_host: Callable[[str], lab.LabHost]) -> None:
+    """The proxy's client/server timeout shortened to 3 s: a 7 s task (silent attach, long wait) still
+    ends well, while an ordinary call that takes longer than 3 s is cut (the timeout is real)."""
+    h = proxy_host("lab1")
+    report = provision("lab1", settings_with("lab1", hostprep_proxy_timeout="3s"))
+    assert report.status == CHANGED, report.error
+    worker = proxy_facts("lab1").worker.name or ""
+    out = in_worker(h, worker, "docker run --rm hostprep-lab/airflow-base:latest sh -c \"sleep 7; echo task-done\"")
+    assert "task-done" in out, out
+    h.exec("docker rm -f hppx-stubborn >/dev/null 2>&1; "
+           "docker run -d --name hppx-stubborn hostprep-lab/airflow-base:latest sleep 60 >/dev/null")
+    try:
+        cut = in_worker(h, worker, "docker stop -t 6 hppx-stubborn", check=False)
+    finally:
+        h.exec("docker rm -f hppx-stubborn >/dev/null 2>&1", check=False)
+    assert "504" in cut or "Gateway" in cut, cut
+
+
+def test_hostprep_provision_strategy_socket_proxy_from_the_command_line(
+        proxy_host: Callable[[str], lab.LabHost]) -> None:
+    proxy_host("lab2")
+    run = subprocess.run([sys.executable, "-m", "hostprep", "provision", "--host", "lab2", "--strategy", "socket-proxy"],
+                         capture_output=True, text=True, cwd=lab.REPO, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "[ok] the proxy refuses volumes, networks, exec, system, swarm, secrets (403)" in run.stdout
+    assert "does not read request bodies" in run.stdout   # the strategy's honest warning

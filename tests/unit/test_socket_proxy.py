@@ -1,0 +1,155 @@
+"""The socket-proxy strategy on facts captured from lab hosts (pristine, and with the proxy applied)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hostprep import compose, snapshots
+from hostprep.errors import SettingsError
+from hostprep.facts import OVERRIDE_FILE, Facts, parse_probe, probe_env
+from hostprep.plan import make_plan
+from hostprep.strategies import socket_proxy as sp
+from hostprep.validate import host_settings
+from hostprep.verify import verify
+
+FIXTURES = Path(__file__).parent / "fixtures"
+LAB = host_settings({"hostprep_proxy_image": "hostprep-lab/docker-proxy:v1"})   # the lab inventory's
+SOCK = "/var/run/docker.sock"
+
+
+def facts_of(name: str, *, deep: bool = True, url: str | None = None) -> Facts:
+    host = name.split("_")[0]
+    return parse_probe(host, (FIXTURES / f"probe_{name}.txt").read_text(), LAB, deep=deep, docker_url=url)
+
+
+@pytest.mark.parametrize("host", ["lab1", "lab2"])
+def test_the_probe_sees_which_container_mounts_the_socket_and_where_docker_host_points(host: str) -> None:
+    before = facts_of(f"{host}_proxy_pristine")
+    worker = before.service_containers("airflow-worker")[0]
+    assert worker.running and worker.mounts_path(SOCK) and worker.docker_host is None
+    assert {c.service for c in before.containers} == {"airflow-apiserver", "airflow-scheduler", "airflow-worker"}
+
+    after = facts_of(f"{host}_proxy_applied", url=sp.DOCKER_URL)
+    proxy, worker = after.service_containers(sp.SERVICE)[0], after.service_containers("airflow-worker")[0]
+    assert proxy.running and proxy.published == () and proxy.mounts_path(SOCK)
+    assert [m.read_only for m in proxy.mounts if m.source == SOCK] == [True]
+    assert worker.docker_host == sp.DOCKER_URL and not worker.mounts_path(SOCK)
+    assert any(m.source == "/dev/null" and m.target == SOCK for m in worker.mounts)
+    assert dict(after.worker.denied) == {a: "403" for a in sp.AREAS}
+
+
+@pytest.mark.parametrize("host", ["lab1", "lab2"])
+def test_the_plan_adds_the_proxy_and_takes_the_socket_from_the_worker(host: str) -> None:
+    plan = make_plan(facts_of(f"{host}_proxy_pristine"), LAB, "socket-proxy")
+    assert not plan.blocked, plan.problems
+    assert [s.name for s in plan.steps] == [f"create {OVERRIDE_FILE}", "edit .env",
+                                            f"recreate {sp.SERVICE} airflow-worker"]
+    assert (plan.added_services, plan.added_networks, plan.project) == ((sp.SERVICE,), (sp.NETWORK,), "airflow")
+    override = compose.load_compose(plan.steps[0].after)
+    assert override["networks"] == {sp.NETWORK: {"internal": True}}
+    proxy, worker = override["services"][sp.SERVICE], override["services"]["airflow-worker"]
+    assert "ports" not in proxy and proxy["networks"] == [sp.NETWORK]
+    assert proxy["volumes"] == [f"{SOCK}:/var/run/docker.sock:ro"]
+    assert worker == {"environment": {"DOCKER_HOST": sp.DOCKER_URL}, "networks": ["default", sp.NETWORK],
+                      "volumes": [f"/dev/null:{SOCK}:ro"]}
+    assert any("does not read request bodies" in w for w in plan.warnings)
+
+
+@pytest.mark.parametrize("host", ["lab1", "lab2"])
+def test_an_applied_proxy_plans_nothing_and_verifies(host: str) -> None:
+    facts = facts_of(f"{host}_proxy_applied", url=sp.DOCKER_URL)
+    plan = make_plan(facts, LAB, "socket-proxy")
+    assert plan.steps == () and not plan.blocked
+    checks = verify(facts, LAB, "socket-proxy")
+    assert all(c.ok for c in checks), [c for c in checks if not c.ok]
+    assert "the proxy refuses volumes, networks, exec, system, swarm, secrets (403)" in [c.name for c in checks]
+
+
+def test_verification_fails_when_the_proof_did_not_go_through_the_proxy() -> None:
+    facts = facts_of("lab1_proxy_applied")   # the same host, asked without DOCKER_URL
+    failed = [c.name for c in verify(facts, LAB, "socket-proxy") if not c.ok]
+    assert "the in-worker checks went through the proxy" in failed
+    assert not all(c.ok for c in verify(facts_of("lab1_proxy_pristine"), LAB, "socket-proxy"))
+
+
+def test_a_worker_that_still_mounts_the_socket_is_recreated() -> None:
+    facts = facts_of("lab1_proxy_applied", url=sp.DOCKER_URL)
+    worker = facts.service_containers("airflow-worker")[0]
+    back = dataclasses.replace(worker, mounts=(*worker.mounts, dataclasses.replace(worker.mounts[0], source=SOCK,
+                                                                                   target=SOCK)))
+    facts = dataclasses.replace(facts, containers=tuple(back if c is worker else c for c in facts.containers))
+    plan = make_plan(facts, LAB, "socket-proxy")
+    assert [s.name for s in plan.steps] == [f"recreate {sp.SERVICE} airflow-worker"]
+
+
+def test_rollback_removes_the_proxy_first_and_its_network_last() -> None:
+    facts = facts_of("lab1_proxy_pristine")
+    plan = make_plan(facts, LAB, "socket-proxy")
+    snap = snapshots.take(facts, plan, "20261202T010000Z-abcd")
+    ops = [(a.op, a.args) for a in snapshots.restore_plan(snapshots.check(snap, "lab1", LAB))]
+    assert ops[0] == ("compose-rm", (sp.SERVICE,))
+    assert ops[-2] == ("network-rm", ("airflow", sp.NETWORK))
+    assert ("compose-up", ("airflow-worker",)) in ops
+    assert ops[-1][0] == "delete"   # hostprep's record: there was none
+
+
+@pytest.mark.parametrize("forged", [
+    {"added": {"services": ["x;reboot"], "networks": [], "project": "airflow"}},
+    {"added": {"services": [], "networks": ["n"], "project": "$(id)"}},
+    {"added": {"services": "hostprep-docker-proxy"}},
+    {"kept_services": ["a b"]},
+])
+def test_a_snapshot_naming_unsafe_services_or_networks_is_refused(forged: dict[str, object]) -> None:
+    facts = facts_of("lab1_proxy_pristine")
+    snap = {**snapshots.take(facts, make_plan(facts, LAB, "socket-proxy"), "20261202T010000Z-abcd"), **forged}
+    with pytest.raises(snapshots.SnapshotRefused):
+        snapshots.check(snap, "lab1", LAB)
+
+
+def test_a_snapshot_with_a_docker_url_hostprep_would_not_use_is_refused() -> None:
+    facts = facts_of("lab1_proxy_pristine")
+    snap = snapshots.take(facts, make_plan(facts, LAB, "socket-proxy"), "20261202T010000Z-abcd")
+    snap["facts"]["docker_url"] = "tcp://evil;id:1"
+    with pytest.raises(snapshots.SnapshotRefused, match="Docker URL"):
+        snapshots.check(snap, "lab1", LAB)
+
+
+@pytest.mark.parametrize("url", ["tcp://a b:1", "unix:///var/run/docker.sock", "tcp://x:1\n", "tcp://$(id):2375"])
+def test_the_probe_never_gets_a_docker_url_that_is_not_a_plain_tcp_name_and_port(url: str) -> None:
+    with pytest.raises(ValueError):
+        probe_env(LAB, docker_url=url)
+
+
+def test_the_proxy_settings_are_validated_whatever_strategy_the_inventory_picks() -> None:
+    s = host_settings({"hostprep_proxy_image": "registry.local/proxy:1@sha256:" + "a" * 64,
+                       "hostprep_proxy_auth": "true", "hostprep_proxy_timeout": "90m"})
+    assert s.strategy == "group-add"
+    assert sp.proxy_options(s) == {"image": "registry.local/proxy:1@sha256:" + "a" * 64, "auth": True,
+                                   "timeout": "90m"}
+    assert sp.proxy_options(host_settings({}))["image"] == sp.DEFAULT_IMAGE
+    for bad in ({"hostprep_proxy_image": "x y"}, {"hostprep_proxy_auth": "maybe"},
+                {"hostprep_proxy_timeout": "10 minutes"}, {"hostprep_proxy_timeout": "0s"}):
+        with pytest.raises(SettingsError):
+            host_settings(bad)
+
+
+def test_the_proxy_config_opens_only_what_docker_operator_needs() -> None:
+    cfg = sp.haproxy_config(auth=False, timeout="1h")
+    assert "(_ping|version|containers|images)" in cfg and "auth" not in cfg.split("frontend")[1].split("backend")[0]
+    assert "/containers/[^/]+/(exec|export)" in cfg and "METH_PUT" not in cfg
+    assert "(_ping|version|containers|images|auth)" in sp.haproxy_config(auth=True, timeout="1h")
+    long = cfg.split("\nbackend long")[1]
+    assert "timeout server 0" in long and "timeout tunnel 0" in long
+
+
+def test_the_override_carries_the_config_with_dollars_escaped_for_compose() -> None:
+    service = sp.proxy_service(LAB)
+    text = service["environment"][sp.CONFIG_VAR]
+    assert "$$)" in text and "$)" not in text.replace("$$", "")
+    rendered = compose.render_override({sp.SERVICE: service}, "socket-proxy")
+    assert yaml.safe_load(rendered)["services"][sp.SERVICE]["environment"][sp.CONFIG_VAR] == text
+    assert f"{sp.CONFIG_VAR}: |" in rendered   # a literal block: readable in the file
