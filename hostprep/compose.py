@@ -137,6 +137,9 @@ def compose_file_value(env_text: str | None, base: str, extra: list[str], overri
     return ":".join(chain)
 
 
+ENV_COMMENT = "# Added by hostprep: loads hostprep's override on every `compose` run.\n"
+
+
 def set_env_var(text: str | None, key: str, value: str) -> str:
     """Set KEY=value in a .env text, preserving every other line and comment."""
     lines = (text or "").splitlines(keepends=True)
@@ -147,7 +150,9 @@ def set_env_var(text: str | None, key: str, value: str) -> str:
             return "".join(lines)
     if lines and not lines[-1].endswith("\n"):
         lines[-1] += "\n"
-    lines.append(f"# Added by hostprep: loads hostprep's override on every `compose` run.\n{key}={value}\n")
+    if not lines or lines[-1] != ENV_COMMENT:   # the owner removed the line but kept our comment: no second one
+        lines.append(ENV_COMMENT)
+    lines.append(f"{key}={value}\n")
     return "".join(lines)
 
 

@@ -79,13 +79,22 @@ def redact_line(line: str) -> str:
     return _mask_inline(line)
 
 
-def _opens_quote(line: str) -> bool:
-    """A secret's value that opens a quote and does not close it on this line (a multi-line value)."""
-    m = _ASSIGN.match(line)
-    if not m or not SECRET_NAME.search(m.group("name")):
-        return False
-    value = m.group("value")
-    return value[:1] in "\"'" and value.count(value[0]) % 2 == 1
+def _block(body: str) -> tuple[str, re.Pattern[str] | None] | None:
+    """For a line that opens a multi-line secret (a PEM private key, or a credential's quoted value
+    left open), its masked form and what ends the block (None: it ends on this line); else None.
+    The masked form opens nothing, so masking twice (the CLI's edge masks again) changes nothing."""
+    m = _ASSIGN.match(body)
+    head = m.group("head") if m and SECRET_NAME.search(m.group("name")) else None
+    pem = _PEM_BEGIN.search(body)
+    if pem:
+        return (head or body[:pem.start()]) + MASK, None if _PEM_END.search(body, pem.end()) else _PEM_END
+    value = m.group("value") if m and head else ""
+    if value[:1] in ("\"", "'") and value.count(value[0]) % 2 == 1:
+        return f"{head}{MASK}", re.compile(re.escape(value[0]))
+    return None
+
+
+_LINE_ENDS = "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"   # what str.splitlines splits at
 
 
 def redact(text: str) -> str:
@@ -97,18 +106,18 @@ def redact(text: str) -> str:
     out: list[str] = []
     until: re.Pattern[str] | None = None
     for ln in text.splitlines(keepends=True):
-        body, end = (ln[:-1], "\n") if ln.endswith("\n") else (ln, "")
+        body = ln.rstrip(_LINE_ENDS)
+        end = ln[len(body):]
         if until is not None:
             out.append(MASK + end)
             if until.search(body):
                 until = None
             continue
-        if _PEM_BEGIN.search(body):
-            until = None if _PEM_END.search(body) else _PEM_END
-            out.append(_PEM_BEGIN.split(body)[0] + MASK + end)
+        block = _block(body)
+        if block is not None:
+            out.append(block[0] + end)
+            until = block[1]
             continue
-        if _opens_quote(body):
-            until = re.compile(re.escape(_ASSIGN.match(body).group("value")[0]))   # type: ignore[union-attr]
         out.append(redact_line(body) + end)
     return "".join(out)
 

@@ -317,3 +317,9 @@ def test_last_user_is_the_final_user_instruction(dockerfile: str, user: str | No
 
 def test_managed_marker_is_what_the_planner_looks_for() -> None:
     assert compose.MANAGED_MARK in render_override({"w": {"group_add": ["1"]}}, "group-add", 1)
+
+
+def test_setting_compose_file_again_after_the_owner_deleted_it_adds_no_second_comment() -> None:
+    once = compose.set_env_var("AIRFLOW_UID=50000\n", "COMPOSE_FILE", "a.yml:b.yml")
+    dropped = "".join(ln for ln in once.splitlines(keepends=True) if not ln.startswith("COMPOSE_FILE="))
+    assert compose.set_env_var(dropped, "COMPOSE_FILE", "a.yml:b.yml") == once

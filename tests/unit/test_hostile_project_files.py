@@ -158,6 +158,28 @@ def test_a_project_env_with_a_credential_never_shows_it_in_plan_audit_or_json(na
     assert "Zq7" not in shown
 
 
+_ENVISH = st.lists(st.one_of(
+    st.sampled_from(["A=1", "DB_PASSWORD='two", 'API_TOKEN="x', "lines'", 'end"', "-----BEGIN RSA PRIVATE KEY-----",
+                     "-----END RSA PRIVATE KEY-----", 'SSH_KEY="-----BEGIN OPENSSH PRIVATE KEY-----', "+PASSWORD=x",
+                     "  token: 'abc", "x://u:p@h", "COMPOSE_FILE=a.yml:b.yml", '"key": "v"']),
+    st.text(max_size=20)), max_size=12).map("\n".join)
+
+
+@FUZZ
+@given(_ENVISH)
+def test_masking_twice_changes_nothing_so_the_edge_never_hides_more(text: str) -> None:
+    """The CLI masks again what the library masked; a second pass must leave the first's text alone."""
+    once = redact(text)
+    assert redact(once) == once
+    assert len(once.splitlines()) == len(text.splitlines())
+
+
+def test_the_line_after_a_masked_private_key_is_shown_after_the_edge_masks_again() -> None:
+    env = 'A=1\nSSH_KEY="-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl\n-----END OPENSSH PRIVATE KEY-----"\n'
+    step_diff = redact(env + "COMPOSE_FILE=a.yml\n")
+    assert for_terminal(step_diff).splitlines()[-1] == "COMPOSE_FILE=a.yml"
+
+
 @FUZZ
 @given(st.text(max_size=120))
 def test_text_shown_on_a_terminal_holds_no_control_character_but_newline_and_tab(text: str) -> None:
