@@ -65,6 +65,11 @@ def as_mallory(h: lab.LabHost, script: str) -> None:
     h.exec(f"cd /opt/airflow && runuser -u mallory -- sh -c '{script}'")
 
 
+def owner_writes(h: lab.LabHost, name: str, text: str) -> None:
+    """The project's owner (mallory, never root) replaces one of its files."""
+    h.exec(f"cd /opt/airflow && runuser -u mallory -- sh -c 'cat > {name}'", input=text.encode())
+
+
 def canary(h: lab.LabHost) -> str:
     return h.exec(f"stat -c '%u:%g %a' {CANARY} {CANARY_DIR}; ls -A {CANARY_DIR}; cat {CANARY}")
 

@@ -14,7 +14,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from tests.integration.test_hostile_host_lab import hostile, hostprep
+from tests.integration.test_hostile_host_lab import hostile, hostprep, owner_writes
 from tests.lab import lab
 
 # Each secret starts with Zq7: a marker no output of hostprep holds, so any match is a leak.
@@ -52,11 +52,6 @@ def leaks(text: str) -> list[str]:
     found = [k for k, v in SECRETS.items() if v in text]
     return found + (["marker Zq7"] if "Zq7" in text else []) + \
         (["env as base64"] if base64.b64encode(ENV.encode()).decode()[:40] in text else [])
-
-
-def owner_writes(h: lab.LabHost, name: str, text: str) -> None:
-    """The project's owner (mallory, never root) replaces one of its files."""
-    h.exec(f"cd /opt/airflow && runuser -u mallory -- sh -c 'cat > {name}'", input=text.encode())
 
 
 def shown(run: subprocess.CompletedProcess[str]) -> str:
