@@ -85,8 +85,8 @@ def test_a_planted_temp_file_link_is_never_written_through(lab_hosts: dict[str, 
     as_mallory(h, f"for f in .env docker-compose.hostprep.yml; do ln -s {CANARY} $f.hostprep-tmp; done")
     assert canary(h) == UNTOUCHED
     run = hostprep("provision", "--host", "lab1", state=tmp_path)
+    assert canary(h) == UNTOUCHED   # first the attack's effect, then hostprep's verdict
     assert run.returncode == 0, run.stdout + run.stderr
-    assert canary(h) == UNTOUCHED
     assert h.exec("stat -c '%U %F' /opt/airflow/.env") == "mallory regular file\n"
     assert "COMPOSE_FILE=" in h.exec("cat /opt/airflow/.env")
     back = hostprep("rollback", "--host", "lab1", state=tmp_path)
@@ -107,9 +107,9 @@ def test_a_project_file_replaced_by_a_link_is_refused_by_plan_audit_and_rollback
     as_mallory(h, f"mv .env .env.saved && ln -s {CANARY} .env")
 
     check = hostprep("provision", "--host", "lab2", "--check", "--json", state=tmp_path)
+    assert "root-only canary" not in check.stdout + check.stderr   # the target's bytes never shown
     assert check.returncode == 2
     assert "refused: /opt/airflow/.env is a symlink" in check.stdout
-    assert "root-only canary" not in check.stdout + check.stderr
     for args in (("provision", "--host", "lab2"), ("rollback", "--host", "lab2")):
         run = hostprep(*args, state=tmp_path)
         assert run.returncode == 2, run.stdout + run.stderr
@@ -183,9 +183,9 @@ def test_a_forged_snapshot_on_the_host_never_reaches_the_controllers_disk(
            input=json.dumps(forged).encode())
     state = tmp_path / "state"
     run = hostprep("rollback", "--host", "lab1", state=state)
+    assert not (state / "hosts" / "lab2").exists()   # nothing planted for the other host
     assert run.returncode == 2
     assert "snapshot refused: it names host 'lab2'" in run.stdout
-    assert not (state / "hosts" / "lab2").exists()
     # an id that is a path, and a file the host's project does not have
     forged.update(host="lab1", id="../../../../tmp/hpsec-planted")
     h.exec("cat > /var/lib/hostprep/snapshots/20991231T235959Z-ffff.json", input=json.dumps(forged).encode())
