@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
-from hostprep import strategies
+from hostprep import posture, strategies
 from hostprep.access import can_connect
 from hostprep.facts import Facts, gather
 from hostprep.findings import CRITICAL, WARNING, Finding, Rule, provision_hint
@@ -50,7 +50,7 @@ _TAIL = (
     Rule("bind-dir-not-writable", WARNING, "bind-mounted folders are writable by AIRFLOW_UID"),
     Rule("bind-dir-world-writable", WARNING, "bind-mounted folders are not world-writable", fixable=False),
 )
-RULES = _HEAD + strategies.rules() + _TAIL   # the strategies' own rules between the common ones
+RULES = _HEAD + strategies.rules() + posture.RULES + _TAIL   # the strategies' own rules, posture's, the common tail
 RULE = {r.id: r for r in RULES}
 _ORDER = {r.id: i for i, r in enumerate(RULES)}
 
@@ -169,7 +169,8 @@ def applied_strategy(facts: Facts, settings: HostSettings) -> list[Finding]:
 
 
 CHECKS: tuple[Callable[[Facts, HostSettings], list[Finding]], ...] = (
-    unsafe_paths, host_health, worker_access, record_state, applied_strategy, socket_mode, primary_gid, bind_dirs,
+    unsafe_paths, host_health, worker_access, record_state, applied_strategy, posture.findings, socket_mode,
+    primary_gid, bind_dirs,
 )
 
 

@@ -4,8 +4,8 @@ The probe's ``containers`` section lists the containers of the Compose project a
 container whose host config mentions the Docker socket (a socat-style "socket published on a
 port" workaround lives outside the project). Per container it sends a few scalar fields of
 ``config.v2.json`` (grepped on the host, not the whole file) and the one-line ``hostconfig.json``,
-every line starting with ``<container id>/<file>:`` (``grep -H``): no line a container's config
-holds can open a section of the probe, and it stays data here.
+every line starting with the file's path (``grep -H``): no line a container's config holds can
+open a section of the probe, and it stays data here.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 __all__ = ["ContainerFacts", "Mount", "parse_containers"]
 
-_LINE = re.compile(r"([0-9a-f]{12,64})/(config\.v2|hostconfig)\.json:(.*)")
+_LINE = re.compile(r"(?:/var/lib/docker/containers/)?([0-9a-f]{12,64})/(config\.v2|hostconfig)\.json:(.*)")
 _FIELD = re.compile(r'"(Running|Pid|User|Name|Image|com\.docker\.compose\.service|com\.docker\.compose\.project)"'
                     r':(?:"([^"]*)"|([a-z0-9]+))')
 _DOCKER_HOST = re.compile(r'"DOCKER_HOST=([^"]*)"')

@@ -18,6 +18,7 @@ from typing import Any
 from hostprep import compose
 from hostprep.host_lock import HostLock, parse_lock
 from hostprep.containers import ContainerFacts, ContainersMalformed, parse_containers
+from hostprep.posture_facts import DaemonFacts, DagLine, PostureMalformed, parse_daemon, parse_dags
 from hostprep.layout import COMPOSE_FILES, OVERRIDE_FILE, STATE_DIR, bind_path
 from hostprep.settings import HostSettings
 from hostprep.transport import Transport
@@ -139,6 +140,8 @@ class Facts:
     lock: HostLock | None = None     # the host lock, when one is held (stale when its holder is gone)
     containers: tuple[ContainerFacts, ...] = ()   # the project's, and any other mounting the socket
     docker_url: str | None = None                 # the DOCKER_HOST the in-worker checks were given
+    daemon: DaemonFacts = DaemonFacts()           # how dockerd listens (TCP, TLS)
+    dags: tuple[DagLine, ...] = ()                # DAG lines setting Docker options
 
     def service_containers(self, service: str) -> list[ContainerFacts]:
         """The project's containers of one Compose service (running ones first)."""
@@ -180,12 +183,14 @@ class Facts:
         return None if self.worker.docker_ps_rc is None else self.worker.docker_ps_rc == 0
 
     def to_dict(self, *, contents: bool = False) -> dict[str, Any]:
-        """JSON-ready facts; file contents replaced by their hash unless asked for."""
+        """JSON-ready facts; file contents replaced by their hash unless asked for, and DAG lines by where
+        they are (a DAG line may hold a credential; the posture findings show only what matched)."""
         data = asdict(self)
         for name, f in self.files.items():
             data["files"][name]["sha256"] = f.sha256
             if not contents:
                 data["files"][name].pop("content")
+        data["dags"] = [{"file": d.file, "line": d.line} for d in self.dags]
         return data
 
     def __repr__(self) -> str:
@@ -201,6 +206,7 @@ REQUIRED_SECTIONS = ("os", "docker_group", "socket", "dockerd", "compose", "dock
                      "bind_dirs", "record")
 _DIGITS = re.compile(r"[0-9]{1,10}")
 _MARK = "@@hostprep:"
+DAG_PREFIX = "dag: "   # the DAG folder's lines, inside the bind_dirs section (a folder label has no ':')
 
 
 def sections(text: str) -> dict[str, str]:
@@ -287,8 +293,11 @@ def parse_file(name: str, body: str) -> FileFacts:
 
 
 def parse_bind_dirs(body: str) -> tuple[DirFacts, ...]:
+    """The bind folders' lines (the DAG folder's ``dag: `` lines are :func:`parse_dags`')."""
     out = []
     for line in body.splitlines():
+        if line.startswith(DAG_PREFIX):
+            continue
         parts = line.split()
         if len(parts) >= 3 and parts[1] == "unsafe":
             out.append(DirFacts(name=parts[0], exists=True, unsafe=line.split(None, 2)[2].strip()))
@@ -562,6 +571,9 @@ def _parse_probe(host: str, text: str, settings: HostSettings, *, deep: bool, do
         lock=parse_lock(sec.get("lock")),
         containers=_containers(sec.get("containers", "")),
         docker_url=docker_url,
+        daemon=_daemon(sec.get("daemon", "")),
+        dags=parse_dags("\n".join(ln[len(DAG_PREFIX):] for ln in sec["bind_dirs"].splitlines()
+                                   if ln.startswith(DAG_PREFIX))),
     )
 
 
@@ -569,6 +581,13 @@ def _containers(body: str) -> tuple[ContainerFacts, ...]:
     try:
         return parse_containers(body)
     except ContainersMalformed as exc:
+        raise ProbeFailed(str(exc)) from None
+
+
+def _daemon(body: str) -> DaemonFacts:
+    try:
+        return parse_daemon(body)
+    except PostureMalformed as exc:
         raise ProbeFailed(str(exc)) from None
 
 
@@ -604,6 +623,7 @@ def probe_env(settings: HostSettings, *, deep: bool = True, versions: bool = Fal
         "STATE_DIR": STATE_DIR,
         "FILES": " ".join(files),
         "DOCKER_URL": docker_url or "",
+        "DAGS": bind_path(settings.project_dir, "dags") if "dags" in settings.bind_dirs else "",
     }
 
 

@@ -2,6 +2,7 @@
 # Prepended: safe.sh (enter, kind, read_nofollow), lock.sh (lock_holder, lock_stale).
 # Inputs (shell variables, quoted by the transport): SOCK PROJ WORKER_SVC BIND_DIRS DEEP VERSIONS STATE_DIR FILES
 #   DOCKER_URL  optional: tcp://NAME:PORT the in-worker checks use as DOCKER_HOST (a strategy's proxy)
+#   DAGS        optional: the DAG folder, whose Docker options the posture checks read
 #   DEEP=1      also run `id` and `docker ps` inside the worker, in one docker exec (the proof; ~0.2 s on the host)
 #   VERSIONS=1  also ask dockerd and Compose for their versions (0.1-0.5 s)
 # Output (written at once): sections "@@hostprep:<key>" followed by their raw lines; parsed by hostprep.facts.
@@ -30,10 +31,15 @@ probe_file() {   # DIR NAME: "unsafe <why>", nothing (missing), or "mode uid gid
     *) echo "unsafe $1/$2 is not a regular file" ;;
     esac
 }
-probe_dir() {    # LABEL DIR NAME: "LABEL uid gid mode", "LABEL missing" or "LABEL unsafe <why>"
+probe_dir() {    # LABEL DIR NAME [scan]: "LABEL uid gid mode", "LABEL missing" or "LABEL unsafe <why>"
     enter "${2:-/}" || { if [ -n "$unsafe" ]; then echo "$1 unsafe $unsafe"; else echo "$1 missing"; fi; return 0; }
     case $(kind "$3") in
-    dir) stat -c "$1 %u %g %a" -- "$3" ;;
+    dir) stat -c "$1 %u %g %a" -- "$3"
+         # the DAG folder: lines that set Docker options (posture), as "dag: ./FILE:LINE:TEXT"; entered only
+         # if it is the directory NAME here and no link (cd -P sets PWD to where it really landed)
+         if [ "${4:-}" = scan ]; then _at=$PWD; cd -P -- "$3" 2>/dev/null && [ "$PWD" = "${_at%/}/$3" ] && \
+             grep -r -n -I --include='*.py' -E 'docker_url|privileged|docker\.sock|Mount\(|source *=|volumes *=|mounts *=' \
+                 . 2>/dev/null | awk 'NR <= 400 { print "dag: " substr($0, 1, 400) }'; fi ;;
     missing) echo "$1 missing" ;;
     symlink) echo "$1 unsafe $2/$3 is a symlink" ;;
     *) echo "$1 unsafe $2/$3 is not a directory" ;;
@@ -46,6 +52,16 @@ m socket; if [ -e "$SOCK" ]; then stat -L -c '%f %u %g %U %G' -- "$SOCK"; ls -ld
 m dockerd
 pid=$(cat /var/run/docker.pid 2>/dev/null)
 if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then echo running; elif pgrep -x dockerd >/dev/null 2>&1; then echo running; fi
+m daemon    # how dockerd listens (posture): daemon.json, its flags, its own TCP listeners; see hostprep.posture_facts
+[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || pid=$(pgrep -x -o dockerd 2>/dev/null)
+if [ -r /etc/docker/daemon.json ]; then printf 'daemonjson %s\n' "$(base64 -w0 /etc/docker/daemon.json)"; fi
+if [ -n "$pid" ]; then   # one awk: the command line (NUL-separated), dockerd's socket fds (ls on stdin), TCP listeners
+    ls -l "/proc/$pid/fd" 2>/dev/null | awk '
+        FILENAME ~ /cmdline$/ { gsub(/[\n\t]/, " "); args = args " " $0; next }
+        FILENAME ~ /net\/tcp6?$/ { if ($4 == "0A" && ($10 in fds)) print "listen " $2; next }
+        match($0, /socket:\[[0-9]+\]/) { fds[substr($0, RSTART + 8, RLENGTH - 9)] = 1 }
+        END { print "cmdline" args }' RS='\0' "/proc/$pid/cmdline" RS='\n' - /proc/net/tcp /proc/net/tcp6 2>/dev/null
+fi
 m compose   # found by presence; versions only when asked
 v2=; for d in /usr/libexec/docker/cli-plugins /usr/lib/docker/cli-plugins /usr/local/lib/docker/cli-plugins \
               /usr/local/libexec/docker/cli-plugins "$HOME/.docker/cli-plugins"; do
@@ -59,7 +75,8 @@ for f in $FILES; do
 done
 m bind_dirs
 printf '%s' "$BIND_DIRS" | while read -r d p; do   # "name path" lines: the paths come from hostprep.layout
-    ( probe_dir "$d" "${p%/*}" "${p##*/}" )
+    s=; [ "$p" = "$DAGS" ] && s=scan
+    ( probe_dir "$d" "${p%/*}" "${p##*/}" $s )
 done
 m record; cat "$STATE_DIR/state.json" 2>/dev/null
 m lock; if [ -d "$STATE_DIR/lock" ]; then echo "held $(lock_holder)"; s=$(lock_stale); [ -z "$s" ] || echo "stale $s"; fi
@@ -75,16 +92,16 @@ if [ -d /var/lib/docker/containers ]; then
         if [ -z "$cid" ] && [ "${p:-0}" -gt 0 ]; then d=${f%/config.v2.json}; cid=${d##*/}; pid=$p; fi
     done
     # the project's containers and any other that mounts the socket: a few scalar fields of each
-    # config (no env but DOCKER_HOST) and its one-line host config, every line prefixed by the
-    # container's id (grep -H); a handful of processes however many containers. hostprep.containers parses it.
+    # config (no env but DOCKER_HOST) and its one-line host config, every line prefixed by its path
+    # (grep -H); three processes however many containers. hostprep.containers parses it.
     m containers
-    ( cd /var/lib/docker/containers && set -- $( { grep -l -F "\"com.docker.compose.project.working_dir\":\"$PROJ\"" \
-            */config.v2.json; grep -l -F -e docker.sock -e "$SOCK" */hostconfig.json; } 2>/dev/null | cut -d/ -f1 | sort -u)
-      if [ $# -gt 0 ]; then
-          grep -o -H -E '"(Running|Pid|User|Name|Image|com\.docker\.compose\.(service|project))":("[^"]*"|[a-z0-9]+)|"DOCKER_HOST=[^"]*"' \
-              $(printf '%s/config.v2.json ' "$@") 2>/dev/null
-          grep -H '' $(printf '%s/hostconfig.json ' "$@") 2>/dev/null
-      fi )
+    set -- $(grep -l -F -e "\"com.docker.compose.project.working_dir\":\"$PROJ\"" -e docker.sock -e "$SOCK" \
+        /var/lib/docker/containers/*/config.v2.json 2>/dev/null)
+    if [ $# -gt 0 ]; then
+        grep -o -H -E '"(Running|Pid|User|Name|Image|com\.docker\.compose\.(service|project))":("[^"]*"|[a-z0-9]+)|"DOCKER_HOST=[^"]*"' "$@" 2>/dev/null
+        for f; do shift; set -- "$@" "${f%/config.v2.json}/hostconfig.json"; done
+        grep -H '' "$@" 2>/dev/null
+    fi
 else
     cid=$(docker ps -aq --no-trunc --filter "label=com.docker.compose.project.working_dir=$PROJ" \
           --filter "label=com.docker.compose.service=$WORKER_SVC" 2>/dev/null | head -n1)

@@ -28,9 +28,11 @@ from hostprep.access import id_groups
 from hostprep.containers import ContainerFacts
 from hostprep.errors import SettingsError
 from hostprep.facts import Facts
+from hostprep.findings import CRITICAL, WARNING, Finding, Rule, override_chain_broken, override_document, provision_hint
 from hostprep.settings import HostSettings
 from hostprep.steps import Draft
 from hostprep.strategies.base import Row, Strategy
+from hostprep.strategies.groups import recorded_services
 
 SERVICE = "hostprep-docker-proxy"
 NETWORK = "hostprep-docker-proxy"
@@ -45,6 +47,17 @@ CONFIG_PATH = "/tmp/hostprep-haproxy.cfg"
 # The image's own entrypoint is bypassed: write hostprep's config, then run haproxy (master-worker, foreground).
 LAUNCH = f'printf "%s\\n" "$${CONFIG_VAR}" > {CONFIG_PATH} && exec haproxy -W -db -f {CONFIG_PATH}'
 AREAS = ("volumes", "networks", "exec", "system", "swarm", "secrets")   # the negative checks, see probe.sh
+
+PROXY_DOWN = Rule("proxy-down", CRITICAL, "hostprep's Docker proxy runs")
+PROXY_PUBLISHED = Rule("proxy-published", CRITICAL, "the Docker proxy publishes no host port", fixable=False)
+SOCKET_MOUNTED = Rule("socket-still-mounted", CRITICAL,
+                      "services behind the proxy neither mount the socket nor bypass DOCKER_HOST")
+OVERRIDE_MISSING = Rule("proxy-override-missing", WARNING, "hostprep's override with the proxy is in place and loaded")
+SECTIONS = Rule("proxy-sections", WARNING, "the proxy opens only what DockerOperator needs")
+DAG_BYPASS = Rule("dag-bypasses-proxy", WARNING, "no DAG hard-codes docker_url to the socket", fixable=False)
+NEEDED = {"_ping", "version", "containers", "images", "auth"}
+_ALLOWED = re.compile(r"http-request allow if \{[^}]*/\(([a-z_|]+)\)")
+_BYPASS = re.compile(r"""docker_url\s*=\s*["']unix://""")
 
 _IMAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./:@-]{0,254}")
 _TIMEOUT = re.compile(r"[1-9][0-9]{0,5}(ms|s|m|h|d)")
@@ -174,6 +187,7 @@ class SocketProxy(Strategy):
                "read request bodies: a DAG can still create a privileged container or bind-mount / from the host")
     needs_docker_group = False
     settings = ("hostprep_proxy_image", "hostprep_proxy_auth", "hostprep_proxy_timeout")
+    rules = (PROXY_DOWN, PROXY_PUBLISHED, SOCKET_MOUNTED, OVERRIDE_MISSING, SECTIONS, DAG_BYPASS)
 
     def options(self, vars: Mapping[str, Any]) -> dict[str, Any]:
         """``hostprep_proxy_image`` (an image reference), ``hostprep_proxy_auth`` (a boolean: open ``/auth``
@@ -224,6 +238,31 @@ class SocketProxy(Strategy):
                          ", ".join(f"{m.source}:{m.target}" for m in c.mounts if m.source) or "no host mounts"))
         return rows
 
+    def drift(self, facts: Facts, settings: HostSettings) -> list[Finding]:
+        """The proxy down or published; a service back on the socket; the override gone or widened; DAGs around it."""
+        hint = f"`{provision_hint(facts.host, self.name)}` recreates it"
+        proxy = facts.service_containers(SERVICE)
+        out = [] if proxy and proxy[0].running else [Finding(
+            PROXY_DOWN, f"{SERVICE} is {'stopped' if proxy else 'gone'}: the worker cannot reach Docker", hint)]
+        out += [Finding(PROXY_PUBLISHED, f"{SERVICE} publishes {', '.join(c.published)}: the Docker API on a host port",
+                        f"remove the ports of {SERVICE} (it needs none), then `{provision_hint(facts.host, self.name)}`")
+                for c in proxy[:1] if c.published]
+        services = recorded_services(facts, settings)
+        for svc in services:
+            c = _running(facts, svc)
+            if c is None:
+                continue
+            why = ([f"mounts {settings.socket_path}"] if c.mounts_path(settings.socket_path) else []) + \
+                ([f"DOCKER_HOST is {c.docker_host or 'unset'}"] if c.docker_host != DOCKER_URL else [])
+            if why:
+                out.append(Finding(SOCKET_MOUNTED, f"{svc} {' and '.join(why)}: it reaches Docker around the proxy",
+                                   hint, svc))
+        out += _override_findings(facts, settings, services)
+        out += [Finding(DAG_BYPASS, f"{d.where}: docker_url set to the socket; the worker has no socket, the task fails",
+                        "drop docker_url (DockerOperator then uses DOCKER_HOST, the proxy)", d.where)
+                for d in facts.dags if _BYPASS.search(d.text)]
+        return out
+
     def proof(self, facts: Facts) -> list[Row]:
         """Through the proxy (not the socket); not in the docker group; every area outside the API refused."""
         groups = id_groups(facts.worker.id_output or "") or ()
@@ -236,3 +275,49 @@ class SocketProxy(Strategy):
             ("the proxy refuses " + ", ".join(AREAS) + " (403)", all(denied.get(a) == "403" for a in AREAS),
              ", ".join(f"{a} {denied.get(a, 'not asked')}" for a in AREAS)),
         ]
+
+
+# ------------------------------------------------------------------ the audit's view (pure)
+
+
+def config_problems(text: str, *, auth: bool) -> list[str]:
+    """What a proxy config opens beyond DockerOperator's needs (sections, methods, exec).
+
+    >>> config_problems(haproxy_config(auth=False, timeout="1h").replace("|images", "|images|volumes"), auth=False)
+    ['opens volumes']
+    """
+    opened = {s for m in _ALLOWED.finditer(text) for s in m.group(1).split("|")}
+    extra = opened - (NEEDED if auth else NEEDED - {"auth"})
+    out = [f"opens {', '.join(sorted(extra))}"] if extra else []
+    if "/(exec|export)" not in text:
+        out.append("no longer refuses exec")
+    if "METH_GET || METH_HEAD || METH_POST || METH_DELETE" not in text:
+        out.append("allows other methods")
+    return out
+
+
+def _env(over: dict[str, Any], svc: str) -> dict[str, Any]:
+    """A service's environment mapping in hostprep's override ({} when absent or not a mapping)."""
+    env = over[svc].get("environment") if isinstance(over.get(svc), dict) else None
+    return env if isinstance(env, dict) else {}
+
+
+def _override_findings(facts: Facts, settings: HostSettings, services: list[str]) -> list[Finding]:
+    doc = override_document(facts)
+    over = doc.get("services") if isinstance(doc, dict) else None
+    over = over if isinstance(over, dict) else {}
+    hint = f"`{provision_hint(facts.host, SocketProxy.name)}` writes it again"
+    if doc is None:
+        why: str | None = "docker-compose.hostprep.yml is gone or no longer hostprep's"
+    elif SERVICE not in over or any(_env(over, s).get("DOCKER_HOST") != DOCKER_URL for s in services):
+        why = f"hostprep's override no longer defines {SERVICE} or DOCKER_HOST for {', '.join(services)}"
+    else:
+        why = override_chain_broken(facts)
+    out = [Finding(OVERRIDE_MISSING, why + "; the next `compose up` drops the proxy", hint)] if why else []
+    text = _env(over, SERVICE).get(CONFIG_VAR)
+    if isinstance(text, str):
+        problems = config_problems(text, auth=proxy_options(settings)["auth"])
+        if problems:
+            out.append(Finding(SECTIONS, f"the proxy's config in the override {'; '.join(problems)}",
+                               f"`{provision_hint(facts.host, SocketProxy.name)}` writes hostprep's rules again"))
+    return out

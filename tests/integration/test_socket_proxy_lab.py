@@ -10,6 +10,7 @@ from typing import Any, Callable
 import pytest
 
 from hostprep import provision as prov
+from hostprep.audit import audit_host
 from hostprep.facts import Facts, gather
 from hostprep.results import CHANGED, OK
 from hostprep.settings import HostSettings
@@ -131,3 +132,42 @@ def test_hostprep_provision_strategy_socket_proxy_from_the_command_line(
     assert run.returncode == 0, run.stdout + run.stderr
     assert "[ok] the proxy refuses volumes, networks, exec, system, swarm, secrets (403)" in run.stdout
     assert "does not read request bodies" in run.stdout   # the strategy's honest warning
+
+
+# ------------------------------------------------------------------ the audit knows the proxy
+
+def audit_ids(name: str, *, deep: bool) -> set[str]:
+    with connect(name) as t:
+        return {f.key for f in audit_host(t, settings_with(name, hostprep_strategy="socket-proxy"), deep=deep).findings}
+
+
+PORTS_FILE = "docker-compose.ports.yml"
+PROXY_DRIFT = {   # induced as root on a host provisioned with socket-proxy -> findings (both audits, deep may add)
+    "clean": ("", set()),
+    "proxy_down": (f"docker stop -t 1 $(docker ps -q --filter label=com.docker.compose.service={SERVICE})",
+                   {"proxy-down"}),
+    "proxy_published": (f"printf 'services:\\n  {SERVICE}:\\n    ports: [\"127.0.0.1:2375:2375\"]\\n' > {PORTS_FILE} && "
+                        f"sed -i 's/^COMPOSE_FILE=.*/&:{PORTS_FILE}/' .env && {{compose}} up -d {SERVICE}",
+                        {"proxy-published", "socket-published:airflow-hostprep-docker-proxy-1"}),
+    "socket_still_mounted": ("COMPOSE_FILE=docker-compose.yaml {compose} up -d --no-deps --force-recreate airflow-worker",
+                             {"socket-still-mounted:airflow-worker", "worker-cannot-reach-docker"}),
+    "override_missing": ("rm docker-compose.hostprep.yml", {"proxy-override-missing"}),
+    "sections_widened": ("sed -i 's/|images)/|images|volumes|exec)/' docker-compose.hostprep.yml",
+                         {"proxy-sections"}),
+    "dag_bypasses": ("printf 'from airflow.providers.docker.operators.docker import DockerOperator\\n"
+                     "t = DockerOperator(task_id=\"x\", image=\"busybox\", docker_url=\"unix://var/run/docker.sock\")\\n'"
+                     " > dags/hostprep_test_bypass.py", {"dag-bypasses-proxy:hostprep_test_bypass.py:2"}),
+}
+
+
+@pytest.mark.parametrize("scenario", list(PROXY_DRIFT))
+def test_the_audit_finds_each_way_the_proxy_comes_undone(scenario: str, proxy_host: Callable[[str], lab.LabHost]) -> None:
+    h = proxy_host("lab1")
+    assert provision("lab1").status == CHANGED
+    induce, expected = PROXY_DRIFT[scenario]
+    if induce:
+        h.exec(f"cd /opt/airflow && {{ {induce.replace('{compose}', h.compose_cmd)}; }} >/dev/null 2>&1")
+    cheap, deep = audit_ids("lab1", deep=False), audit_ids("lab1", deep=True)
+    assert expected - {"worker-cannot-reach-docker"} <= cheap, cheap
+    assert expected <= deep, deep
+    assert cheap <= deep and deep - expected <= {"worker-cannot-reach-docker"}, (cheap, deep)
