@@ -43,7 +43,12 @@ FIXTURES = lab.REPO / "tests" / "unit" / "fixtures"
 
 @dataclass(frozen=True)
 class Scenario:
-    """A host state: provisioned with ``strategy`` (None: never), then ``induce`` run as root on the host."""
+    """A host state: provisioned with ``strategy`` (None: never), then ``induce`` run as root on the host.
+
+    In ``induce``, ``{compose}`` is the host's Compose command and ``{recreate_socket}`` what a reboot does
+    to the socket on that kind of host (systemd: docker.socket and docker.service restarted; a dockerd
+    that makes its own socket: dockerd restarted).
+    """
 
     strategy: str | None
     induce: str = ""
@@ -54,11 +59,11 @@ SCENARIOS = {  # the findings each must produce are tests/unit/test_audit.py's E
     "groupadd": Scenario("group-add"),
     "groupadd_override_deleted": Scenario("group-add", "rm /opt/airflow/docker-compose.hostprep.yml"),
     "groupadd_chmod_by_hand": Scenario("group-add", "chmod 666 /var/run/docker.sock"),
-    "groupadd_gid_changed": Scenario("group-add", f"groupmod -g {NEW_GID} docker && /usr/local/sbin/lab-dockerd-restart"),
+    "groupadd_gid_changed": Scenario("group-add", f"groupmod -g {NEW_GID} docker && {{recreate_socket}}"),
     "groupadd_worker_stopped": Scenario("group-add", "docker stop -t 1 $(docker ps -q --filter "
                                                      "label=com.docker.compose.service=airflow-worker)"),
     "chmod": Scenario("chmod"),
-    "chmod_dockerd_restarted": Scenario("chmod", "/usr/local/sbin/lab-dockerd-restart"),
+    "chmod_dockerd_restarted": Scenario("chmod", "{recreate_socket}"),   # dockerd restarts with a new socket
     "dockerfile": Scenario("dockerfile"),
     "dockerfile_block_removed": Scenario("dockerfile", "sed -i '/^# >>> hostprep/,/^# <<< hostprep/d' "
                                                        "/opt/airflow/Dockerfile"),
@@ -73,7 +78,7 @@ def induce(h: lab.LabHost, name: str) -> None:
     if sc.strategy:
         provision(sc.strategy, h.name)
     if sc.induce:
-        h.exec(sc.induce.replace("{compose}", h.compose_cmd))
+        h.exec(sc.induce.replace("{compose}", h.compose_cmd).replace("{recreate_socket}", h.socket_recreate))
 
 
 def _running(h: lab.LabHost) -> bool:

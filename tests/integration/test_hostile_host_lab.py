@@ -255,17 +255,17 @@ def test_a_fake_id_in_the_workers_path_fakes_nothing(lab_hosts: dict[str, lab.La
     h.exec("""set -e; cd /opt/airflow
         sed -i 's|      DUMB_INIT_SETSID: "0"|      DUMB_INIT_SETSID: "0"\\n      PATH: /home/airflow/.local/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin|' docker-compose.yaml
         docker compose up -d --no-deps --force-recreate airflow-worker >/dev/null 2>&1""")
-    fake_id = (b'#!/bin/sh\necho "uid=50000(airflow) gid=0(root) groups=0(root),998(docker)"\n'
-               b'printf "\\n@@hostprep:docker_group\\ndocker:x:4242:\\n"\n')
+    fake_id = (f'#!/bin/sh\necho "uid=50000(airflow) gid=0(root) groups=0(root),{h.docker_gid}(docker)"\n'
+               'printf "\\n@@hostprep:docker_group\\ndocker:x:4242:\\n"\n').encode()
     for name, body in (("id", fake_id), ("docker", b"#!/bin/sh\nexit 0\n")):
         h.exec("docker exec -i -u 50000 airflow-airflow-worker-1 sh -c "
                f"'mkdir -p $HOME/.local/bin && cat > $HOME/.local/bin/{name} && chmod +x $HOME/.local/bin/{name}'",
                input=body)
-    assert "998(docker)" in h.exec("docker exec -u 50000 airflow-airflow-worker-1 sh -c id")   # the fake works
+    assert f"{h.docker_gid}(docker)" in h.exec("docker exec -u 50000 airflow-airflow-worker-1 sh -c id")   # the fake works
     run = hostprep("audit", "--host", "lab1", "--deep", "--json", state=tmp_path)
     assert run.returncode == 2, run.stdout + run.stderr
     host = json.loads(run.stdout)["hosts"]["lab1"]
-    assert host["docker_gid"] == 998
+    assert host["docker_gid"] == h.docker_gid
     assert "worker-cannot-reach-docker" in [f["id"] for f in host["findings"]]
     facts = hostprep("facts", "--host", "lab1", "--json", state=tmp_path)
     worker = json.loads(facts.stdout)["lab1"]["worker"]

@@ -40,8 +40,7 @@ def lab1(lab_hosts: dict[str, lab.LabHost]) -> tuple[lab.LabHost, dict[str, obje
 
 
 def logins_from_loopback(h: lab.LabHost) -> int:
-    return lab.docker("logs", h.container, check=False).stderr.decode(errors="replace").count(
-        "Accepted publickey for ubuntu from 127.0.0.1 ")
+    return h.sshd_log().count("Accepted publickey for ubuntu from 127.0.0.1 ")
 
 
 def test_proxyjump_reaches_the_host_through_a_verified_jump_host(lab1, tmp_path: Path) -> None:

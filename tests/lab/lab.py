@@ -36,22 +36,33 @@ INVENTORY = REPO / "inventories" / "lab.yml"
 PREFIX = os.environ.get("HOSTPREP_LAB_PREFIX", "hostprep-lab")
 PORT_BASE = int(os.environ.get("HOSTPREP_LAB_PORT_BASE", "2200"))
 SERVICES = ""  # compose services started on light hosts ("" = all)
+# How lab hosts boot: "systemd" (PID 1, docker.socket activating docker.service, as Ubuntu EC2 hosts run)
+# or "direct" (a shell starts dockerd, which makes its own socket, and sshd: faster, for the benchmark).
+INIT = os.environ.get("HOSTPREP_LAB_INIT", "systemd")
+INITS = ("systemd", "direct")
 
 
 @contextlib.contextmanager
-def fleet(*, prefix: str, port_base: int, inventory: Path, known_hosts: Path, services: str = "") -> Iterator[None]:
-    """Point the lab at another fleet (the benchmark's) for a while: names, ports, inventory, services."""
-    global PREFIX, PORT_BASE, INVENTORY, KNOWN_HOSTS, SERVICES
-    saved = PREFIX, PORT_BASE, INVENTORY, KNOWN_HOSTS, SERVICES
-    PREFIX, PORT_BASE, INVENTORY, KNOWN_HOSTS, SERVICES = prefix, port_base, inventory, known_hosts, services
+def fleet(*, prefix: str, port_base: int, inventory: Path, known_hosts: Path, services: str = "",
+          init: str = "direct") -> Iterator[None]:
+    """Point the lab at another fleet (the benchmark's) for a while: names, ports, inventory, services, boot.
+
+    The benchmark's hosts boot direct by default: faster, and their sshd logs to `docker logs`, where the
+    benchmark counts connections.
+    """
+    global PREFIX, PORT_BASE, INVENTORY, KNOWN_HOSTS, SERVICES, INIT
+    saved = PREFIX, PORT_BASE, INVENTORY, KNOWN_HOSTS, SERVICES, INIT
+    PREFIX, PORT_BASE, INVENTORY, KNOWN_HOSTS, SERVICES, INIT = prefix, port_base, inventory, known_hosts, services, init
     try:
         yield
     finally:
-        PREFIX, PORT_BASE, INVENTORY, KNOWN_HOSTS, SERVICES = saved
+        PREFIX, PORT_BASE, INVENTORY, KNOWN_HOSTS, SERVICES, INIT = saved
 BASE_IMAGE = "hostprep-lab/base:bookworm"
 AIRFLOW_BASE_IMAGE = "hostprep-lab/airflow-base:latest"
 DEBIAN_MIRROR = os.environ.get("HOSTPREP_LAB_MIRROR", "http://deb.debian.org/debian")
-GIDS = {1: 998, 2: 121}
+# docker GIDs as real installs leave them: docker-ce's `groupadd --system` takes the highest free
+# system GID (999 on Ubuntu cloud images, 995-998 elsewhere), Debian's docker.io the lowest from 100.
+GIDS = {1: 999, 2: 121, 3: 995, 11: 998}
 PROJECT_DIR = "/opt/airflow"
 BIND_DIRS = ("dags", "logs", "plugins", "config")
 
@@ -141,6 +152,24 @@ class LabHost:
         # 900 + slot, skipping 1000 and up (the image's `ubuntu` group is 1000)
         return GIDS.get(self.slot, 900 + self.slot if self.slot < 100 else 1900 + self.slot)
 
+    @property
+    def init(self) -> str:
+        """How this host's container boots ("systemd" or "direct"): its label, else the lab's INIT."""
+        out = docker("inspect", "-f", '{{index .Config.Labels "hostprep.lab.init"}}', self.container, check=False)
+        label = out.stdout.decode().strip() if out.returncode == 0 else ""
+        return label if label in INITS else ("direct" if out.returncode == 0 else INIT)
+
+    @property
+    def socket_recreate(self) -> str:
+        """The host's command for what a reboot does to the socket: made again, 660 with the group's GID now."""
+        return "/usr/local/sbin/lab-socket-recreate" if self.init == "systemd" else "/usr/local/sbin/lab-dockerd-restart"
+
+    def sshd_log(self) -> str:
+        """What this host's sshd logged (systemd: ssh.service's journal; direct: the container's stderr)."""
+        if self.init == "systemd":
+            return self.exec("journalctl -u ssh.service -o cat --no-pager", check=False)
+        return docker("logs", self.container, check=False).stderr.decode(errors="replace")
+
     def exec(self, script: str, *, input: bytes | None = None, check: bool = True, timeout: float = 600) -> str:
         """Run a root shell script inside this host (the lab's back door, not hostprep's)."""
         args = ["exec", "-i"] if input is not None else ["exec"]
@@ -211,6 +240,11 @@ def _base_image(log: Log) -> None:
         tar.wait()
 
 
+def host_image(init: str, compose: str) -> str:
+    """The lab host image for a way of booting and a Compose flavour."""
+    return f"hostprep-lab/host-systemd:{compose}" if init == "systemd" else f"hostprep-lab/host:{compose}"
+
+
 def build(log: Log = print) -> None:
     """Build every lab image that is missing; cached layers make a rebuild take seconds."""
     STATE.mkdir(parents=True, exist_ok=True)
@@ -223,6 +257,10 @@ def build(log: Log = print) -> None:
         for flavour in ("v2", "v1"):
             with progress(log, f"building hostprep-lab/host:{flavour}"):
                 docker("build", "-q", "--build-arg", f"COMPOSE={flavour}", "-t", f"hostprep-lab/host:{flavour}", ctx)
+    for flavour in ("v2", "v1"):
+        with progress(log, f"building {host_image('systemd', flavour)}"):
+            docker("build", "-q", "--build-arg", f"COMPOSE={flavour}", "-t", host_image("systemd", flavour),
+                   str(LAB_DIR / "host_systemd"))
     with progress(log, f"building {AIRFLOW_BASE_IMAGE}"):
         docker("build", "-q", "-t", AIRFLOW_BASE_IMAGE, str(LAB_DIR / "worker"))
     tar = STATE / "airflow-base.tar"
@@ -255,6 +293,10 @@ def _port_free(port: int) -> bool:
 
 def _start_container(h: LabHost, pubkey: str) -> None:
     state = docker("inspect", "-f", "{{.State.Running}}", h.container, check=False)
+    if state.returncode == 0 and h.init != INIT:  # booted the other way: start it again as asked
+        docker("rm", "-f", h.container)
+        docker("volume", "rm", h.volume, check=False)
+        state = docker("inspect", "-f", "{{.State.Running}}", h.container, check=False)
     if state.returncode == 0 and state.stdout.decode().strip() == "true":
         # reused: make sure it trusts this checkout's lab key
         docker("exec", "-i", h.container, "sh", "-c", "cat > /home/ubuntu/.ssh/authorized_keys",
@@ -272,8 +314,9 @@ def _start_container(h: LabHost, pubkey: str) -> None:
         "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
         "--device-cgroup-rule=a *:* rwm", "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup",
         "-v", f"{h.volume}:/var/lib/docker", "-p", f"127.0.0.1:{h.port}:22",
-        "-e", f"DOCKER_GID={h.docker_gid}", "-e", f"LAB_PUBKEY={pubkey}",
-        f"hostprep-lab/host:{h.compose}",
+        "-e", f"DOCKER_GID={h.docker_gid}", "-e", f"LAB_PUBKEY={pubkey}", "--label", f"hostprep.lab.init={INIT}",
+        *(("--tmpfs", "/run", "--tmpfs", "/run/lock") if INIT == "systemd" else ()),
+        host_image(INIT, h.compose),
     )
 
 
@@ -286,7 +329,9 @@ def _wait_ready(h: LabHost, timeout: float = 90) -> None:
             logs = docker("logs", "--tail", "30", h.container, check=False)
             raise RuntimeError(f"{h.name}: container exited: {logs.stderr.decode()}")
         time.sleep(0.3)
-    raise RuntimeError(f"{h.name}: dockerd/sshd not ready after {timeout}s")
+    failed = h.exec("systemctl --failed --no-legend --plain 2>/dev/null; journalctl -b -u lab-boot --no-pager 2>/dev/null"
+                    " | tail -n 5", check=False) if h.init == "systemd" else ""
+    raise RuntimeError(f"{h.name}: dockerd/sshd not ready after {timeout}s {failed.strip()}")
 
 
 def _project_tar() -> bytes:
@@ -303,8 +348,16 @@ def _project_tar() -> bytes:
 RESET_SCRIPT = """
 set -e
 # the docker group and socket as the lab chose them; no hostprep state
+fresh=
+if [ -d /run/systemd/system ]; then   # Docker's units as the package ships them, and up
+    if [ -d /etc/systemd/system/docker.socket.d ] || [ -d /etc/systemd/system/docker.service.d ]; then
+        rm -rf /etc/systemd/system/docker.socket.d /etc/systemd/system/docker.service.d
+        systemctl daemon-reload; fresh=1
+    fi
+    { systemctl is-active -q docker.socket && systemctl is-active -q docker.service; } || /usr/local/sbin/lab-docker-start
+fi
 if [ "$(getent group docker | cut -d: -f3)" != "$GID" ]; then groupmod -g "$GID" docker; fi
-if [ "$(stat -c %g /var/run/docker.sock)" != "$GID" ]; then /usr/local/sbin/lab-dockerd-restart; fi
+if [ -n "$fresh" ] || [ "$(stat -c %g /var/run/docker.sock)" != "$GID" ]; then $RECREATE; fi
 chown root:docker /var/run/docker.sock && chmod 660 /var/run/docker.sock
 setfacl -b /var/run/docker.sock 2>/dev/null || true
 rm -rf /var/lib/hostprep
@@ -326,20 +379,20 @@ $COMPOSE up -d --remove-orphans $SERVICES >/tmp/lab-up.log 2>&1
 
 def provision_pristine(h: LabHost, log: Log = print) -> None:
     """Bring a lab host's Airflow project, docker group and socket to the lab's initial state."""
-    env = f"GID={h.docker_gid} COMPOSE='{h.compose_cmd}' SERVICES='{SERVICES}'"
+    env = f"GID={h.docker_gid} COMPOSE='{h.compose_cmd}' SERVICES='{SERVICES}' RECREATE={h.socket_recreate}"
     if h.real:
         from tests.lab import real_airflow
 
-        h.exec(f"{env}; export GID COMPOSE;" + RESET_SCRIPT)
+        h.exec(f"{env}; export GID COMPOSE RECREATE;" + RESET_SCRIPT)
         real_airflow.setup_host(h.container, h.compose_cmd, log)
         return
     with progress(log, f"{h.name}: pristine reset (compose build and up)"):
-        proc = docker("exec", "-i", h.container, "sh", "-c", f"{env}; export GID COMPOSE SERVICES;" + PRISTINE_SCRIPT,
+        proc = docker("exec", "-i", h.container, "sh", "-c", f"{env}; export GID COMPOSE SERVICES RECREATE;" + PRISTINE_SCRIPT,
                       input=_project_tar(), check=False)
         if proc.returncode == 3:
             with progress(log, f"{h.name}: loading {AIRFLOW_BASE_IMAGE}"):
                 docker("exec", "-i", h.container, "docker", "load", "-q", input=(STATE / "airflow-base.tar").read_bytes())
-            proc = docker("exec", "-i", h.container, "sh", "-c", f"{env}; export GID COMPOSE SERVICES;" + PRISTINE_SCRIPT,
+            proc = docker("exec", "-i", h.container, "sh", "-c", f"{env}; export GID COMPOSE SERVICES RECREATE;" + PRISTINE_SCRIPT,
                           input=_project_tar(), check=False)
     if proc.returncode != 0:
         logs = h.exec("cat /tmp/lab-build.log /tmp/lab-up.log 2>/dev/null", check=False)
