@@ -60,9 +60,13 @@ def ansible_missing(output: str, hosts: Iterable[str]) -> list[str]:
 
 
 def pyinfra_missing(output: str, hosts: Iterable[str]) -> list[str]:
-    """``pyinfra exec`` prints each host's output lines as ``[host] line``."""
+    """``pyinfra exec -vvv`` prints each host's output lines as ``[host] line``.
+
+    Names are padded to the longest (``[lab1]  line`` beside ``[lab10] line``), and ``>>>`` lines
+    echo the command sent, not its output.
+    """
     lines: dict[str, list[str]] = {}
-    for m in re.finditer(r"^\[([^\]]+)\] (.*)$", output, re.M):
+    for m in re.finditer(r"^\[([^\]]+)\] +(?!>>> )(.*)$", output, re.M):
         lines.setdefault(m.group(1), []).append(m.group(2))
     return [h for h in hosts if not audit_done("\n".join(lines.get(h, [])))]
 

@@ -48,3 +48,12 @@ def test_pyinfra_counts_only_hosts_whose_lines_hold_every_check() -> None:
     text = "\n".join(ln for ln in _out("pyinfra").splitlines() if not ln.startswith("[lab2] uid="))
     assert missing("pyinfra", text, HOSTS) == ["lab2"]
     assert missing("pyinfra", "garbage", HOSTS) == HOSTS
+
+
+def test_pyinfra_pads_host_names_to_the_longest_and_echoes_the_command() -> None:
+    """Seen at N=10: ``[lab1]  660 root docker`` beside ``[lab10] ...``; the padding hid the stat line."""
+    one = [ln for ln in _out("pyinfra").splitlines() if ln.startswith("[lab1] ")]
+    padded = "\n".join(["[lab1]  >>> sudo -H -n sh -c 'getent group docker; ...'"]
+                       + [ln.replace("[lab1] ", "[lab1]  ", 1) for ln in one])
+    assert missing("pyinfra", padded, ["lab1"]) == []
+    assert missing("pyinfra", "[lab1]  >>> docker:x:998: 660 root docker uid=0 CONTAINER ID", ["lab1"]) == ["lab1"]
