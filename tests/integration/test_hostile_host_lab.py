@@ -137,9 +137,9 @@ def test_a_bind_folder_swapped_for_a_link_is_refused_before_any_chown(
     # rollback would chown logs back to 0:0 755; mallory swaps in a link to someone else's folder
     as_mallory(h, f"mv logs logs.real && ln -s {CANARY_DIR} logs")
     back = hostprep("rollback", "--host", "lab1", state=tmp_path)
+    assert canary(h) == UNTOUCHED   # someone else's folder: owner and mode as they were
     assert back.returncode == 2, back.stdout + back.stderr
     assert "refused: /opt/airflow/logs is a symlink" in back.stdout
-    assert canary(h) == UNTOUCHED
     again = hostprep("provision", "--host", "lab1", state=tmp_path)
     assert again.returncode == 2 and "/opt/airflow/logs is a symlink" in again.stdout
     assert canary(h) == UNTOUCHED
@@ -215,11 +215,11 @@ def test_passwords_in_env_never_show_in_check_json_reports_or_history(
                hostprep("audit.history", "--json", state=state),
                hostprep("rollback", "--host", "lab2", "--json", state=state)]
     assert [o.returncode for o in outputs] == [0, 0, 0, 0, 0, 0], [o.stdout[-600:] for o in outputs]
-    assert "_AIRFLOW_WWW_USER_PASSWORD=********" in outputs[0].stdout   # the diff shows the line, masked
     shown = "".join(o.stdout + o.stderr for o in outputs)
     shown += "".join(p.read_text() for p in reports.iterdir())
     shown += "".join(p.read_text() for p in state.rglob("*.jsonl"))
     assert SECRET not in shown and DB_SECRET not in shown
+    assert "_AIRFLOW_WWW_USER_PASSWORD=********" in outputs[0].stdout   # the diff shows the line, masked
     # the snapshot keeps the real bytes, private
     snap = next((state / "hosts" / "lab2" / "snapshots").glob("*.json"))
     assert oct(snap.stat().st_mode & 0o777) == "0o600" and "content_b64" in snap.read_text()
@@ -242,9 +242,9 @@ def test_a_worker_service_with_a_trailing_newline_is_refused_before_connecting(
     bad.write_text(yaml.safe_dump(inv))
     before = h.exec("sha256sum /opt/airflow/.env; ls -A /opt/airflow")
     run = hostprep("provision", "--inventory", str(bad), "--host", "lab1", state=tmp_path)
+    assert h.exec("sha256sum /opt/airflow/.env; ls -A /opt/airflow") == before   # the host was not touched
     assert run.returncode == 2
     assert "lab1: hostprep_worker_service='airflow-worker\\n'" in run.stdout + run.stderr
-    assert h.exec("sha256sum /opt/airflow/.env; ls -A /opt/airflow") == before
 
 
 # --- findings 7 and 9: a fake `id` (and `docker`) planted by a DAG in the worker -----------------
