@@ -242,6 +242,22 @@ def _int(v: str | None) -> int | None:
     return int(v) if _DIGITS.fullmatch(v) else None
 
 
+_CONTAINER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")   # what dockerd allows in a name
+
+
+def _container_name(v: object) -> str:
+    """The worker container's name, as dockerd allows it: it goes on a ``docker exec`` command line, where a
+    name such as ``--privileged`` would be an option. Anything else is :class:`ProbeFailed`.
+
+    >>> _container_name("/airflow-airflow-worker-1")
+    'airflow-airflow-worker-1'
+    """
+    name = str(v or "").removeprefix("/")
+    if not _CONTAINER_NAME.fullmatch(name):
+        raise ProbeFailed(f"malformed worker container name in probe output: {name[:40]!r}")
+    return name
+
+
 def _need(v: str | None, what: str) -> int:
     """Like :func:`_int`, for a field the probe always prints: malformed is :class:`ProbeFailed`."""
     n = _int(v)
@@ -385,7 +401,7 @@ def parse_worker_files(body: str) -> WorkerFacts:
     pid = state.get("Pid")
     group_add = host.get("GroupAdd")
     return WorkerFacts(
-        found=True, name=str(config.get("Name", "")).lstrip("/"), state=_state_name(state),
+        found=True, name=_container_name(config.get("Name")), state=_state_name(state),
         pid=pid if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0 else None,
         image=_str(cfg.get("Image")), image_id=_str(config.get("Image")), user=_str(cfg.get("User")),
         group_add=tuple(str(g) for g in group_add) if isinstance(group_add, list) else (),
@@ -476,7 +492,7 @@ def parse_worker_inspect(sec: dict[str, str]) -> WorkerFacts:
     except ValueError:
         raise ProbeFailed("malformed GroupAdd in probe output") from None
     return WorkerFacts(
-        found=True, name=name.lstrip("/"), state=state, pid=_int(pid) or None, image=image or None,
+        found=True, name=_container_name(name), state=state, pid=_int(pid) or None, image=image or None,
         image_id=image_id or None, user=user or None,
         group_add=tuple(str(g) for g in groups) if isinstance(groups, list) else (),
         compose_project=project or None,

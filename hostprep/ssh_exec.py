@@ -46,8 +46,16 @@ def quote_argv(argv: Sequence[str]) -> str:
     return " ".join(shlex.quote(str(a)) for a in argv)
 
 
+# Before anything else, a host script fixes what the login's environment could redirect (root's
+# /etc/environment, a login without sudo's env_reset): commands come from root-owned system dirs, and
+# no DOCKER_HOST, COMPOSE_FILE, BASH_ENV, LD_PRELOAD or odd IFS steers what root runs.
+PREAMBLE = ("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export PATH; IFS=\" \t\n\"; "
+            "unset ENV BASH_ENV CDPATH LD_PRELOAD LD_LIBRARY_PATH DOCKER_HOST DOCKER_CONTEXT DOCKER_CONFIG "
+            "DOCKER_CERT_PATH DOCKER_TLS_VERIFY COMPOSE_FILE COMPOSE_PROJECT_NAME COMPOSE_PROFILES COMPOSE_ENV_FILES\n")
+
+
 def script_invocation(script: str, env: Mapping[str, str] | None = None) -> tuple[str, str]:
-    """(command line, stdin) that run ``script`` under ``sh`` with ``env`` set as shell variables.
+    """(command line, stdin) that run ``script`` under ``/bin/sh`` with ``env`` set as shell variables.
 
     The command line holds only the fixed script. The values arrive on stdin as quoted
     assignments, read in full (``eval "$(cat)"``) before the script starts: never on a command
@@ -55,8 +63,8 @@ def script_invocation(script: str, env: Mapping[str, str] | None = None) -> tupl
     and where Linux caps one argument at 128 KiB. The script's own commands see an empty stdin.
 
     >>> command, stdin = script_invocation('echo "$X"', {"X": "a; rm -rf /"})
-    >>> print(command)
-    sh -c 'eval "$(cat)"
+    >>> print(command.replace(PREAMBLE, "<PREAMBLE>"))
+    /bin/sh -c '<PREAMBLE>eval "$(cat)"
     echo "$X"'
     >>> print(stdin)
     X='a; rm -rf /'
@@ -66,7 +74,7 @@ def script_invocation(script: str, env: Mapping[str, str] | None = None) -> tupl
         if not key.replace("_", "").isalnum() or key[0].isdigit():
             raise ValueError(f"invalid shell variable name: {key!r}")
     assigns = "".join(f"{k}={shlex.quote(v)}\n" for k, v in (env or {}).items())
-    return quote_argv(["sh", "-c", 'eval "$(cat)"\n' + script]), assigns
+    return quote_argv(["/bin/sh", "-c", PREAMBLE + 'eval "$(cat)"\n' + script]), assigns
 
 
 def open_session(client: paramiko.SSHClient | None, timeout: float) -> paramiko.Channel:

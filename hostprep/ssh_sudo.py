@@ -49,7 +49,7 @@ def exec_become(ep: Endpoint, chan: paramiko.Channel, command: str, password: st
         chan.set_combine_stderr(True)   # the prompt goes to stderr, the marker to stdout
         # the shell behind sudo says it runs, then waits for one line before the command starts
         inner = f"echo {ready}; read -r _go; {command}"
-        chan.exec_command(f"sudo -S -p {shlex.quote(prompt)} -- sh -c {shlex.quote(inner)}")
+        chan.exec_command(f"sudo -S -p {shlex.quote(prompt)} -- /bin/sh -c {shlex.quote(inner)}")
         chan.settimeout(ep.connect_timeout + 30)
         early = _answer_prompt(ep, chan, prompt, ready, password)
         if early is not None:   # sudo gave up before the command started

@@ -345,3 +345,36 @@ def test_worker_sections_decode_anything_or_fail_with_probe_failed(head: str, bo
         worker_sections(head + "\n" + base64.b64encode(body).decode())
     except ProbeFailed:
         pass
+
+
+# --- what to build: the host's commands by a fixed PATH, nothing from the login's environment -------
+
+def test_a_host_script_runs_no_command_from_the_logins_path_and_drops_docker_host(tmp_path: Path) -> None:
+    """The exact command line hostprep sends, run here with a poisoned environment (no sudo env_reset)."""
+    import subprocess
+
+    from hostprep.ssh_exec import script_invocation
+
+    evil = tmp_path / "bin"
+    evil.mkdir()
+    for name in ("cat", "docker", "stat", "id"):
+        (evil / name).write_text(f"#!/bin/sh\ntouch {tmp_path}/ran-{name}\n")
+        (evil / name).chmod(0o755)
+    (tmp_path / "bash_env").write_text(f"touch {tmp_path}/ran-bash-env\n")
+    command, stdin = script_invocation('echo "dh=${DOCKER_HOST-unset} cf=${COMPOSE_FILE-unset} x=$X"; stat -c %U /',
+                                       {"X": "1"})
+    env = {"PATH": f"{evil}:/usr/bin:/bin", "DOCKER_HOST": "tcp://10.9.9.9:2375", "COMPOSE_FILE": "evil.yml",
+           "BASH_ENV": str(tmp_path / "bash_env"), "ENV": str(tmp_path / "bash_env"), "IFS": "/"}
+    out = subprocess.run(["/bin/sh", "-c", command], input=stdin, env=env, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0] == "dh=unset cf=unset x=1"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("ran-")] == []
+
+
+@pytest.mark.parametrize("name", ["--privileged", "-u0", "a b", "x;id", "", "a/b"])
+def test_a_worker_container_name_that_could_be_an_option_is_probe_failed(name: str) -> None:
+    body = sections(capture("lab1_pristine"))["worker"]
+    line, *rest = body.splitlines()
+    forged = "\n".join(["|".join([name, *line.split("|")[1:]]), *rest])
+    with pytest.raises(ProbeFailed, match="worker container name"):
+        parse_probe("h", with_section(capture("lab1_pristine"), "worker", forged), LAB)
