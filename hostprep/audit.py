@@ -23,6 +23,7 @@ from hostprep.findings import CRITICAL, WARNING, Finding, Rule, provision_hint
 from hostprep.layout import writable_by
 from hostprep.results import FAILED, UNREACHABLE, FleetReport, HostReport
 from hostprep.settings import HostSettings
+from hostprep.socket_unit import REMADE_BY, SYSTEMD, remake_hint
 from hostprep.transport import Transport
 from hostprep.verify import first_line
 
@@ -45,6 +46,8 @@ _HEAD = (
 )
 _TAIL = (
     Rule("socket-world-writable", CRITICAL, "the socket is not world-writable unless chmod was applied",
+         fixable=False),
+    Rule("socket-gid-will-change", WARNING, "the socket's GID is the one it gets when it is made again",
          fixable=False),
     Rule("worker-primary-gid", WARNING, "the worker's primary GID is 0"),
     Rule("bind-dir-not-writable", WARNING, "bind-mounted folders are writable by AIRFLOW_UID"),
@@ -162,6 +165,23 @@ def socket_mode(facts: Facts, settings: HostSettings) -> list[Finding]:
                      f"`sudo chmod 660 {s.path}` (group-add needs no more)")]
 
 
+def socket_gid(facts: Facts, settings: HostSettings) -> list[Finding]:
+    """The socket's GID and the one its maker gives it next time disagree (``groupmod`` on a systemd host:
+    docker.socket keeps the old number until it makes the socket again); the next reboot breaks the mapping."""
+    s, nxt, by = facts.socket, facts.next_socket_gid, facts.socket_manager
+    if by is None or not s.exists or s.gid is None or nxt is None or s.gid == nxt:
+        return []
+    unit = facts.socket_unit
+    group = (unit.group if by == SYSTEMD and unit is not None else None) or "docker"
+    mapped = (facts.record or {}).get("docker_gid")
+    who = f"the worker is mapped to {mapped}" if isinstance(mapped, int) else "no GID is mapped by hostprep"
+    return [_finding("socket-gid-will-change",
+                     f"{s.path} has GID {s.gid} but group {group} is {nxt} in /etc/group: {REMADE_BY[by]} "
+                     f"will change the socket's GID to {nxt}; {who}",
+                     f"at a moment of your choosing {remake_hint(by)}, then `{provision_hint(facts.host)}` maps "
+                     f"{nxt}; or `sudo groupmod -g {s.gid} {group}` keeps {s.gid}")]
+
+
 def applied_strategy(facts: Facts, settings: HostSettings) -> list[Finding]:
     """What the recorded strategy left behind, judged by that strategy."""
     strat = strategies.find((facts.record or {}).get("strategy"))
@@ -170,7 +190,7 @@ def applied_strategy(facts: Facts, settings: HostSettings) -> list[Finding]:
 
 CHECKS: tuple[Callable[[Facts, HostSettings], list[Finding]], ...] = (
     unsafe_paths, host_health, worker_access, record_state, applied_strategy, posture.findings, socket_mode,
-    primary_gid, bind_dirs,
+    socket_gid, primary_gid, bind_dirs,
 )
 
 

@@ -21,10 +21,11 @@ from hostprep.containers import ContainerFacts, ContainersMalformed, parse_conta
 from hostprep.posture_facts import DaemonFacts, DagLine, PostureMalformed, parse_daemon, parse_dags
 from hostprep.layout import COMPOSE_FILES, OVERRIDE_FILE, STATE_DIR, bind_path
 from hostprep.settings import HostSettings
+from hostprep.socket_unit import DOCKERD, SYSTEMD, SocketUnit, dockerd_group, manager, parse_show
 from hostprep.transport import Transport
 
 __all__ = ["COMPOSE_FILES", "OVERRIDE_FILE", "PROBED_FILES", "STATE_DIR", "DirFacts", "Facts", "FileFacts",
-           "ProbeFailed", "SocketFacts", "WorkerFacts", "gather", "parse_probe", "probe_env", "probe_script"]
+           "ProbeFailed", "SocketFacts", "SocketUnit", "WorkerFacts", "gather", "parse_probe", "probe_env", "probe_script"]
 
 PROBED_FILES = COMPOSE_FILES + (".env", "Dockerfile", "docker-compose.override.yml", OVERRIDE_FILE)
 
@@ -147,6 +148,35 @@ class Facts:
         """The project's containers of one Compose service (running ones first)."""
         found = [c for c in self.containers if c.service == service and c.project == self.worker.compose_project]
         return sorted(found, key=lambda c: not c.running)
+    socket_unit: SocketUnit | None = None   # docker.socket, where systemd has one loaded
+    dockerd_argv: tuple[str, ...] = ()      # the running dockerd's command line
+
+    @property
+    def socket_manager(self) -> str | None:
+        """Who makes the socket: ``"systemd"`` (docker.socket), ``"dockerd"`` (itself), None (can't tell)."""
+        return manager(self.socket_unit, list(self.dockerd_argv), self.socket.path)
+
+    @property
+    def next_socket_gid(self) -> int | None:
+        """The socket's GID once it is made again (reboot; docker.socket or self-made dockerd restart)."""
+        by = self.socket_manager
+        if by == SYSTEMD and self.socket_unit is not None:
+            return self.socket_unit.group_gid if self.socket_unit.group else 0
+        if by == DOCKERD:
+            return self.docker_gid if dockerd_group(list(self.dockerd_argv)) == "docker" else None
+        return self.docker_gid
+
+    @property
+    def access_gid(self) -> int | None:
+        """The GID that opens the socket now, the one the worker must get.
+
+        The socket's own group when its group class may read and write it (after ``groupmod`` a
+        systemd-made socket keeps the old number until it is made again), else /etc/group's docker GID.
+        """
+        s = self.socket
+        if s.exists and s.gid and s.mode is not None and s.mode & 0o060 == 0o060:
+            return s.gid
+        return self.docker_gid
 
     @property
     def unsafe_paths(self) -> list[str]:
@@ -590,6 +620,9 @@ def _parse_probe(host: str, text: str, settings: HostSettings, *, deep: bool, do
         daemon=_daemon(sec.get("daemon", "")),
         dags=parse_dags("\n".join(ln[len(DAG_PREFIX):] for ln in sec["bind_dirs"].splitlines()
                                    if ln.startswith(DAG_PREFIX))),
+        socket_unit=parse_show(from_bytes(_b64(sec.get("socket_unit", ""), "socket unit"))),
+        dockerd_argv=tuple(a for a in from_bytes(_b64(sec.get("dockerd_cmdline", ""), "dockerd command line"))
+                           .split("\0") if a),
     )
 
 

@@ -139,7 +139,7 @@ def make_plan(facts: Facts, settings: HostSettings, strategy: str | None = None)
     added_services, added_networks = _added(facts, draft)
     return Plan(host=facts.host, strategy=name, steps=tuple(draft.steps), problems=tuple(draft.problems),
                 warnings=tuple(draft.warnings), notes=tuple(draft.notes), services=settings.services,
-                docker_gid=facts.docker_gid, more_services=tuple(draft.more_services), added_services=added_services,
+                docker_gid=facts.access_gid, more_services=tuple(draft.more_services), added_services=added_services,
                 added_networks=added_networks, project=facts.worker.compose_project)
 
 

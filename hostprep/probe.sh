@@ -62,6 +62,15 @@ if [ -n "$pid" ]; then   # one awk: the command line (NUL-separated), dockerd's 
         match($0, /socket:\[[0-9]+\]/) { fds[substr($0, RSTART + 8, RLENGTH - 9)] = 1 }
         END { print "cmdline" args }' RS='\0' "/proc/$pid/cmdline" RS='\n' - /proc/net/tcp /proc/net/tcp6 2>/dev/null
 fi
+m dockerd_cmdline   # who makes the socket (-H fd:// = systemd hands it over); NUL-separated, base64
+if [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ]; then base64 -w0 "/proc/$pid/cmdline"; echo; fi
+m socket_unit       # docker.socket as systemd has it loaded (drop-ins merged), and its group's entry; base64
+if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+    u=$(systemctl show docker.socket -p Id -p LoadState -p ActiveState -p UnitFileState -p Listen -p SocketMode \
+        -p SocketUser -p SocketGroup -p FragmentPath -p DropInPaths 2>/dev/null)
+    g=$(printf '%s\n' "$u" | sed -n 's/^SocketGroup=//p' | head -n 1)
+    { printf '%s\n' "$u"; if [ -n "$g" ]; then printf 'GroupEntry=%s\n' "$(getent group -- "$g")"; fi; } | base64 -w0; echo
+fi
 m compose   # found by presence; versions only when asked
 v2=; for d in /usr/libexec/docker/cli-plugins /usr/lib/docker/cli-plugins /usr/local/lib/docker/cli-plugins \
               /usr/local/libexec/docker/cli-plugins "$HOME/.docker/cli-plugins"; do

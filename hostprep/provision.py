@@ -114,7 +114,7 @@ def _apply(t: Transport, report: HostReport, before: Facts, settings: HostSettin
     snap = snapshots.take(before, plan, snap_id)
     snapshots.save_local(snap)
     owner = apply.lock_owner()
-    record = snapshots.record(plan, snap_id, before.docker_gid, _now())
+    record = snapshots.record(plan, snap_id, before.access_gid, _now())
     outcome = apply.run(t, before, "apply", owner=owner, actions=[*plan.actions, snapshots.state_action(record)],
                         snapshot=(snap_id, snapshots.encode(snap)), expect=apply.expectations(before, plan),
                         lock_wait=opts.lock_wait, probe=probe_env(settings, deep=True, docker_url=before.docker_url),

@@ -7,6 +7,7 @@ from typing import Any, Iterable
 
 from hostprep.facts import Facts
 from hostprep.redact import redact, redact_data
+from hostprep.socket_unit import DOCKERD, SYSTEMD
 from hostprep.verify import first_line
 from hostprep.results import STEP_COUNTS, FleetReport, HostReport, recap_counts
 
@@ -15,6 +16,20 @@ _COLORS = {"ok": "32", "changed": "33", "failed": "31", "unreachable": "31"}
 
 def color(text: str, status: str, enabled: bool) -> str:
     return f"\033[{_COLORS.get(status, '0')}m{text}\033[0m" if enabled else text
+
+
+def socket_maker(facts: Facts) -> str:
+    """Who makes the socket, and the GID it gets when made again if that is not the GID it has."""
+    by, u = facts.socket_manager, facts.socket_unit
+    if by == SYSTEMD and u is not None:
+        drop_ins = f", drop-ins {' '.join(u.drop_ins)}" if u.drop_ins else ""
+        text = f"systemd docker.socket ({format(u.mode or 0, 'o')} {u.user or 'root'}:{u.group or 'root'}{drop_ins})"
+    else:
+        text = {DOCKERD: "dockerd itself", None: "unknown"}.get(by, str(by))
+    nxt = facts.next_socket_gid
+    if facts.socket.exists and by is not None and nxt is not None and nxt != facts.socket.gid:
+        text += f"; next time GID {nxt}, not {facts.socket.gid}"
+    return text
 
 
 def facts_table(facts: Facts) -> str:
@@ -27,6 +42,7 @@ def facts_table(facts: Facts) -> str:
         ("os", facts.os or "-"),
         ("docker group GID", str(facts.docker_gid) if facts.docker_gid is not None else "none"),
         ("socket", f"{s.path} {mode} {s.owner}:{s.group}{' +acl' if s.has_acl else ''}" if s.exists else f"{s.path} missing"),
+        ("socket made by", socket_maker(facts)),
         ("dockerd", f"{'running' if facts.dockerd_running else 'NOT running'} {facts.docker_version or ''}".strip()),
         ("compose", f"{facts.compose_flavour or 'none'} {facts.compose_version or ''}".strip()),
         ("project", f"{facts.project_dir} ({facts.compose_file.name if facts.compose_file else 'no compose file'})"),

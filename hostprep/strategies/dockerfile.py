@@ -11,7 +11,7 @@ from hostprep.settings import HostSettings
 from hostprep.steps import Draft, file_step
 from hostprep.strategies.base import Row, Strategy
 from hostprep.strategies.groups import (GID_STALE, OVERRIDE_MISSING, gid_stale, group_mapped, id_shows_gid,
-                                        override_gone, recorded_services)
+                                        override_gone, recorded_services, socket_gid_warning)
 
 BLOCK_BEGIN = "# >>> hostprep: docker group"
 BLOCK_END = "# <<< hostprep"
@@ -28,6 +28,7 @@ class DockerfileGroup(Strategy):
     rules = (GID_STALE, OVERRIDE_MISSING, BLOCK_MISSING)
 
     def plan(self, facts: Facts, settings: HostSettings, draft: Draft) -> None:
+        draft.warnings += socket_gid_warning(facts)
         draft.override_notes = OVERRIDE_NOTES
         ctx = compose.build_context(facts.compose_data, settings.worker_service)
         if ctx is None or ctx[0].rstrip("/") not in (".", "./", facts.project_dir.rstrip("/")):
@@ -39,7 +40,7 @@ class DockerfileGroup(Strategy):
         if df is None or not df.exists or df.content is None:
             draft.problems.append(f"{name} not found in {facts.project_dir}")
             return
-        assert facts.docker_gid is not None
+        assert facts.access_gid is not None
         # Docker adds the image's /etc/group memberships only when `user:` names no group, so the
         # override keeps the uid and lets the image's passwd entry give primary group 0.
         for svc in settings.services:
@@ -47,12 +48,12 @@ class DockerfileGroup(Strategy):
             uid_part, group_part = compose.split_user(str(raw)) if raw is not None else ("", None)
             if group_part is not None:
                 draft.override.setdefault(svc, {})["user"] = uid_part
-        wanted = with_block(df.content, facts.docker_gid, settings.airflow_uid)
-        step = file_step(facts, name, wanted, f"add the docker group (GID {facts.docker_gid}) to the image")
+        wanted = with_block(df.content, facts.access_gid, settings.airflow_uid)
+        step = file_step(facts, name, wanted, f"add the docker group (GID {facts.access_gid}) to the image")
         if step:
             draft.steps.append(step)
             draft.build = True
-        elif facts.docker_gid not in facts.worker.proc_groups:
+        elif facts.access_gid not in facts.worker.proc_groups:
             draft.build = True
 
     def satisfied(self, facts: Facts, settings: HostSettings) -> list[Row]:
@@ -63,7 +64,7 @@ class DockerfileGroup(Strategy):
 
     def drift(self, facts: Facts, settings: HostSettings) -> list[Finding]:
         """The GID in the Dockerfile block; the block itself; the override when a `user:` names a group."""
-        gid, places = facts.docker_gid, []
+        gid, places = facts.access_gid, []
         marked = next((f for f in facts.files.values() if f.exists and BLOCK_BEGIN in (f.content or "")), None)
         block = block_gid(marked.content if marked else None)
         if block not in (None, gid):

@@ -9,7 +9,7 @@ from hostprep.settings import HostSettings
 from hostprep.steps import Draft
 from hostprep.strategies.base import Row, Strategy
 from hostprep.strategies.groups import (GID_STALE, OVERRIDE_MISSING, gid_stale, group_mapped, id_shows_gid,
-                                        override_gone, recorded_services)
+                                        override_gone, recorded_services, socket_gid_warning)
 
 
 class GroupAdd(Strategy):
@@ -18,10 +18,11 @@ class GroupAdd(Strategy):
     rules = (GID_STALE, OVERRIDE_MISSING)
 
     def plan(self, facts: Facts, settings: HostSettings, draft: Draft) -> None:
+        draft.warnings += socket_gid_warning(facts)
         for svc in settings.services:
-            draft.override.setdefault(svc, {})["group_add"] = [str(facts.docker_gid)]
-        draft.override_gid = facts.docker_gid
-        if str(facts.docker_gid) not in facts.worker.group_add or facts.docker_gid not in facts.worker.proc_groups:
+            draft.override.setdefault(svc, {})["group_add"] = [str(facts.access_gid)]
+        draft.override_gid = facts.access_gid
+        if str(facts.access_gid) not in facts.worker.group_add or facts.access_gid not in facts.worker.proc_groups:
             draft.recreate = True
 
     def satisfied(self, facts: Facts, settings: HostSettings) -> list[Row]:
@@ -32,7 +33,7 @@ class GroupAdd(Strategy):
 
     def drift(self, facts: Facts, settings: HostSettings) -> list[Finding]:
         """The GID in the override and in the running container; the override and the .env line loading it."""
-        gid, places = str(facts.docker_gid), []
+        gid, places = str(facts.access_gid), []
         over = override_services(facts)
         mapped = sorted({str(g) for svc in (over or {}).values() if isinstance(svc, dict)
                          for g in svc.get("group_add") or []})

@@ -10,6 +10,7 @@ from hostprep.facts import Facts
 from hostprep.findings import CRITICAL, WARNING, Finding, Rule, override_chain_broken, provision_hint
 from hostprep.layout import OVERRIDE_FILE
 from hostprep.settings import HostSettings
+from hostprep.socket_unit import REMADE_BY
 from hostprep.strategies.base import Row
 
 GID_STALE = Rule("gid-mapping-stale", CRITICAL, "the mapped GID is the host's current docker GID")
@@ -18,7 +19,7 @@ OVERRIDE_MISSING = Rule("override-missing", WARNING, "hostprep's Compose overrid
 
 def group_mapped(facts: Facts) -> list[Row]:
     """The worker holds the docker GID and keeps primary GID 0."""
-    gid = facts.docker_gid
+    gid = facts.access_gid
     return [
         ("worker has the docker GID", gid in facts.worker.proc_groups,
          f"groups {list(facts.worker.proc_groups)}, docker GID {gid}"),
@@ -28,9 +29,19 @@ def group_mapped(facts: Facts) -> list[Row]:
 
 def id_shows_gid(facts: Facts) -> list[Row]:
     """`id` in the worker lists the docker GID."""
-    gid, groups = facts.docker_gid, id_groups(facts.worker.id_output or "")
+    gid, groups = facts.access_gid, id_groups(facts.worker.id_output or "")
     return [("`id` in the worker shows the docker GID", gid is not None and gid in (groups or ()),
              facts.worker.id_output or "no output")]
+
+
+def socket_gid_warning(facts: Facts) -> list[str]:
+    """Said in the plan when the socket's GID is not /etc/group's (a systemd socket after ``groupmod``)."""
+    now, nxt = facts.access_gid, facts.next_socket_gid
+    if now is None or nxt is None or now == nxt or facts.socket_manager is None:
+        return []
+    return [f"the socket's GID is {now} but the docker group is {nxt} in /etc/group: hostprep maps {now}, the GID "
+            f"that opens the socket now; {REMADE_BY[facts.socket_manager]} makes it {nxt}: provision again then "
+            "(`invoke audit` reports socket-gid-will-change until they agree)"]
 
 
 def recorded_services(facts: Facts, settings: HostSettings) -> list[str]:
@@ -40,7 +51,7 @@ def recorded_services(facts: Facts, settings: HostSettings) -> list[str]:
 
 def gid_stale(facts: Facts, strategy: str, places: list[str]) -> list[Finding]:
     """One finding naming every stale place (``places``, plus the record's GID if it is stale too)."""
-    gid, rec = facts.docker_gid, facts.record or {}
+    gid, rec = facts.access_gid, facts.record or {}
     stale = ([f"recorded {rec['docker_gid']}"] if rec.get("docker_gid") not in (None, gid) else []) + places
     if gid is None or not stale:
         return []

@@ -334,6 +334,15 @@ def _wait_ready(h: LabHost, timeout: float = 90) -> None:
     raise RuntimeError(f"{h.name}: dockerd/sshd not ready after {timeout}s {failed.strip()}")
 
 
+def reboot(h: LabHost, timeout: float = 90) -> float:
+    """Reboot a lab host (restart its container: systemd shuts down on SIGRTMIN+3 and boots again); the seconds
+    until sshd and Docker answer. Its disk, host keys and Docker's data stay; /run is new."""
+    started = time.monotonic()
+    docker("restart", "-t", "20", h.container)
+    _wait_ready(h, timeout)
+    return time.monotonic() - started
+
+
 def _project_tar() -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:

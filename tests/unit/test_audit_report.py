@@ -34,7 +34,8 @@ def test_table_has_one_line_per_host_then_findings_with_fix_hints(audits: list[H
     assert lines[1].split()[:3] == ["clean", "OK", "0"]
     assert lines[2].split()[:4] == ["lab2", "DRIFT", "3", "chmod"]
     assert lines[3].split()[:3] == ["down", "UNREACHABLE", "-"]
-    assert "  [critical] chmod-lost: /var/run/docker.sock is 660 again (dockerd restarted?)" in lines
+    assert "  [critical] chmod-lost: /var/run/docker.sock is 660 again: the socket was made again since the chmod " \
+           "(a restart of whatever makes the socket (dockerd or docker.socket) or a reboot)" in lines
     assert "== down: unreachable: down: cannot connect to 127.0.0.1:1: refused" in lines
     assert "== clean" not in text
 

@@ -16,7 +16,7 @@ from hostprep.facts import OVERRIDE_FILE, DirFacts, Facts, FileFacts, parse_prob
 from hostprep.plan import Action, Plan, Step, make_plan
 from hostprep.settings import HostSettings
 from hostprep.strategies import NAMES, dockerfile, get
-from hostprep.strategies.chmod import WARNING as CHMOD_WARNING
+from hostprep.strategies.chmod import plan_warning
 
 FIXTURES = Path(__file__).parent / "fixtures"
 LAB = HostSettings()
@@ -134,7 +134,7 @@ def test_an_edited_file_keeps_its_mode_and_owner() -> None:
 
 def test_a_changed_docker_gid_rewrites_the_override() -> None:
     facts = provisioned_group_add(facts_of("lab1_pristine"), 998)
-    facts = dataclasses.replace(facts, docker_gid=999)
+    facts = dataclasses.replace(facts, docker_gid=999, socket=dataclasses.replace(facts.socket, gid=999))
     plan = make_plan(facts, LAB, "group-add")
     assert [s.name for s in plan.steps] == [f"edit {OVERRIDE_FILE}", "recreate airflow-worker"]
     diff = plan.steps[0].diff()
@@ -272,15 +272,15 @@ def test_chmod_plans_one_socket_chmod_with_before_after_and_a_warning() -> None:
     s = plan.steps[0]
     assert (s.before, s.after) == ("660 root:docker", "666 root:docker")
     assert s.actions == (Action("chmod", ("/var/run/docker.sock", "666")),)
-    assert plan.warnings == (CHMOD_WARNING,)
-    assert "root-equivalent" in CHMOD_WARNING
+    assert plan.warnings == (plan_warning(facts_of("lab1_pristine")),)
+    assert "root-equivalent" in plan.warnings[0]
 
 
 def test_chmod_on_a_socket_already_666_plans_nothing_but_still_warns() -> None:
     facts = facts_of("lab1_pristine")
     facts = dataclasses.replace(facts, socket=dataclasses.replace(facts.socket, mode=0o666))
     plan = make_plan(facts, LAB, "chmod")
-    assert (plan.changed, plan.notes, plan.warnings) == (False, (NOTHING_TO_DO,), (CHMOD_WARNING,))
+    assert (plan.changed, plan.notes, plan.warnings) == (False, (NOTHING_TO_DO,), (plan_warning(facts),))
 
 
 def test_chmod_leaves_a_managed_override_in_place_and_says_so() -> None:
