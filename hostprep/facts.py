@@ -170,11 +170,14 @@ class Facts:
     def access_gid(self) -> int | None:
         """The GID that opens the socket now, the one the worker must get.
 
-        The socket's own group when its group class may read and write it (after ``groupmod`` a
-        systemd-made socket keeps the old number until it is made again), else /etc/group's docker GID.
+        After ``groupmod`` a systemd-made socket keeps the old number until it is made again: a socket
+        whose group class may read and write it, owned by a GID that names no group (or the docker group),
+        is opened by that GID. A socket given to another named group (``chgrp adm``) is not: hostprep never
+        hands the worker some other group; it maps /etc/group's docker GID (and verification says it fails).
         """
         s = self.socket
-        if s.exists and s.gid and s.mode is not None and s.mode & 0o060 == 0o060:
+        orphan = s.group in (None, "UNKNOWN", "docker") or (s.group or "").isdigit()
+        if s.exists and s.gid and orphan and s.mode is not None and s.mode & 0o060 == 0o060:
             return s.gid
         return self.docker_gid
 

@@ -6,6 +6,7 @@ lab host; ``probe_lab3_*.txt``, ``probe_lab4_direct_*.txt`` are whole probe outp
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -154,3 +155,11 @@ def test_a_malformed_unit_section_is_probe_failed() -> None:
     bad = re.sub(r"(@@hostprep:socket_unit\n)[^\n]*", r"\1not base64!", text)
     with pytest.raises(ProbeFailed):
         parse_probe("lab3", bad, HostSettings())
+
+
+def test_a_socket_given_to_another_named_group_is_not_mapped_into_the_worker() -> None:
+    f = probe("lab3_systemd_pristine")
+    adm = dataclasses.replace(f, socket=dataclasses.replace(f.socket, gid=4, group="adm"))
+    orphan = dataclasses.replace(f, socket=dataclasses.replace(f.socket, gid=995, group="UNKNOWN"), docker_gid=1999)
+    assert (adm.access_gid, orphan.access_gid) == (995, 995)
+    assert make_plan(adm, HostSettings(), "group-add").docker_gid == 995
