@@ -14,7 +14,9 @@ import os
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
+from hostprep.detach import run_detached
 from hostprep.facts import Facts, host_script, probe_script, to_bytes
+from hostprep.journal import new_run_id
 from hostprep.layout import STATE_DIR, path_in
 from hostprep.redact import redact
 from hostprep.steps import Action, Plan
@@ -27,6 +29,7 @@ NOSPACE = 72   # a write came out short (the file system is full)
 DRIFTED = 76
 REFUSED = 77   # a path was not what it must be (a planted symlink, a folder where a file belongs)
 FAILED = 20
+DIED = 69      # the detached run ended without an exit code (killed, or the host rebooted)
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,19 @@ class Outcome:
         return m.group(1).strip() if m else None
 
     @property
+    def restored(self) -> bool:
+        """The host undid the failed apply itself, from its snapshot."""
+        return self.marker("restored") is not None
+
+    @property
+    def restore_failed(self) -> bool:
+        return self.marker("restore-failed") is not None
+
+    @property
+    def reconnects(self) -> int:
+        return int(self.marker("reconnected") or 0)
+
+    @property
     def lock_notes(self) -> list[str]:
         """Locks this run took over (stale) or broke (--break-lock), as the host's journal has them."""
         return [f"lock {m.group(1)}: {m.group(2).strip()}"
@@ -77,7 +93,9 @@ class Outcome:
                   DRIFTED: "the host changed between fact gathering and apply; nothing was changed, re-run",
                   REFUSED: f"refused at {self.failed_step or 'setup'}: {self.refused or 'unsafe path'} "
                            "(hostprep never acts through a link)",
-                  INCOMPLETE: f"the apply stopped short ({self.marker('incomplete')}): not counted as applied"}
+                  INCOMPLETE: f"the apply stopped short ({self.marker('incomplete')}): not counted as applied",
+                  DIED: f"the run on the host ended without an exit code ({self.marker('runner-died') or self.marker('no-run')}):"
+                        " killed, or the host rebooted"}
         if self.exit_code in simple:
             return simple[self.exit_code]
         if self.exit_code == NOSPACE:
@@ -130,11 +148,21 @@ def interpreter_env(facts: Facts, mode: str, owner: str, actions: Sequence[Actio
         "MODE": mode, "STATE_DIR": STATE_DIR, "LOCK_OWNER": owner, "LOCK_WAIT": str(lock_wait),
         "TAKEOVER": "1" if lock.takeover else "0", "BREAK_LOCK": "1" if lock.break_lock else "0",
         "PROJ": facts.project_dir, "COMPOSE": " ".join(facts.compose_cmd),
-        "ACTIONS": "\n".join(" ".join((a.op, *a.args)) for a in actions), "N_ACTIONS": str(len(actions)),
+        "ACTIONS": action_lines(actions), "N_ACTIONS": str(len(actions)),
     }
+    return env | action_env(actions, "W")
+
+
+def action_lines(actions: Sequence[Action]) -> str:
+    return "\n".join(" ".join((a.op, *a.args)) for a in actions)
+
+
+def action_env(actions: Sequence[Action], prefix: str) -> dict[str, str]:
+    """Each write's content (base64) as ``<prefix><n>`` and its size as ``<prefix>S<n>``."""
+    env = {}
     for i, content in enumerate(a.content or "" for a in actions if a.op == "write"):
         data = to_bytes(content)
-        env[f"W{i}"], env[f"S{i}"] = base64.b64encode(data).decode(), str(len(data))
+        env[f"{prefix}{i}"], env[f"{prefix}S{i}"] = base64.b64encode(data).decode(), str(len(data))
     return env
 
 
@@ -184,14 +212,18 @@ def run(
     lock_wait: int = 10,
     probe: Mapping[str, str] | None = None,
     lock: LockPolicy = LockPolicy(),
+    restore: Sequence[Action] = (),
 ) -> Outcome:
-    """One exec of the interpreter in ``mode`` (apply | restore | release).
+    """One run of the interpreter in ``mode`` (apply | restore | release), detached from the SSH
+    session (apply and restore: ``hostprep.detach``), so a dropped connection does not cut it.
 
     With ``probe`` (the probe's inputs), a successful run gathers facts afterwards in the
-    same exec: the host is asked once for the change and its proof. The host releases the
-    lock on every way out.
+    same exec: the host is asked once for the change and its proof. With ``restore`` (the
+    snapshot's restore actions), a failed apply is undone on the host at once. The host
+    releases the lock on every way out.
     """
     env = interpreter_env(facts, mode, owner, actions, lock_wait=lock_wait, lock=lock)
+    env.update(action_env(restore, "R"), R_ACTIONS=action_lines(restore), R_N=str(len(restore)))
     snap_bytes = base64.b64decode(snapshot[1]) if snapshot else b""
     env.update(EXPECT=expect, SNAP_ID=snapshot[0] if snapshot else lock.snapshot, SNAP_B64=snapshot[1] if snapshot else "",
                SNAP_SIZE=str(len(snap_bytes)))
@@ -200,7 +232,10 @@ def run(
         if clash:
             raise ValueError(f"probe and interpreter disagree on {sorted(clash)}")
         env.update(probe, PROBE=probe_script())
-    res: CommandResult = transport.run_script(interpreter(), env, sudo=True, timeout=1800)
+    if mode == "release":
+        res: CommandResult = transport.run_script(interpreter(), env, sudo=True, timeout=60)
+    else:
+        res = run_detached(transport, new_run_id(), interpreter(), env)
     stdout, probe_output = split_probe(res.stdout)
     log = stdout + ("\n" + res.stderr if res.stderr.strip() else "")
     return Outcome(res.exit_code, log, parse_compose_seconds(stdout), probe_output,

@@ -15,31 +15,28 @@
 #   PROJ      Compose project dir; COMPOSE "docker compose" | "docker-compose"
 #   EXPECT    lines "<sha256|missing> <path>": the host must still look as the facts said (apply)
 #   SNAP_ID, SNAP_B64, SNAP_SIZE  snapshot written before any change (apply), and its size in bytes
-#   ACTIONS   lines "<op> <args...>"; N_ACTIONS how many; W<n> base64 content, S<n> its size, n-th write
+#   ACTIONS   lines "<op> <args...>"; N_ACTIONS how many; W<n> base64 content, WS<n> its size, n-th write
+#   R_ACTIONS, R_N, R<n>, RS<n>  the snapshot's restore, run here at once when an apply action fails
+#   RUN_ID    set when run detached (runner.sh keeps its pid, log and exit code in the host's journal)
 #   PROBE     optional: the fact probe, run after a successful apply in the same exec (its own
 #             inputs are set too); its output follows the "@@hostprep:probe" line
 set -u
 umask 077
 lock="$STATE_DIR/lock"
 held=
-say() { printf '@@hostprep:%s\n' "$*"; }
 note() { printf '%s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >> "$STATE_DIR/journal.log" 2>/dev/null || true; }
 release() { if [ "$(cat "$lock/owner" 2>/dev/null)" = "$LOCK_OWNER" ]; then rm -rf "$lock"; fi; }
 # on the way out: ours, or ours but not yet named (its owner file could not be written)
-trap 'if [ -n "$held" ]; then o=$(cat "$lock/owner" 2>/dev/null); [ -n "$o" ] || o=$LOCK_OWNER; [ "$o" != "$LOCK_OWNER" ] || rm -rf "$lock"; fi' EXIT
+# and, run detached, a line in the journal
+finish() {
+    _rc=$?
+    if [ -n "$held" ]; then o=$(cat "$lock/owner" 2>/dev/null); [ -n "$o" ] || o=$LOCK_OWNER; [ "$o" != "$LOCK_OWNER" ] || rm -rf "$lock"; fi
+    if [ -n "${RUN_ID:-}" ]; then note "run $RUN_ID ($MODE) exit $_rc"; fi
+}
+trap finish EXIT
 # A dropped SSH session must not cut a change in half: the run goes on to its end (and its record).
 trap '' HUP PIPE
 trap 'exit 143' TERM INT
-
-# short PATH NEED WROTE: name a short write, with the free space where it was written
-short() { say "short-write $1 $2 $3 $(df -P -B1 -- "${1%/*}" 2>/dev/null | awk 'NR==2 {print $4}')"; }
-# put PATH SIZE < bytes: a new file, checked to hold all SIZE bytes (else removed, named, exit 72;
-# in a pipeline that is the pipeline's status: callers add "|| exit 72")
-put() {
-    cat > "$1"; _w=$(stat -c %s -- "$1" 2>/dev/null || echo 0)
-    [ "$_w" = "$2" ] && return 0
-    short "$1" "$2" "$_w"; rm -f -- "$1"; exit 72
-}
 
 mkdir -p "$STATE_DIR/snapshots" && chmod 700 "$STATE_DIR" "$STATE_DIR/snapshots" || exit 70
 case "$MODE" in
@@ -103,15 +100,18 @@ same_file() {
 }
 same_mode() { _m=$(stat -c %a -- "$1" 2>/dev/null) && [ "$((0$_m))" = "$((0$2))" ]; }
 
-n=0; w=0
 log="$STATE_DIR/compose.log"
+# run_actions LIST COUNT PREFIX: LIST's actions ("<op> <args...>" lines); the n-th write's content is
+# ${PREFIX<n>} (base64) and its size ${PREFIX}S<n>. 0 when all COUNT ran; else the failed action's code.
+run_actions() {
+_count=$2; _pre=$3; n=0; w=0
 while read -r op rest; do
     [ -n "$op" ] || continue
     set -- $rest   # every argument was validated: no spaces, no glob characters
     n=$((n+1)); say "action $n $op $*"
     case "$op" in
     write)   # path uid gid mode: a new file beside the target, checked, then renamed over it (never written through)
-        eval "content=\${W$w} size=\${S$w:-}"; w=$((w+1))
+        eval "content=\${$_pre$w} size=\${${_pre}S$w:-}"; w=$((w+1))
         ( at "$1"
           case $(kind "$base") in file|missing) ;; *) refuse "$1 is a $(kind "$base"), not a regular file" ;; esac
           same_file "$base" "$2 $3 $4" && exit 0   # already so (a restore over an unchanged file, a read-only one)
@@ -159,13 +159,25 @@ while read -r op rest; do
     esac
     if [ "$rc" != 0 ]; then
         say "failed $n $op"
-        case "$rc" in 77|72) exit "$rc" ;; *) exit 20 ;; esac
+        case "$rc" in 77|72) return "$rc" ;; *) return 20 ;; esac
     fi
 done <<EOF_ACTIONS
-$ACTIONS
+$1
 EOF_ACTIONS
 # every action ran, or it is not an apply (a cut or empty action list never counts as one)
-[ "$n" = "${N_ACTIONS:-$n}" ] || { say "incomplete ran $n of $N_ACTIONS actions"; exit 73; }
+[ "$n" = "${_count:-$n}" ] || { say "incomplete ran $n of $_count actions"; return 73; }
+}
+
+run_actions "$ACTIONS" "${N_ACTIONS:-}" W; failed=$?
+if [ "$failed" != 0 ]; then
+    # a failed apply puts its snapshot back here, on the host: no controller is needed for that
+    if [ "$MODE" = apply ] && [ -n "${R_ACTIONS:-}" ]; then
+        note "run ${RUN_ID:-} ($LOCK_OWNER): apply failed (exit $failed); restoring snapshot $SNAP_ID"
+        say "restoring $SNAP_ID"
+        if run_actions "$R_ACTIONS" "${R_N:-}" R; then say "restored $SNAP_ID"; else say "restore-failed $?"; fi
+    fi
+    exit "$failed"
+fi
 release; held=
 say done
 if [ -n "${PROBE:-}" ]; then

@@ -1,4 +1,4 @@
-# hostprep's host lock, shared by probe.sh and apply.sh (prepended to both, after safe.sh).
+# hostprep's host lock and checked writes, shared by the host scripts (prepended to each, after safe.sh).
 # The lock is the directory $STATE_DIR/lock (mkdir is atomic). Inside: "owner" (the run's token) and
 # "holder", one line of key=value words naming who holds it: pid, start (that process's start time in
 # clock ticks, so a reused pid is never taken for the holder), boot (the kernel's boot id), since,
@@ -19,3 +19,15 @@ lock_stale() {
        elif [ "$(proc_start "$_p")" != "$(lock_field start "$_h")" ]; then echo "its holder (pid $_p) is gone"; fi ;;
     esac
 }
+
+say() { printf '@@hostprep:%s\n' "$*"; }
+# short PATH NEED WROTE: name a short write, with the free space where it was written
+short() { say "short-write $1 $2 $3 $(df -P -B1 -- "${1%/*}" 2>/dev/null | awk 'NR==2 {print $4}')"; }
+# put PATH SIZE < bytes: a new file, checked to hold all SIZE bytes (else removed, named, exit 72;
+# in a pipeline that is the pipeline's status: callers add "|| exit 72")
+put() {
+    cat > "$1"; _w=$(stat -c %s -- "$1" 2>/dev/null || echo 0)
+    [ "$_w" = "$2" ] && return 0
+    short "$1" "$2" "$_w"; rm -f -- "$1"; exit 72
+}
+

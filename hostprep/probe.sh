@@ -88,6 +88,15 @@ printf '%s' "$BIND_DIRS" | while read -r d p; do   # "name path" lines: the path
     ( probe_dir "$d" "${p%/*}" "${p##*/}" $s )
 done
 m record; cat "$STATE_DIR/state.json" 2>/dev/null
+m runs   # the last runs in the host's journal: how each ended, or whether it still runs
+for r in $(ls -1 "$STATE_DIR/runs" 2>/dev/null | sort | tail -n 3); do
+    d="$STATE_DIR/runs/$r"; read -r rpid rstart rmode 2>/dev/null < "$d/pid" || rpid=
+    alive=0; if [ -n "$rpid" ] && [ "$(proc_start "$rpid")" = "$rstart" ]; then alive=1; fi
+    echo "run $r mode=${rmode:-?} exit=$(cat "$d/exit" 2>/dev/null) alive=$alive"
+    # its markers, as "> marker ...": a line of the probe that starts "@@hostprep:" opens a section
+    { grep -E '^@@hostprep:(snapshot|failed|restored) ' "$d/log" | head -n 3
+      grep '^@@hostprep:action ' "$d/log" | tail -n 1; } 2>/dev/null | sed 's/^@@hostprep:/> /'
+done
 m lock; if [ -d "$STATE_DIR/lock" ]; then echo "held $(lock_holder)"; s=$(lock_stale); [ -z "$s" ] || echo "stale $s"; fi
 cid=; pid=0
 if [ -d /var/lib/docker/containers ]; then

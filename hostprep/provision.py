@@ -119,8 +119,9 @@ def _apply(t: Transport, report: HostReport, before: Facts, settings: HostSettin
                         snapshot=(snap_id, snapshots.encode(snap)), expect=apply.expectations(before, plan),
                         lock_wait=opts.lock_wait, probe=probe_env(settings, deep=True, docker_url=before.docker_url),
                         lock=apply.LockPolicy(takeover=before.lock is not None and bool(before.lock.stale),
-                                              break_lock=opts.break_lock))
-    report.warnings += outcome.lock_notes
+                                              break_lock=opts.break_lock),
+                        restore=snapshots.restore_plan(snap))
+    report.warnings += outcome.lock_notes + _reconnected(outcome)
     report.timings["compose"] = outcome.compose_seconds
     report.timings["proof"] = outcome.probe_seconds   # the after-facts and in-worker checks, on the host
     start = _timed(report, "apply", start)
@@ -128,6 +129,10 @@ def _apply(t: Transport, report: HostReport, before: Facts, settings: HostSettin
         if "@@hostprep:snapshot " not in outcome.log:   # stopped before its snapshot: nothing was changed
             return report.fail(outcome.error() + ("" if outcome.exit_code == apply.DRIFTED else "; nothing was changed"))
         report.snapshot_id = snap_id
+        if outcome.restored or outcome.restore_failed:   # the host undid it itself (or tried)
+            report.rolled_back = outcome.restored
+            return report.fail(outcome.error() + (f"; restored from snapshot {snap_id}" if outcome.restored
+                                                  else _restore_failed(report.host, snap_id, "the host's own restore failed")))
         return report.fail(outcome.error() + _restored(t, before, snap, owner, report))
     report.snapshot_id = snap_id
 
@@ -151,9 +156,18 @@ def _restored(t: Transport, facts: Facts, snap: dict[str, Any], owner: str, repo
     """Restore after a failed apply; what to add to the error: restored, or FAILED and how to finish it."""
     if restore(t, facts, snap, owner, report):
         return f"; restored from snapshot {snap['id']}"
-    why = report.warnings.pop()
+    return _restore_failed(report.host, snap["id"], report.warnings.pop())
+
+
+def _restore_failed(host: str, snap_id: str, why: str) -> str:
     return (f"; automatic rollback FAILED ({why}): the host may be half-changed; finish it with "
-            f"`hostprep rollback --host {report.host} --snapshot {snap['id']}`")
+            f"`hostprep rollback --host {host} --snapshot {snap_id}`")
+
+
+def _reconnected(outcome: apply.Outcome) -> list[str]:
+    n = outcome.reconnects
+    return [f"the connection dropped during the run; reconnected ({n} tr{'y' if n == 1 else 'ies'}) and "
+            "followed it on the host to its end"] if n else []
 
 
 def restore(t: Transport, facts: Facts, snap: dict[str, Any], owner: str, report: HostReport,

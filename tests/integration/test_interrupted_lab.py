@@ -179,3 +179,23 @@ def test_break_lock_is_recorded_in_the_hosts_journal(lab1: lab.LabHost) -> None:
     assert report.status == CHANGED, report.error
     assert any("lock broken" in w for w in report.warnings)
     assert "broken by request (--break-lock)" in lab1.exec("cat /var/lib/hostprep/journal.log")
+
+
+SSHD_SESSIONS = "pkill -9 -f '[s]shd: ubuntu'"   # every SSH session on the host: the apply's connection drops
+
+
+@pytest.mark.parametrize("strategy, during", [("group-add", COMPOSE_UP), ("dockerfile", "pgrep -f '[c]ompose build' | head -n1")])
+def test_an_ssh_drop_mid_change_is_followed_to_the_end_after_a_reconnect(lab1: lab.LabHost, strategy: str,
+                                                                        during: str) -> None:
+    box: list[prov.HostReport] = []
+    worker = threading.Thread(target=lambda: box.append(provision("lab1", strategy, smoke=False)))
+    worker.start()
+    wait_for(lab1, during)
+    lab1.exec(SSHD_SESSIONS, check=False)
+    worker.join(600)
+    report = box[0]
+    assert report.status == CHANGED, report.error
+    assert any("reconnected" in w for w in report.warnings), report.warnings
+    after = facts_of("lab1")
+    assert after.worker.docker_ps_rc == 0 and after.record and after.record["strategy"] == strategy
+    assert no_lock(lab1)
