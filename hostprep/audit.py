@@ -36,6 +36,9 @@ EXIT_CLEAN, EXIT_DRIFT, EXIT_INCOMPLETE = 0, 2, 3
 
 _HEAD = (
     Rule("unsafe-path", CRITICAL, "no symlink or wrong file type where hostprep reads or writes", fixable=False),
+    Rule("mid-change", CRITICAL, "no hostprep run left the host half-changed", fixable=False),
+    Rule("lock-stale", CRITICAL, "no host lock is left behind by a run that is gone", fixable=False),
+    Rule("lock-held", WARNING, "no hostprep run is changing the host", fixable=False),
     Rule("dockerd-not-running", CRITICAL, "dockerd runs on the host", fixable=False),
     Rule("socket-missing", CRITICAL, "the Docker socket exists", fixable=False),
     Rule("worker-not-running", CRITICAL, "the worker container is running", fixable=False),
@@ -70,6 +73,23 @@ def unsafe_paths(facts: Facts, settings: HostSettings) -> list[Finding]:
     return [_finding("unsafe-path", why, "remove it (someone who can write the project dir planted it?); "
                      "hostprep refuses to provision or roll back until it is gone", why.split(":", 1)[0])
             for why in facts.unsafe_paths]
+
+
+def interrupted(facts: Facts, settings: HostSettings) -> list[Finding]:
+    """A run cut off halfway (the host's journal), a lock its holder left behind, or a run in progress."""
+    host, lock, out = facts.host, facts.lock, []
+    last = facts.runs[-1] if facts.runs else None
+    if last is not None and last.mid_change:
+        snap = f" --snapshot {last.snapshot}" if last.snapshot else ""
+        out.append(_finding("mid-change", last.describe(), f"`invoke rollback --host {host}{snap}` puts it back; "
+                            f"`{provision_hint(host)}` restores it, then converges"))
+    if lock is not None and lock.stale:
+        out.append(_finding("lock-stale", f"held by {lock.describe()}, but {lock.stale}",
+                            f"`invoke rollback --host {host}` or `{provision_hint(host)}` takes it over"))
+    elif lock is not None:
+        out.append(_finding("lock-held", f"a run is in progress: {lock.describe()}",
+                            f"wait for it (`hostprep status --host {host}`); if no run is alive, `--break-lock`"))
+    return out
 
 
 def host_health(facts: Facts, settings: HostSettings) -> list[Finding]:
@@ -189,7 +209,7 @@ def applied_strategy(facts: Facts, settings: HostSettings) -> list[Finding]:
 
 
 CHECKS: tuple[Callable[[Facts, HostSettings], list[Finding]], ...] = (
-    unsafe_paths, host_health, worker_access, record_state, applied_strategy, posture.findings, socket_mode,
+    unsafe_paths, interrupted, host_health, worker_access, record_state, applied_strategy, posture.findings, socket_mode,
     socket_gid, primary_gid, bind_dirs,
 )
 

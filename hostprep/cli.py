@@ -126,6 +126,15 @@ def rollback(c, host=None, group=None, limit=None, inventory=None, snapshot=None
 
 
 @task(help=SELECT_HELP)
+def status(c, host=None, group=None, limit=None, inventory=None, json=False,
+           known_hosts=None, accept_new=False, timeout=10):
+    """Per host: the lock's holder and age, how the last run ended (the host's journal), the latest
+    snapshot, and whether the host is mid-change (with what to run)."""
+    _run(commands.status, _sel(host, group, limit, inventory), _conn(known_hosts, accept_new, timeout),
+         as_json=json)
+
+
+@task(help=SELECT_HELP)
 def snapshots(c, host=None, group=None, limit=None, inventory=None, json=False,
               known_hosts=None, accept_new=False, timeout=10):
     """List the snapshots stored on each host."""
@@ -215,7 +224,7 @@ def audit_unschedule(c, systemd=False, unit_dir=None):
 
 def collection() -> Collection:
     """A fresh collection of the operator's tasks (a clone's tasks.py adds the lab and the benchmark)."""
-    ns = Collection(facts, provision, rollback, snapshots)
+    ns = Collection(facts, provision, rollback, snapshots, status)
     audit_ns = Collection("audit")
     for t in (audit, audit_merge, audit_history, audit_schedule, audit_unschedule):
         audit_ns.add_task(t)

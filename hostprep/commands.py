@@ -12,7 +12,7 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -23,6 +23,7 @@ from hostprep import render
 from hostprep.errors import InventoryError
 from hostprep.facts import gather
 from hostprep.fleet import ConnectOptions, HostJob, fan_out
+from hostprep.host_status import host_status
 from hostprep.inventory import HostEntry
 from hostprep.inventory_sources import cloud_labels, load_any
 from hostprep.results import OK, FleetReport, HostReport
@@ -155,6 +156,25 @@ def rollback(sel: Selection, conn: ConnectOptions, snapshot: str | None, *, as_j
     fleet = fan_out(entries, lambda t, s: prov.rollback(t, s, snapshot, lock_wait=lock_wait, break_lock=break_lock),
                     conn)
     return show_fleet(labelled(fleet, entries), as_json=as_json, diff=False, color=color)
+
+
+STATUS_COLUMNS = ["host", "mid_change", "lock", "last_run", "latest_snapshot", "record", "next"]
+
+
+def status(sel: Selection, conn: ConnectOptions, *, as_json: bool) -> Reply:
+    """Per host: the lock's holder and age, the last run's outcome, the latest snapshot, mid-change."""
+    entries = select(sel)
+
+    def job(t: Transport, s: HostSettings) -> HostReport:
+        r = HostReport(t.endpoint.name, OK)
+        r.data["status"] = host_status(gather(t, s, deep=False), datetime.now(timezone.utc))
+        return r
+
+    fleet = fan_out(entries, job, conn)
+    rows = [r.data.get("status") or {"host": r.host, "lock": f"{r.status}: {r.error}"} for r in fleet.reports]
+    if as_json:
+        return Reply(fleet.exit_code, (render.as_json({row["host"]: row for row in rows}),))
+    return Reply(fleet.exit_code, (render.table(rows, STATUS_COLUMNS),))
 
 
 def snapshots(sel: Selection, conn: ConnectOptions, *, as_json: bool) -> Reply:

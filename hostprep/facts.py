@@ -19,6 +19,7 @@ from hostprep import compose
 from hostprep.host_lock import HostLock, parse_lock
 from hostprep.containers import ContainerFacts, ContainersMalformed, parse_containers
 from hostprep.posture_facts import DaemonFacts, DagLine, PostureMalformed, parse_daemon, parse_dags
+from hostprep.journal import RUN_ID, Run, parse_runs
 from hostprep.layout import COMPOSE_FILES, OVERRIDE_FILE, STATE_DIR, bind_path
 from hostprep.settings import HostSettings
 from hostprep.socket_unit import DOCKERD, SYSTEMD, SocketUnit, dockerd_group, manager, parse_show
@@ -139,6 +140,8 @@ class Facts:
     compose_file_name: str | None = None
     project_unsafe: str | None = None
     lock: HostLock | None = None     # the host lock, when one is held (stale when its holder is gone)
+    runs: tuple[Run, ...] = ()       # the last runs in the host's journal, oldest first
+    latest_snapshot: str | None = None
     containers: tuple[ContainerFacts, ...] = ()   # the project's, and any other mounting the socket
     docker_url: str | None = None                 # the DOCKER_HOST the in-worker checks were given
     daemon: DaemonFacts = DaemonFacts()           # how dockerd listens (TCP, TLS)
@@ -626,6 +629,8 @@ def _parse_probe(host: str, text: str, settings: HostSettings, *, deep: bool, do
         socket_unit=parse_show(from_bytes(_b64(sec.get("socket_unit", ""), "socket unit"))),
         dockerd_argv=tuple(a for a in from_bytes(_b64(sec.get("dockerd_cmdline", ""), "dockerd command line"))
                            .split("\0") if a),
+        runs=tuple(parse_runs(sec.get("runs"))),
+        latest_snapshot=_latest_snapshot(sec.get("snapshots", "")),
     )
 
 
@@ -641,6 +646,11 @@ def _daemon(body: str) -> DaemonFacts:
         return parse_daemon(body)
     except PostureMalformed as exc:
         raise ProbeFailed(str(exc)) from None
+
+
+def _latest_snapshot(text: str) -> str | None:
+    name = text.strip().removesuffix(".json")
+    return name if RUN_ID.fullmatch(name) else None
 
 
 def host_script(name: str) -> str:

@@ -49,13 +49,11 @@ class Run:
 
     @property
     def mid_change(self) -> bool:
-        """It may have left the host half-changed: an apply or restore that died, or an apply that
-        failed after its snapshot and was not restored."""
-        if self.alive or self.mode not in ("apply", "restore"):
+        """It may have left the host half-changed: an apply or restore that began acting, then died,
+        or failed and was not restored."""
+        if self.alive or self.mode not in ("apply", "restore") or self.last_action is None:
             return False
-        if self.exit_code is None:
-            return True
-        return self.exit_code != 0 and not self.restored and (self.mode == "restore" or self.snapshot is not None)
+        return self.exit_code is None or (self.exit_code != 0 and not self.restored)
 
     def describe(self) -> str:
         where = f", last action: {self.last_action}" if self.last_action else ""

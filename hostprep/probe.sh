@@ -97,6 +97,7 @@ for r in $(ls -1 "$STATE_DIR/runs" 2>/dev/null | sort | tail -n 3); do
     { grep -E '^@@hostprep:(snapshot|failed|restored) ' "$d/log" | head -n 3
       grep '^@@hostprep:action ' "$d/log" | tail -n 1; } 2>/dev/null | sed 's/^@@hostprep:/> /'
 done
+m snapshots; ls -1 "$STATE_DIR/snapshots" 2>/dev/null | sort | tail -n 1
 m lock; if [ -d "$STATE_DIR/lock" ]; then echo "held $(lock_holder)"; s=$(lock_stale); [ -z "$s" ] || echo "stale $s"; fi
 cid=; pid=0
 if [ -d /var/lib/docker/containers ]; then

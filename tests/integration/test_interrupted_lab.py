@@ -3,6 +3,7 @@ or back as it was, and the next provision or rollback works without anyone loggi
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,7 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from hostprep import audit as aud
+from hostprep import commands
 from hostprep import provision as prov
+from hostprep.fleet import ConnectOptions
 from hostprep.host_lock import parse_holder
 from hostprep.results import CHANGED, FAILED, OK
 from tests.integration.conftest import Pristine, connect, facts_of, settings, state_of
@@ -135,11 +139,27 @@ def test_a_dead_apply_leaves_a_stale_lock_that_rollback_takes_over_and_restores_
     holder = crash_during(lab1, COMPOSE_UP, "--strategy", "group-add")
     held = facts_of("lab1", deep=False).lock
     assert held is not None and held.stale and held.snapshot == holder["snapshot"], held
+    seen = status()
+    assert seen["mid_change"] == "yes" and seen["lock"].startswith("STALE") and "is gone" in seen["lock"]
+    assert seen["latest_snapshot"] == holder["snapshot"] and "hostprep rollback --host lab1" in seen["next"]
+    with connect("lab1") as t:
+        found = {f.id for f in aud.audit_host(t, settings("lab1")).findings}
+    assert {"lock-stale", "mid-change"} <= found
     undone = rollback("lab1")
     assert undone.status == CHANGED, undone.error
     assert any("lock taken-over" in w and "is gone" in w for w in undone.warnings), undone.warnings
     assert "lock taken-over" in lab1.exec("cat /var/lib/hostprep/journal.log")
     assert state_of("lab1") == original and no_lock(lab1)
+    after = status()
+    assert (after["mid_change"], after["lock"]) == ("no", "free") and "(restore): ok" in after["last_run"]
+
+
+def status() -> dict[str, str]:
+    """`hostprep status --host lab1 --json`, as the operator runs it."""
+    reply = commands.status(commands.Selection(inventory=str(lab.INVENTORY), host="lab1"), ConnectOptions(),
+                            as_json=True)
+    assert reply.code == 0, reply.text
+    return json.loads(reply.text)["lab1"]
 
 
 def test_the_next_provision_undoes_a_dead_build_then_converges(lab1: lab.LabHost) -> None:

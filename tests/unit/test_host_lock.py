@@ -163,3 +163,48 @@ def test_a_probe_without_a_lock_section_or_lock_reports_none() -> None:
 
 def test_a_holder_record_keeps_only_known_keys_with_plain_values() -> None:
     assert parse_holder("pid=1 owner=a;b mode=apply x=y snapshot=") == {"pid": "1", "mode": "apply"}
+
+
+# --- what the audit and `status` make of a lock and the host's journal ----------------------------------
+
+def lab_facts(**changes: Any) -> Any:
+    import dataclasses
+    return dataclasses.replace(parse_probe("lab1", capture("lab1_pristine"), HostSettings()), **changes)
+
+
+def test_a_stale_lock_and_a_dead_run_are_critical_findings_with_the_way_out() -> None:
+    from hostprep import audit
+    from hostprep.host_lock import HostLock
+    from hostprep.journal import parse_runs
+    runs = tuple(parse_runs("run 20261202T021500Z-3f9a1c mode=apply exit= alive=0\n"
+                            "> snapshot 20261202T021459Z-ab12\n> action 4 compose-up airflow-worker\n"))
+    lock = HostLock({"pid": "42", "mode": "apply", "snapshot": "20261202T021459Z-ab12"}, "its holder (pid 42) is gone")
+    found = {f.id: f for f in audit.audit(lab_facts(lock=lock, runs=runs), HostSettings())}
+    assert found["mid-change"].severity == "critical" and "died" in found["mid-change"].detail
+    assert "--snapshot 20261202T021459Z-ab12" in found["mid-change"].hint
+    assert "is gone" in found["lock-stale"].detail and "takes it over" in found["lock-stale"].hint
+    assert "lock-held" not in found
+
+
+def test_a_live_lock_is_a_run_in_progress() -> None:
+    from hostprep import audit
+    from hostprep.host_lock import HostLock
+    found = {f.id: f for f in audit.audit(lab_facts(lock=HostLock({"pid": "42", "mode": "apply"})), HostSettings())}
+    assert found["lock-held"].severity == "warning" and "in progress" in found["lock-held"].detail
+    assert "lock-stale" not in found and "mid-change" not in found
+
+
+def test_status_shows_the_holder_its_age_the_last_run_and_what_to_run() -> None:
+    from datetime import datetime, timezone
+    from hostprep.host_lock import HostLock
+    from hostprep.host_status import host_status
+    from hostprep.journal import parse_runs
+    lock = HostLock({"pid": "42", "mode": "apply", "since": "2026-12-02T01:00:00Z"}, "its holder (pid 42) is gone")
+    runs = tuple(parse_runs("run 20261202T021500Z-3f9a1c mode=apply exit=137 alive=0\n> action 2 write /x\n"))
+    row = host_status(lab_facts(lock=lock, runs=runs, latest_snapshot="20261202T021459Z-ab12"),
+                      datetime(2026, 12, 2, 1, 2, 0, tzinfo=timezone.utc))
+    assert row["lock"] == "STALE (its holder (pid 42) is gone): pid 42 (apply) from ? since 2026-12-02T01:00:00Z (120s)"
+    assert row["mid_change"] == "yes" and "failed (exit 137)" in row["last_run"]
+    assert row["latest_snapshot"] == "20261202T021459Z-ab12" and "hostprep rollback --host lab1" in row["next"]
+    quiet = host_status(lab_facts(), datetime.now(timezone.utc))
+    assert (quiet["lock"], quiet["last_run"], quiet["mid_change"], quiet["next"]) == ("free", "none", "no", "")
