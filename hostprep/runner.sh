@@ -3,7 +3,8 @@
 # host's journal of it): run.sh (the interpreter with its inputs; root-only, it may hold .env bytes),
 # log (everything it prints), pid ("<pid> <start ticks> <mode>"), exit (its exit code, written last).
 # The run is its own session and process group (setsid), or its own systemd unit when systemd is PID 1
-# (outside the SSH session's scope, which logind may kill): a dropped connection or a killed controller
+# (outside the SSH session's scope, which logind may kill; KillMode=process: what the run started, e.g.
+# a compose up, is never killed halfway when the run itself ends): a dropped connection or a killed controller
 # does not stop it. Following prints the log from its first byte, so a controller that reconnects
 # ("follow") reads exactly what an uninterrupted one would have.
 # Inputs: MODE launch | follow; STATE_DIR; RUN_ID; RUN_B64 + RUN_SIZE + RUN_MODE (launch: the run's
@@ -17,21 +18,23 @@ launch() {
         || { say "cause cannot create $d"; exit 70; }
     printf '%s' "$RUN_B64" | base64 -d | put "$d/run.sh" "$RUN_SIZE" || exit 72
     : > "$d/log" || exit 70
+    # a file, not a command line: systemd-run would expand its "$" signs
+    printf '%s\n' "$RUN" | put "$d/start.sh" $(( ${#RUN} + 1 )) || exit 72
     # the journal keeps the last 20 runs that ended
     ls -1 "$STATE_DIR/runs" | sort | head -n -20 | while read -r old; do
         [ -e "$STATE_DIR/runs/$old/exit" ] && rm -rf -- "$STATE_DIR/runs/$old"; done
     RUN_DIR=$d; RUN_MODE=${RUN_MODE:-?}; export STATE_DIR RUN_ID RUN_DIR RUN_MODE
     if [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ] && command -v systemd-run >/dev/null 2>&1; then
-        systemd-run --unit "hostprep-run-$RUN_ID" --collect --quiet --setenv=HOME=/root \
+        systemd-run --unit "hostprep-run-$RUN_ID" --collect --quiet --property=KillMode=process --setenv=HOME=/root \
             --setenv=STATE_DIR="$STATE_DIR" --setenv=RUN_DIR="$d" --setenv=RUN_ID="$RUN_ID" --setenv=RUN_MODE="$RUN_MODE" \
-            /bin/sh -c "$RUN" sh "$d" </dev/null >/dev/null 2>&1 && return 0
+            /bin/sh "$d/start.sh" "$d" </dev/null >/dev/null 2>&1 && return 0
     fi
-    setsid -f /bin/sh -c "$RUN" sh "$d" </dev/null >/dev/null 2>&1
+    setsid -f /bin/sh "$d/start.sh" "$d" </dev/null >/dev/null 2>&1
 }
 # the run: "<pid> <start ticks> <mode>" to pid, the script with its output to log, its exit code to exit
 RUN='d=$1; printf "%s %s %s\n" $$ "$(sed "s/^.*) //" /proc/$$/stat | cut -d" " -f20)" "$RUN_MODE" > "$d/pid"
 /bin/sh "$d/run.sh" >>"$d/log" 2>&1 </dev/null; rc=$?
-rm -f "$d/run.sh"; printf "%s\n" $rc > "$d/exit.new" && mv -f "$d/exit.new" "$d/exit"'
+rm -f "$d/run.sh" "$d/start.sh"; printf "%s\n" $rc > "$d/exit.new" && mv -f "$d/exit.new" "$d/exit"'
 
 # the run's log as it grows, until the run has ended; then its exit code
 follow() {

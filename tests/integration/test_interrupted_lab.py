@@ -211,6 +211,8 @@ def test_an_ssh_drop_mid_change_is_followed_to_the_end_after_a_reconnect(lab1: l
     worker = threading.Thread(target=lambda: box.append(provision("lab1", strategy, smoke=False)))
     worker.start()
     wait_for(lab1, during)
+    if lab1.exec("cat /proc/1/comm").strip() == "systemd":   # the run is its own unit, outside the SSH login's scope
+        assert "hostprep-run-" in lab1.exec("systemctl list-units 'hostprep-run-*' --no-legend --no-pager")
     lab1.exec(SSHD_SESSIONS, check=False)
     worker.join(600)
     report = box[0]
