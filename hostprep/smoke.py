@@ -68,8 +68,8 @@ def run(t: Transport, facts: Facts, dag_task: str | None, *, timeout: float = 60
         state = smoke_state(output)
         detail = f"new_state={state}" if state == "success" else f"new_state={state}: {failure_reason(output)}"
         return Check(f"Airflow task {dag}.{task} (airflow tasks test)", state == "success", detail)
-    sock = f"unix://{facts.socket.path}"
+    url = facts.docker_url or f"unix://{facts.socket.path}"   # a strategy's proxy, else the socket
     res = t.run(["docker", "exec", container, "sh", "-c", 'exec "$(command -v python3 || command -v python)" -c "$1" "$2"',
-                 "sh", PING, sock], sudo=True, timeout=120)
+                 "sh", PING, url], sudo=True, timeout=120)
     out = (res.stdout + res.stderr).strip()
     return Check("Airflow's Docker client reaches the daemon", res.ok, out.splitlines()[-1] if out else f"rc={res.exit_code}")

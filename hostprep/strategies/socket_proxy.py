@@ -57,7 +57,7 @@ SECTIONS = Rule("proxy-sections", WARNING, "the proxy opens only what DockerOper
 DAG_BYPASS = Rule("dag-bypasses-proxy", WARNING, "no DAG hard-codes docker_url to the socket", fixable=False)
 NEEDED = {"_ping", "version", "containers", "images", "auth"}
 _ALLOWED = re.compile(r"http-request allow if \{[^}]*/\(([a-z_|]+)\)")
-_BYPASS = re.compile(r"""docker_url\s*=\s*["']unix://""")
+_BYPASS = re.compile(r"""docker_url["']?\s*[=:]\s*["']unix://""")   # a keyword argument or a dict entry
 
 _IMAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./:@-]{0,254}")
 _TIMEOUT = re.compile(r"[1-9][0-9]{0,5}(ms|s|m|h|d)")

@@ -94,6 +94,8 @@ def test_risky_docker_options_in_dags_are_found_by_what_they_mount(line: str, fo
 def test_a_dag_hard_coding_the_socket_bypasses_the_proxy_only_where_the_proxy_is_applied() -> None:
     line = 'DockerOperator(task_id="t", image="x", docker_url="unix://var/run/docker.sock")'
     assert "dag-bypasses-proxy:d.py:1" in keys(with_dag(applied(), line), PROXY)
+    assert "dag-bypasses-proxy:d.py:1" in keys(with_dag(applied(), '    "docker_url": "unix:///run/docker.sock",'), PROXY)
+    assert not any(k.startswith("dag-bypasses") for k in keys(with_dag(applied(), 'docker_url=os.environ["X"]'), PROXY))
     assert not any(k.startswith("dag-bypasses") for k in keys(with_dag(facts_of("lab1_proxy_pristine"), line)))
 
 
