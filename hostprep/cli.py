@@ -91,7 +91,8 @@ def facts(c, host=None, group=None, limit=None, inventory=None, json=False, shal
     "forks": "hosts worked on in parallel (default 32)",
     "lock_wait": "seconds to wait for another run's host lock (default 10)",
     "break_lock": "remove the host lock whoever holds it (a person decided; recorded in the host's journal)",
-    "smoke_dag": "DAG_ID:TASK_ID to run with `airflow tasks test` in the worker after the fix",
+    "smoke_dag": "after the fix, DAG_ID:TASK_ID: one task with `airflow tasks test` in the worker; "
+                 "DAG_ID: trigger a real DAG run and wait for it (10 min timeout)",
     "no_smoke": "skip the Airflow check (on by default when the worker has the airflow command)",
 })
 def provision(c, host=None, group=None, limit=None, inventory=None, strategy=None, check=False, json=False,

@@ -15,7 +15,7 @@ hostprep_bind_dirs              [dags, logs, plugins,       names under the proj
                                 config]                     absolute paths
 hostprep_compose_file           (autodetect)                file name under the project dir, or path
 hostprep_become_password_env    (none: sudo -n)             env var NAME holding the sudo password
-hostprep_smoke_dag              (none)                      DAG_ID:TASK_ID run by `airflow tasks test` to verify
+hostprep_smoke_dag              (none)                      DAG_ID:TASK_ID (`airflow tasks test`) or DAG_ID (a real run)
 hostprep_known_hosts_file       ~/.ssh/known_hosts          known_hosts used to verify host keys
 ==============================  ==========================  ==========================================
 
@@ -43,7 +43,7 @@ KNOWN_SETTINGS = (
     "hostprep_airflow_uid", "hostprep_socket_path", "hostprep_bind_dirs", "hostprep_compose_file",
     "hostprep_become_password_env", "hostprep_known_hosts_file", "hostprep_smoke_dag",
 )
-_SMOKE = re.compile(r"[A-Za-z0-9_.-]{1,250}:[A-Za-z0-9_.-]{1,250}")
+_SMOKE = re.compile(r"[A-Za-z0-9_.-]{1,250}(:[A-Za-z0-9_.-]{1,250})?")
 # Ansible resolves these lists left to right; the last one set wins.
 _ALIASES = {
     "ansible_host": ("ansible_host", "ansible_ssh_host"),
@@ -145,10 +145,10 @@ class HostSettings:
 
 
 def smoke_dag(value: Any) -> str | None:
-    """A ``DAG_ID:TASK_ID`` for the Airflow smoke task (None: not set)."""
+    """``DAG_ID:TASK_ID`` (one task, ``airflow tasks test``) or ``DAG_ID`` (a real triggered run); None: not set."""
     if value is None or value == "":
         return None
-    return _checked("hostprep_smoke_dag", value, _SMOKE, "must be DAG_ID:TASK_ID (letters, digits, _ . -)")
+    return _checked("hostprep_smoke_dag", value, _SMOKE, "must be DAG_ID or DAG_ID:TASK_ID (letters, digits, _ . -)")
 
 
 def host_name(name: Any) -> str:

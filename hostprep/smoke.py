@@ -1,7 +1,8 @@
 """The Airflow check: prove the fix through Airflow itself, inside the worker.
 
 With ``DAG_ID:TASK_ID`` it runs one real task (``airflow tasks test``, e.g. a
-DockerOperator task); without one, it asks the Docker provider's client
+DockerOperator task); with ``DAG_ID`` alone it triggers a real DAG run and waits for it
+(:mod:`hostprep.dag_run`); without either, it asks the Docker provider's client
 (docker-py, what DockerOperator uses) to reach the daemon. ``airflow tasks
 test`` exits 0 even when the task failed, so the verdict comes from the
 task's ``new_state``, parsed by a pure function.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import re
 
+from hostprep import dag_run
 from hostprep.facts import Facts
 from hostprep.transport import Transport
 from hostprep.verify import Check
@@ -61,6 +63,8 @@ def check(t: Transport, facts: Facts, dag_task: str | None, *, enabled: bool, ea
 def run(t: Transport, facts: Facts, dag_task: str | None, *, timeout: float = 600) -> Check:
     """Run the Airflow check in the worker container; never raises on a failing task."""
     container = facts.worker.name or ""
+    if dag_task and ":" not in dag_task:
+        return dag_run.run(t, facts, dag_task, timeout=timeout)
     if dag_task:
         dag, task = dag_task.split(":", 1)
         res = t.run(["docker", "exec", container, "airflow", "tasks", "test", dag, task], sudo=True, timeout=timeout)

@@ -44,7 +44,7 @@ def strategy_arg(name: str | None) -> str | None:
 
 
 def smoke_dag_arg(value: str | None) -> str | None:
-    """``--smoke-dag``: DAG_ID:TASK_ID, checked before anything connects."""
+    """``--smoke-dag``: DAG_ID or DAG_ID:TASK_ID, checked before anything connects."""
     try:
         return smoke_dag(value) if value else None
     except SettingsError as exc:

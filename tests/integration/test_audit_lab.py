@@ -239,7 +239,7 @@ def test_invoke_audit_cli_exits_with_the_verdict(host: lab.LabHost, tmp_path: Pa
     assert bad.returncode == 1 and "unknown host" in bad.stderr
 
 
-AIRFLOW_IMAGE = "hostprep-lab/airflow-real:3.3.2"  # built by tests/lab/real_airflow.py
+AIRFLOW_IMAGE = real_airflow.IMAGE  # built by tests/lab/real_airflow.py
 EXAMPLES = lab.REPO / "examples"
 
 

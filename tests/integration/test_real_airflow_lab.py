@@ -1,9 +1,11 @@
-"""Real Airflow on a lab host: a DockerOperator task goes from red to green and back."""
+"""Real Airflow on a lab host (the official Celery stack): DockerOperator tasks and real DAG runs
+go from red to green and back."""
 
 from __future__ import annotations
 
 import pytest
 
+from hostprep import provision as prov
 from hostprep import smoke
 from hostprep.results import CHANGED
 from tests.integration.conftest import Pristine, connect, facts_of, settings
@@ -53,8 +55,6 @@ def test_smoke_task_failure_fails_the_host_and_rolls_back(lab_hosts: dict[str, l
     """A task that cannot succeed whatever the socket (a DAG that does not exist) must not be 'fixed'."""
     pristine(HOST)
     with connect(HOST) as t:
-        from hostprep import provision as prov
-
         report = prov.provision(t, settings(HOST), prov.Options(smoke_dag="no_such_dag:fetch"))
     assert report.status == "failed" and report.rolled_back
     assert facts_of(HOST).worker.docker_ps_rc != 0   # rolled back: the worker is as it was
@@ -64,8 +64,10 @@ def test_root_owned_logs_break_airflow_until_provision_chowns_them(lab_hosts: di
                                                                    pristine: Pristine) -> None:
     h = lab_hosts[HOST]
     pristine(HOST)
-    # as Docker does for a missing bind folder: it creates it owned by root
-    h.exec(f"cd /opt/airflow && rm -rf logs && {h.compose_cmd} up -d --force-recreate airflow-worker >/dev/null 2>&1")
+    # as Docker does for a missing bind folder: it creates it owned by root (--no-deps: airflow-init
+    # would chown it back, as the official one does on every `up`)
+    h.exec(f"cd /opt/airflow && rm -rf logs && {h.compose_cmd} up -d --no-deps --force-recreate airflow-worker"
+           " >/dev/null 2>&1")
     assert h.exec("stat -c '%u:%g %a' /opt/airflow/logs").strip() == "0:0 755"
 
     def dag_processor() -> str:
@@ -86,3 +88,26 @@ def test_root_owned_logs_break_airflow_until_provision_chowns_them(lab_hosts: di
 
     assert rollback(HOST).status == CHANGED
     assert h.exec("stat -c '%u:%g %a' /opt/airflow/logs").strip() == "0:0 755"
+
+
+def test_real_dag_run_fails_before_provision_succeeds_after_and_fails_after_rollback(
+        lab_hosts: dict[str, lab.LabHost], pristine: Pristine) -> None:
+    """`--smoke-dag hostprep_smoke`: triggered, scheduled by the scheduler, executed by the Celery worker."""
+    pristine(HOST)
+    with connect(HOST) as t:
+        before = smoke.run(t, facts_of(HOST, deep=False), real_airflow.DAG_ID)
+    assert not before.ok and "fetch=failed" in before.detail, before.detail
+    assert "PermissionError(13, 'Permission denied')" in before.detail
+
+    with connect(HOST) as t:
+        report = prov.provision(t, settings(HOST), prov.Options(smoke_dag=real_airflow.DAG_ID))
+    assert report.status == CHANGED, report.error
+    dag_check = [c for c in report.checks if c.name.startswith("Airflow DAG run")]
+    assert dag_check and dag_check[0].ok, report.checks
+    assert dag_check[0].detail == "run success: " + ", ".join(
+        f"{task}=success" for task in ("fetch", "filter", "notify", "cleanup")), dag_check[0].detail
+
+    assert rollback(HOST).status == CHANGED
+    with connect(HOST) as t:
+        again = smoke.run(t, facts_of(HOST, deep=False), real_airflow.DAG_ID)
+    assert not again.ok and "PermissionError(13" in again.detail, again.detail

@@ -5,7 +5,11 @@ This module puts real Airflow (with the Docker provider) on a lab host, so
 that the socket error and its fix are seen through an actual DockerOperator
 task: ``airflow tasks test hostprep_smoke fetch`` inside the worker.
 
-Flow: ``build_image`` (controller, cached) -> ``setup_host`` (one lab host)
+The host runs the official Airflow 3 Compose shape (CeleryExecutor, Postgres, Redis,
+airflow-init, API server, scheduler, dag-processor, triggerer, Celery worker), every image
+built from Debian 12 packages on the controller and moved with ``docker save | docker load``.
+
+Flow: ``build_image`` (controller, cached) -> ``setup_host`` (one lab host, up to healthy)
 -> ``docker exec <worker> *smoke_command(DAG_ID, SMOKE_TASK)``.
 """
 
@@ -15,6 +19,7 @@ import hashlib
 import io
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -28,17 +33,32 @@ from tests.lab import lab as _lab
 Log = Callable[[str], None]
 
 AIRFLOW_VERSION = "3.3.2"
-REQUIREMENTS = (
-    f"apache-airflow=={AIRFLOW_VERSION}",
-    "apache-airflow-providers-docker==4.6.1",  # resolved for 3.3.2; pinned so CI builds the same image
+REQUIREMENTS = (  # the official image's Celery and Postgres extras; providers resolved for 3.3.2, pinned
+    f"apache-airflow[celery,postgres]=={AIRFLOW_VERSION}",
+    "apache-airflow-providers-docker==4.6.1",
+    "apache-airflow-providers-celery==3.26.0",
+    "apache-airflow-providers-postgres==7.1.1",
+    # redis needs it below Python 3.11.3 (Debian's 3.11.2); pip download evaluates markers
+    # against the controller's interpreter, not --python-version, so it is asked for by name
+    "async-timeout==5.0.1",
+    # celery 5.7 dropped celery.backends.database.retry, which the celery provider imports
+    "celery==5.5.3",
 )
-IMAGE = f"hostprep-lab/airflow-real:{AIRFLOW_VERSION}"
+IMAGE = f"hostprep-lab/airflow-real:{AIRFLOW_VERSION}-celery"
+# The stack's other images, built from Debian 12 packages (tests/lab/airflow_real/<dir>): ref -> dir
+STACK_IMAGES = {"hostprep-lab/postgres:15-bookworm": "postgres", "hostprep-lab/redis:7-bookworm": "redis"}
+PROJECT = "airflow"   # the Compose project name: /opt/airflow's folder name
+HEALTHY_TIMEOUT = 600.0
 TASK_IMAGE = "hostprep-lab/task:latest"  # named in dags/hostprep_smoke.py
 TASK_NETWORK = "hostprep-tasks"  # the DAG's network_mode
 DAG_ID = "hostprep_smoke"
 SMOKE_TASK = "fetch"
 SMOKE_LINE = "hostprep-smoke: fetched 3 records"
 WORKER_SERVICE = "airflow-worker"
+# setup waits for these to be healthy and for the others to run: the dag-processor's, triggerer's and
+# worker's checks start the Airflow CLI, which on this loaded 2-core machine can take over a minute
+HEALTHY_SERVICES = ("postgres", "redis", "airflow-apiserver", "airflow-scheduler")
+RUNNING_SERVICES = ("airflow-dag-processor", "airflow-triggerer", WORKER_SERVICE)
 
 SRC = Path(__file__).resolve().parent / "airflow_real"
 PROJECT_SRC = SRC / "project"
@@ -55,9 +75,9 @@ def _requirements_txt() -> str:
     return "".join(r + "\n" for r in REQUIREMENTS)
 
 
-# The image's interpreter, not the controller's: Debian bookworm's CPython 3.11 on glibc 2.36.
+# The image's interpreter, not the controller's: Debian bookworm's CPython 3.11.2 on glibc 2.36.
 _TARGET_ARGS = (
-    "--only-binary=:all:", "--implementation", "cp", "--python-version", "3.11",
+    "--only-binary=:all:", "--implementation", "cp", "--python-version", "3.11.2",
     *(a for minor in range(36, 4, -1) for a in ("--platform", f"manylinux_2_{minor}_x86_64")),
     "--platform", "manylinux2014_x86_64", "--platform", "manylinux2010_x86_64", "--platform", "manylinux1_x86_64",
 )
@@ -68,7 +88,8 @@ def _download_wheels(log: Log) -> Path:
     ctx = _cache_dir()
     wheels = ctx / "wheels"
     stamp = ctx / "wheels.complete"
-    if stamp.exists() and stamp.read_text() == _requirements_txt():
+    done = _requirements_txt() + " ".join(_TARGET_ARGS)
+    if stamp.exists() and stamp.read_text() == done:
         return ctx
     ctx.mkdir(parents=True, exist_ok=True)
     (ctx / "requirements.txt").write_text(_requirements_txt())
@@ -80,7 +101,7 @@ def _download_wheels(log: Log) -> Path:
         )
     if proc.returncode != 0:
         raise RuntimeError(f"pip download failed: {proc.stderr[-2000:]}")
-    stamp.write_text(_requirements_txt())
+    stamp.write_text(done)
     log(f"downloaded {len(list(wheels.glob('*.whl')))} wheels")
     return ctx
 
@@ -90,33 +111,47 @@ def _image_id(ref: str) -> str | None:
     return proc.stdout.decode().strip() if proc.returncode == 0 else None
 
 
-def _inputs_digest(ctx: Path) -> str:
-    """What the image is made of: the Dockerfile, the wheel set and the images it copies from."""
-    h = hashlib.sha256()
-    h.update((SRC / "Dockerfile.image").read_bytes())
-    h.update(_requirements_txt().encode())
-    for whl in sorted((ctx / "wheels").iterdir()):
-        h.update(f"{whl.name}:{whl.stat().st_size}\n".encode())
-    for ref in (_lab.BASE_IMAGE, "hostprep-lab/host:v2"):
-        h.update((_image_id(ref) or ref).encode())
+LABEL = "hostprep.lab.inputs"
+
+
+def _digest(files: list[Path], extra: str = "") -> str:
+    """What an image is made of: its files (names and bytes), extra text, and the base image's id."""
+    h = hashlib.sha256(extra.encode())
+    for f in files:
+        h.update(f"{f.name}\n".encode() + f.read_bytes())
+    h.update((_image_id(_lab.BASE_IMAGE) or _lab.BASE_IMAGE).encode())
     return h.hexdigest()[:16]
 
 
-def build_image(log: Log = print) -> str:
-    """Build hostprep-lab/airflow-real:<version> on the controller's engine, unless it is up to date.
+def _build(ref: str, dockerfile: Path, context: Path, digest: str, log: Log) -> float:
+    """docker build unless ``ref`` carries ``digest``; returns the seconds spent (0.0 when up to date)."""
+    current = _lab.docker("image", "inspect", "-f", f'{{{{index .Config.Labels "{LABEL}"}}}}', ref, check=False)
+    if current.returncode == 0 and current.stdout.decode().strip() == digest:
+        log(f"{ref}: up to date")
+        return 0.0
+    started = time.monotonic()
+    with _lab.progress(log, f"building {ref}"):
+        _lab.docker("build", "-q", "-f", str(dockerfile), "--build-arg", f"AIRFLOW_VERSION={AIRFLOW_VERSION}",
+                    "--label", f"{LABEL}={digest}", "-t", ref, str(context), timeout=1800)
+    return time.monotonic() - started
 
-    Needs the lab's base and host:v2 images (``lab.build``). Returns the image ref.
+
+def build_image(log: Log = print) -> str:
+    """Build the stack's images on the controller's engine, those not up to date: Airflow, Postgres, Redis.
+
+    Needs the lab's base and host:v2 images (``lab.build``). Returns the Airflow image ref.
     """
     ctx = _download_wheels(log)
-    digest = _inputs_digest(ctx)
-    label = "hostprep.lab.inputs"
-    current = _lab.docker("image", "inspect", "-f", f'{{{{index .Config.Labels "{label}"}}}}', IMAGE, check=False)
-    if current.returncode == 0 and current.stdout.decode().strip() == digest:
-        log(f"{IMAGE}: up to date")
-        return IMAGE
-    with _lab.progress(log, f"building {IMAGE} (about a minute cold)"):
-        _lab.docker("build", "-q", "-f", str(SRC / "Dockerfile.image"), "--build-arg", f"AIRFLOW_VERSION={AIRFLOW_VERSION}",
-                    "--label", f"{label}={digest}", "-t", IMAGE, str(ctx), timeout=1800)
+    shutil.copy2(SRC / "entrypoint", ctx / "entrypoint")
+    wheels = "".join(f"{w.name}:{w.stat().st_size}\n" for w in sorted((ctx / "wheels").iterdir()))
+    host_cli = _image_id("hostprep-lab/host:v2") or ""
+    spent = _build(IMAGE, SRC / "Dockerfile.image", ctx,
+                   _digest([SRC / "Dockerfile.image", SRC / "entrypoint"], _requirements_txt() + wheels + host_cli), log)
+    for ref, folder in STACK_IMAGES.items():
+        src = SRC / folder
+        spent += _build(ref, src / "Dockerfile", src, _digest(sorted(p for p in src.iterdir() if p.is_file())), log)
+    if spent:
+        log(f"real-Airflow stack images built in {spent:.1f}s")
     return IMAGE
 
 
@@ -127,7 +162,7 @@ def project_files() -> dict[str, bytes]:
         if path.is_file() and "__pycache__" not in path.parts:
             rel = path.relative_to(PROJECT_SRC).as_posix()
             files[".env" if rel == "env" else rel] = path.read_bytes()
-    files["Dockerfile"] = files["Dockerfile"].replace(b"@AIRFLOW_VERSION@", AIRFLOW_VERSION.encode())
+    files["Dockerfile"] = files["Dockerfile"].replace(b"@IMAGE@", IMAGE.encode())
     return files
 
 
@@ -152,26 +187,29 @@ def _host_sh(container: str, script: str, *, input: bytes | None = None, timeout
     return proc.stdout.decode()
 
 
-def _load_image(container: str, log: Log) -> None:
-    """docker save | docker exec -i HOST docker load, skipped when the host has the same image id."""
-    want = _image_id(IMAGE)
-    if want is None:
-        raise RuntimeError(f"{IMAGE} is missing on the controller: call build_image() first")
-    have = _lab.docker("exec", container, "docker", "image", "inspect", "-f", "{{.Id}}",
-                       IMAGE, _lab.BASE_IMAGE, check=False).stdout.decode().split()
-    if have and have[0] == want and len(have) == 2:
+def _load_images(container: str, log: Log) -> None:
+    """docker save | docker exec -i HOST docker load, of the stack's images the host lacks (same image id)."""
+    refs = [IMAGE, *STACK_IMAGES, _lab.BASE_IMAGE]
+    want = {ref: _image_id(ref) for ref in refs}
+    if None in want.values():
+        raise RuntimeError(f"{', '.join(r for r, i in want.items() if i is None)} missing on the controller: "
+                           "call build_image() first")
+    have = _lab.docker("exec", container, "docker", "image", "inspect", "-f", "{{.Id}}", *refs,
+                       check=False).stdout.decode().split()
+    missing = [ref for ref in refs if want[ref] not in have]
+    if not missing:
         return
     env = dict(os.environ, DOCKER_BUILDKIT="0")
     cli = _lab._docker_bin()
-    with _lab.progress(log, f"{container}: loading {IMAGE} (about 45 s the first time)"):
-        save = subprocess.Popen([cli, "save", IMAGE, _lab.BASE_IMAGE], stdout=subprocess.PIPE, env=env)
+    with _lab.progress(log, f"{container}: loading {', '.join(missing)}"):
+        save = subprocess.Popen([cli, "save", *missing], stdout=subprocess.PIPE, env=env)
         load = subprocess.run([cli, "exec", "-i", container, "docker", "load", "-q"],
                               stdin=save.stdout, capture_output=True, env=env)
         assert save.stdout is not None
         save.stdout.close()
         saved = save.wait()
     if saved != 0 or load.returncode != 0:
-        raise RuntimeError(f"{container}: loading {IMAGE} failed: {load.stderr.decode()[-1500:]}")
+        raise RuntimeError(f"{container}: loading images failed: {load.stderr.decode()[-1500:]}")
 
 
 SETUP_SCRIPT = """
@@ -186,33 +224,51 @@ docker network inspect "$NETWORK" >/dev/null 2>&1 || docker network create "$NET
 docker build -q -t "$TASK_IMAGE" task >/dev/null
 $COMPOSE build -q >/tmp/lab-build.log 2>&1 || $COMPOSE build >/tmp/lab-build.log 2>&1 \
     || { cat /tmp/lab-build.log; exit 1; }
+# airflow-init (db migrate, admin user, airflow.cfg) runs first: the others depend on its success
 $COMPOSE up -d --remove-orphans >/tmp/lab-up.log 2>&1 || { cat /tmp/lab-up.log; exit 1; }
-# the metadata database lives on a named volume: migrate once per Airflow version
-if ! $COMPOSE exec -T "$WORKER" test -f "/opt/airflow/db/migrated-$VERSION"; then
-    $COMPOSE exec -T "$WORKER" sh -c \
-        "airflow db migrate >/opt/airflow/db/migrate.log 2>&1 || { tail -40 /opt/airflow/db/migrate.log; exit 1; }"
-    $COMPOSE exec -T "$WORKER" touch "/opt/airflow/db/migrated-$VERSION"
-fi
+# up: the services with cheap healthchecks healthy, the others running (a restarting one is not listed)
+deadline=$(( $(date +%s) + ${HEALTHY_TIMEOUT%.*} ))
+while :; do
+    states=$(docker ps -q --filter "label=com.docker.compose.project=$PROJECT" | xargs -r docker inspect \
+        -f '{{index .Config.Labels "com.docker.compose.service"}}={{if .State.Health}}{{.State.Health.Status}}{{else}}running{{end}}')
+    ready=yes
+    for svc in $HEALTHY; do echo "$states" | grep -qx "$svc=healthy" || ready=; done
+    for svc in $RUNNING; do echo "$states" | grep -q "^$svc=" || ready=; done
+    if [ -n "$ready" ]; then echo "$states"; break; fi
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+        echo "not healthy after ${HEALTHY_TIMEOUT}s:"; echo "$states"; $COMPOSE ps; $COMPOSE logs --tail 30; exit 1
+    fi
+    sleep 2
+done
+# the operator's state the smoke DAG needs for real runs: parsed (dag-processor) and unpaused
+for i in $(seq 30); do
+    if $COMPOSE exec -T airflow-scheduler airflow dags unpause "$DAG" >/tmp/lab-unpause.log 2>&1; then break; fi
+    [ "$i" -lt 30 ] || { cat /tmp/lab-unpause.log; exit 1; }; sleep 5
+done
 """
 
 
 def setup_host(container_name: str, compose_cmd: str, log: Log = print) -> None:
-    """Put the real-Airflow project on a running lab host (its dockerd ready) and start it.
+    """Put the real-Airflow project on a running lab host (its dockerd ready), start it, wait until healthy.
 
     Replaces the project in /opt/airflow (bind folders kept, owned 50000:0), builds the
-    task image, creates the tasks' network, migrates the database once and runs
-    ``compose up -d``. The docker group and socket are left as they are.
+    task image, creates the tasks' network and runs ``compose up -d`` (airflow-init migrates the
+    Postgres database), waits for every healthcheck and unpauses the smoke DAG (real runs need it).
+    The docker group and socket are left as they are.
     """
     started = time.monotonic()
-    _load_image(container_name, log)
+    _load_images(container_name, log)
     env = {
-        "COMPOSE": compose_cmd, "KEEP": " ".join(KEEP_DIRS), "BIND": " ".join(BIND_DIRS),
-        "NETWORK": TASK_NETWORK, "TASK_IMAGE": TASK_IMAGE, "WORKER": WORKER_SERVICE, "VERSION": AIRFLOW_VERSION,
+        "COMPOSE": compose_cmd, "KEEP": " ".join(KEEP_DIRS), "BIND": " ".join(BIND_DIRS), "PROJECT": PROJECT,
+        "NETWORK": TASK_NETWORK, "TASK_IMAGE": TASK_IMAGE, "HEALTHY_TIMEOUT": str(HEALTHY_TIMEOUT), "DAG": DAG_ID,
+        "HEALTHY": " ".join(HEALTHY_SERVICES), "RUNNING": " ".join(RUNNING_SERVICES),
     }
     prelude = "".join(f"{k}={shlex.quote(v)}; " for k, v in env.items())
-    with _lab.progress(log, f"{container_name}: real Airflow project (compose build, up, db migrate)"):
-        _host_sh(container_name, prelude + SETUP_SCRIPT, input=_tar(project_files()))
-    log(f"{container_name}: real Airflow {AIRFLOW_VERSION} up in {time.monotonic() - started:.1f}s")
+    with _lab.progress(log, f"{container_name}: real Airflow stack (compose build, up, healthy)"):
+        states = _host_sh(container_name, prelude + SETUP_SCRIPT, input=_tar(project_files()),
+                          timeout=HEALTHY_TIMEOUT + 300)
+    log(f"{container_name}: real Airflow {AIRFLOW_VERSION} up and healthy in {time.monotonic() - started:.1f}s: "
+        + " ".join(sorted(states.split())))
 
 
 def smoke_command(dag_id: str = DAG_ID, task_id: str = SMOKE_TASK) -> list[str]:

@@ -34,18 +34,37 @@ def test_smoke_command_runs_one_task_without_the_scheduler() -> None:
 def test_project_dockerfile_extends_the_pinned_real_image() -> None:
     dockerfile = real_airflow.project_files()["Dockerfile"].decode()
     assert f"FROM {real_airflow.IMAGE}\n" in dockerfile
-    assert "@AIRFLOW_VERSION@" not in dockerfile
+    assert "@IMAGE@" not in dockerfile
 
 
-def test_project_compose_has_the_official_layout() -> None:
+def test_project_compose_has_the_official_celery_stack() -> None:
     files = real_airflow.project_files()
     compose = yaml.safe_load(files["docker-compose.yaml"])
-    common = compose["x-airflow-common"]
+    common, services = compose["x-airflow-common"], compose["services"]
     assert common["user"] == "${AIRFLOW_UID:-50000}:0"
     assert common["build"] == "."
-    assert "/var/run/docker.sock:/var/run/docker.sock" in common["volumes"]
-    assert {"airflow-apiserver", "airflow-scheduler", real_airflow.WORKER_SERVICE} <= set(compose["services"])
-    assert files[".env"] == b"AIRFLOW_UID=50000\n"
+    assert common["environment"]["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert set(services) == {"postgres", "redis", "airflow-init", "airflow-apiserver", "airflow-scheduler",
+                             "airflow-dag-processor", "airflow-triggerer", real_airflow.WORKER_SERVICE}
+    assert {services[s]["image"] for s in ("postgres", "redis")} == set(real_airflow.STACK_IMAGES)
+    for name in ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"):
+        assert services[name]["depends_on"]["airflow-init"] == {"condition": "service_completed_successfully"}
+        assert services[name]["depends_on"]["postgres"] == {"condition": "service_healthy"}
+    assert services[real_airflow.WORKER_SERVICE]["depends_on"]["airflow-apiserver"] == {"condition": "service_healthy"}
+    assert all("healthcheck" in svc for name, svc in services.items() if name != "airflow-init")
+    assert files[".env"].startswith(b"AIRFLOW_UID=50000\n")
+
+
+def test_only_the_worker_mounts_the_docker_socket() -> None:
+    services = yaml.safe_load(real_airflow.project_files()["docker-compose.yaml"])["services"]
+    mounting = {name for name, svc in services.items()
+                if any("docker.sock" in str(v) for v in svc.get("volumes") or [])}
+    assert mounting == {real_airflow.WORKER_SERVICE}
+
+
+def test_worker_gets_a_warm_shutdown_signal() -> None:
+    worker = yaml.safe_load(real_airflow.project_files()["docker-compose.yaml"])["services"][real_airflow.WORKER_SERVICE]
+    assert worker["command"] == "celery worker" and worker["environment"]["DUMB_INIT_SETSID"] == "0"
 
 
 def test_dag_names_the_image_network_and_data_folder_that_setup_creates() -> None:
