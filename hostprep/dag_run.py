@@ -110,8 +110,26 @@ def describe(result: DagRunResult) -> str:
     bad = [t for t, s in result.tasks if s not in ("success", "skipped")]
     if result.ok or not bad:
         return head
-    log = result.logs.get(bad[0]) or []
-    return f"{head}; {bad[0]} log: " + " | ".join(ln.strip()[-300:] for ln in log[-LOG_LINES:])
+    log = [_message(ln) for ln in result.logs.get(bad[0]) or []]
+    return f"{head}; {bad[0]} log: " + " | ".join(m[-300:] for m in log[-LOG_LINES:] if m)
+
+
+def _message(line: str) -> str:
+    """A task log line as a person reads it: Airflow 3 writes JSON lines (event, then the exception's type and value).
+
+    >>> _message('{"event": "Task failed", "error_detail": [{"exc_type": "OSError", "exc_value": "denied"}]}')
+    'Task failed: OSError: denied'
+    """
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return line.strip()
+    if not isinstance(data, dict):
+        return line.strip()
+    detail = data.get("error_detail")
+    exc = detail[0] if isinstance(detail, list) and detail and isinstance(detail[0], dict) else {}
+    cause = f": {exc.get('exc_type')}: {exc.get('exc_value')}" if exc else ""
+    return f"{data.get('event', '')}{cause}".strip()
 
 
 def run(t: Transport, facts: Facts, dag_id: str, *, timeout: float = 600) -> Check:

@@ -34,6 +34,16 @@ def test_a_failed_run_names_the_failed_task_and_its_log_tail() -> None:
     assert "PermissionError(13, 'Permission denied')" in line
 
 
+def test_json_task_log_lines_are_read_as_event_and_exception() -> None:
+    line = json.dumps({"event": "Failed to establish connection to Docker host unix://var/run/docker.sock: " + PERMISSION,
+                       "dag_id": "hostprep_smoke", "task_id": "fetch", "logger": "DockerHook", "lineno": 156})
+    crash = json.dumps({"event": "Task failed with exception", "error_detail": [
+        {"exc_type": "DockerException", "exc_value": PERMISSION, "frames": [{"filename": "docker.py"}]}]})
+    result = dag_run.parse(reply(state="failed", tasks=[["fetch", "failed"]], logs={"fetch": [line, crash]}))
+    line = dag_run.describe(result)
+    assert line.count("PermissionError(13, 'Permission denied')") == 2 and "lineno" not in line and "frames" not in line
+
+
 def test_a_paused_dag_is_reported_not_unpaused() -> None:
     result = dag_run.parse(reply(state="queued", paused=True, tasks=[]))
     assert not result.ok and "paused" in dag_run.describe(result)
