@@ -110,6 +110,7 @@ def describe(result: DagRunResult) -> str:
     bad = [t for t, s in result.tasks if s not in ("success", "skipped")]
     if result.ok or not bad:
         return head
+    bad.sort(key=lambda t: dict(result.tasks)[t] != "failed")   # the task that failed, not those it held up
     log = [_message(ln) for ln in result.logs.get(bad[0]) or []]
     return f"{head}; {bad[0]} log: " + " | ".join(m[-300:] for m in log[-LOG_LINES:] if m)
 

@@ -26,11 +26,11 @@ def test_a_successful_run_is_ok_and_lists_its_tasks() -> None:
 
 
 def test_a_failed_run_names_the_failed_task_and_its_log_tail() -> None:
-    result = dag_run.parse(reply(state="failed", tasks=[["fetch", "failed"], ["filter", "upstream_failed"]],
+    result = dag_run.parse(reply(state="failed", tasks=[["filter", "upstream_failed"], ["fetch", "failed"]],
                                  logs={"fetch": ["starting", PERMISSION], "filter": []}))
     assert not result.ok
     line = dag_run.describe(result)
-    assert line.startswith("run failed: fetch=failed, filter=upstream_failed; fetch log: ")
+    assert line.startswith("run failed: filter=upstream_failed, fetch=failed; fetch log: ")
     assert "PermissionError(13, 'Permission denied')" in line
 
 
