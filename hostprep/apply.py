@@ -17,6 +17,7 @@ from typing import Mapping, Sequence
 from hostprep.detach import run_detached
 from hostprep.facts import Facts, host_script, probe_script, to_bytes
 from hostprep.journal import new_run_id
+from hostprep import draining
 from hostprep.layout import STATE_DIR, path_in
 from hostprep.redact import redact
 from hostprep.steps import Action, Plan
@@ -30,6 +31,8 @@ DRIFTED = 76
 REFUSED = 77   # a path was not what it must be (a planted symlink, a folder where a file belongs)
 FAILED = 20
 DIED = 69      # the detached run ended without an exit code (killed, or the host rebooted)
+DRAIN_TIMEOUT = 78  # tasks were still running when --drain-timeout ran out: nothing was changed
+DRAIN_FAILED = 79   # the worker could not be asked what it runs: nothing was changed
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,8 @@ class Outcome:
             return simple[self.exit_code]
         if self.exit_code == NOSPACE:
             return no_space(self.marker("short-write") or "")
+        if self.exit_code in (DRAIN_TIMEOUT, DRAIN_FAILED):
+            return draining.failure(self.log)
         cause = self.marker("cause")
         tail = [redact(ln) for ln in self.log.splitlines() if ln.strip() and not ln.startswith("@@hostprep:")][-8:]
         return (f"apply failed at {self.failed_step or 'setup'} (exit {self.exit_code}): "
@@ -128,6 +133,25 @@ def lock_owner() -> str:
     """A token naming this run: controller host, pid and a random part (all plain characters)."""
     host = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname())[:60] or "controller"
     return f"{host}:{os.getpid()}:{base64.b32encode(os.urandom(5)).decode().lower()}"
+
+
+@dataclass(frozen=True)
+class Drain:
+    """Before recreating a service that runs tasks (a Celery worker), wait up to ``timeout`` seconds
+    for its running tasks, taking no new ones (``hostprep/drain.sh``); ``force``: do not wait, name
+    what runs and recreate anyway."""
+
+    timeout: int = 1800
+    force: bool = False
+
+    def env(self, actions: Sequence[Action]) -> dict[str, str]:
+        """The interpreter's drain inputs: the services ``actions`` recreate (compose-up).
+
+        >>> Drain(60).env([Action("write", ("/x", "0", "0", "644")), Action("compose-up", ("airflow-worker",))])
+        {'DRAIN_SVCS': 'airflow-worker', 'DRAIN_TIMEOUT': '60', 'FORCE': '0'}
+        """
+        svcs = dict.fromkeys(s for a in actions if a.op == "compose-up" for s in a.args)
+        return {"DRAIN_SVCS": " ".join(svcs), "DRAIN_TIMEOUT": str(self.timeout), "FORCE": "1" if self.force else "0"}
 
 
 @dataclass(frozen=True)
@@ -167,7 +191,7 @@ def action_env(actions: Sequence[Action], prefix: str) -> dict[str, str]:
 
 
 def interpreter() -> str:
-    return host_script("apply.sh")
+    return host_script("drain.sh", "apply.sh")
 
 
 def expectations(facts: Facts, plan: Plan) -> str:
@@ -179,6 +203,16 @@ def expectations(facts: Facts, plan: Plan) -> str:
             f = by_path[a.args[0]]
             lines.append(f"{f.sha256 if f.exists else 'missing'} {a.args[0]}")
     return "\n".join(lines)
+
+
+def drain_preview(transport: Transport, facts: Facts, actions: Sequence[Action]) -> list[str]:
+    """--check: what a drain would wait for (the Celery workers' running tasks), asked without changing anything."""
+    env = Drain(force=True).env(actions)
+    if not env["DRAIN_SVCS"]:
+        return []
+    env.update(PROJ=facts.project_dir, STATE_DIR=STATE_DIR)
+    res = transport.run_script(host_script("drain.sh") + "drain\n", env, sudo=True, timeout=120)
+    return draining.preview(res.stdout)
 
 
 def split_probe(stdout: str) -> tuple[str, str | None]:
@@ -213,6 +247,7 @@ def run(
     probe: Mapping[str, str] | None = None,
     lock: LockPolicy = LockPolicy(),
     restore: Sequence[Action] = (),
+    drain: Drain | None = None,
 ) -> Outcome:
     """One run of the interpreter in ``mode`` (apply | restore | release), detached from the SSH
     session (apply and restore: ``hostprep.detach``), so a dropped connection does not cut it.
@@ -224,6 +259,7 @@ def run(
     """
     env = interpreter_env(facts, mode, owner, actions, lock_wait=lock_wait, lock=lock)
     env.update(action_env(restore, "R"), R_ACTIONS=action_lines(restore), R_N=str(len(restore)))
+    env.update((drain or Drain()).env(actions))
     snap_bytes = base64.b64decode(snapshot[1]) if snapshot else b""
     env.update(EXPECT=expect, SNAP_ID=snapshot[0] if snapshot else lock.snapshot, SNAP_B64=snapshot[1] if snapshot else "",
                SNAP_SIZE=str(len(snap_bytes)))
@@ -235,7 +271,8 @@ def run(
     if mode == "release":
         res: CommandResult = transport.run_script(interpreter(), env, sudo=True, timeout=60)
     else:
-        res = run_detached(transport, new_run_id(), interpreter(), env)
+        res = run_detached(transport, new_run_id(), interpreter(), env,
+                           timeout=1800 + (drain.timeout if drain and not drain.force else 0))
     stdout, probe_output = split_probe(res.stdout)
     log = stdout + ("\n" + res.stderr if res.stderr.strip() else "")
     return Outcome(res.exit_code, log, parse_compose_seconds(stdout), probe_output,

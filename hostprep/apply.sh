@@ -31,6 +31,7 @@ release() { if [ "$(cat "$lock/owner" 2>/dev/null)" = "$LOCK_OWNER" ]; then rm -
 finish() {
     _rc=$?
     if [ -n "$held" ]; then o=$(cat "$lock/owner" 2>/dev/null); [ -n "$o" ] || o=$LOCK_OWNER; [ "$o" != "$LOCK_OWNER" ] || rm -rf "$lock"; fi
+    if [ "$_rc" != 0 ]; then undrain; fi   # a drained worker this run did not recreate takes work again
     if [ -n "${RUN_ID:-}" ]; then note "run $RUN_ID ($MODE) exit $_rc"; fi
 }
 trap finish EXIT
@@ -89,6 +90,7 @@ if [ "$MODE" = apply ]; then
                missing) echo missing ;; file) read_nofollow "$base" | sha256sum | cut -d' ' -f1 ;; *) echo unsafe ;; esac )
         [ "$now" = "$sum" ] || { say "drifted $path"; exit 1; }
     done || exit 76
+    drain || exit $?   # running tasks finish first; a timeout stops here, before the snapshot: nothing changed
     printf '%s' "$SNAP_B64" | base64 -d | put "$STATE_DIR/snapshots/$SNAP_ID.json" "$SNAP_SIZE" || exit 72
     say "snapshot $SNAP_ID"
 fi
@@ -168,6 +170,7 @@ EOF_ACTIONS
 [ "$n" = "${_count:-$n}" ] || { say "incomplete ran $n of $_count actions"; return 73; }
 }
 
+if [ "$MODE" = restore ]; then drain || exit $?; fi
 run_actions "$ACTIONS" "${N_ACTIONS:-}" W; failed=$?
 if [ "$failed" != 0 ]; then
     # a failed apply puts its snapshot back here, on the host: no controller is needed for that

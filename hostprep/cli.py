@@ -12,7 +12,8 @@ from typing import Callable
 
 from invoke import Collection, Context, Exit, Program, task
 
-from hostprep import __version__, commands, strategies, validate
+from hostprep import __version__, commands, rollout, strategies, validate
+from hostprep.apply import Drain
 from hostprep.errors import InventoryError, SettingsError
 from hostprep.fleet import ConnectOptions
 from hostprep.provision import Options
@@ -77,6 +78,17 @@ def _run(fn, *args, **kwargs):
     _show(reply)
 
 
+DRAIN_HELP = {
+    "drain_timeout": "seconds to wait for a Celery worker's running tasks before recreating it (default 1800); "
+                     "on timeout nothing is changed",
+    "force": "recreate a busy worker anyway, after naming the tasks that it kills",
+}
+
+
+def _drain(timeout: object, force: bool) -> Drain:
+    return Drain(validate.seconds_arg("drain-timeout", timeout), force=bool(force))
+
+
 @task(help=SELECT_HELP | {"shallow": "skip the checks that exec inside the worker (id, docker ps)"})
 def facts(c, host=None, group=None, limit=None, inventory=None, json=False, shallow=False,
           known_hosts=None, accept_new=False, timeout=10):
@@ -94,10 +106,13 @@ def facts(c, host=None, group=None, limit=None, inventory=None, json=False, shal
     "smoke_dag": "after the fix, DAG_ID:TASK_ID: one task with `airflow tasks test` in the worker; "
                  "DAG_ID: trigger a real DAG run and wait for it (10 min timeout)",
     "no_smoke": "skip the Airflow check (on by default when the worker has the airflow command)",
+} | DRAIN_HELP | {
+    "serial": "a rolling change: N hosts (or P% of them) per batch, each changed and verified before the next",
+    "max_fail": "with --serial: stop the rollout when more than P% of a batch failed (0%: any failure)",
 })
 def provision(c, host=None, group=None, limit=None, inventory=None, strategy=None, check=False, json=False,
               known_hosts=None, accept_new=False, timeout=10, forks=32, lock_wait=10, smoke_dag=None,
-              no_smoke=False, break_lock=False):
+              no_smoke=False, break_lock=False, drain_timeout=1800, force=False, serial=None, max_fail=None):
     """Fix Docker socket access for the Airflow worker: plan, snapshot, apply, recreate, verify."""
 
     def run() -> commands.Reply:
@@ -106,10 +121,11 @@ def provision(c, host=None, group=None, limit=None, inventory=None, strategy=Non
         if warning and not json:
             print(f"WARNING: {warning}", file=sys.stderr)
         opts = Options(strategy=chosen, check=check, lock_wait=int(lock_wait),
-                       smoke_dag=validate.smoke_dag_arg(smoke_dag), smoke=not no_smoke, break_lock=break_lock)
+                       smoke_dag=validate.smoke_dag_arg(smoke_dag), smoke=not no_smoke, break_lock=break_lock,
+                       drain=_drain(drain_timeout, force))
         return commands.provision(_sel(host, group, limit, inventory), _conn(known_hosts, accept_new, timeout),
                                   opts, as_json=json, forks=int(forks), progress=_progress(),
-                                  color=sys.stdout.isatty())
+                                  color=sys.stdout.isatty(), rollout=rollout.parse(serial, max_fail))
 
     _run(run)
 
@@ -118,12 +134,14 @@ def provision(c, host=None, group=None, limit=None, inventory=None, strategy=Non
     "snapshot": "snapshot id to restore (default: the latest)",
     "lock_wait": "seconds to wait for another run's host lock (default 10); a stale lock is taken over at once",
     "break_lock": "remove the host lock whoever holds it (a person decided; recorded in the host's journal)",
-})
+} | DRAIN_HELP)
 def rollback(c, host=None, group=None, limit=None, inventory=None, snapshot=None, json=False,
-             known_hosts=None, accept_new=False, timeout=10, lock_wait=10, break_lock=False):
+             known_hosts=None, accept_new=False, timeout=10, lock_wait=10, break_lock=False, drain_timeout=1800,
+             force=False):
     """Restore a host from its snapshot exactly, then verify it matches."""
-    _run(commands.rollback, _sel(host, group, limit, inventory), _conn(known_hosts, accept_new, timeout),
-         snapshot, as_json=json, color=sys.stdout.isatty(), lock_wait=int(lock_wait), break_lock=break_lock)
+    _run(lambda: commands.rollback(_sel(host, group, limit, inventory), _conn(known_hosts, accept_new, timeout),
+                                   snapshot, as_json=json, color=sys.stdout.isatty(), lock_wait=int(lock_wait),
+                                   break_lock=break_lock, drain=_drain(drain_timeout, force)))
 
 
 @task(help=SELECT_HELP)

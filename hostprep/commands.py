@@ -22,11 +22,13 @@ from hostprep import provision as prov
 from hostprep import render
 from hostprep.errors import InventoryError
 from hostprep.facts import gather
-from hostprep.fleet import ConnectOptions, HostJob, fan_out
+from hostprep.apply import Drain
+from hostprep.fleet import ConnectOptions, HostJob, fan_out, rolling
 from hostprep.host_status import host_status
 from hostprep.inventory import HostEntry
 from hostprep.inventory_sources import cloud_labels, load_any
 from hostprep.results import OK, FleetReport, HostReport
+from hostprep.rollout import Rollout
 from hostprep.settings import HostSettings
 from hostprep.local_state import controller_dir
 from hostprep.snapshots import list_remote
@@ -143,18 +145,20 @@ def show_fleet(fleet: FleetReport, *, as_json: bool, diff: bool = True, color: b
 
 
 def provision(sel: Selection, conn: ConnectOptions, opts: prov.Options, *, as_json: bool,
-              progress: Progress | None = None, forks: int = 32, color: bool = False) -> Reply:
+              progress: Progress | None = None, forks: int = 32, color: bool = False,
+              rollout: Rollout = Rollout()) -> Reply:
+    """Provision the selected hosts: all at once, or batch by batch (``rollout``)."""
     entries = select(sel)
-    fleet = fan_out(entries, lambda t, s: prov.provision(t, s, opts), conn, forks=forks,
+    fleet = rolling(entries, lambda t, s: prov.provision(t, s, opts), rollout, conn, forks=forks,
                     on_done=_progress(progress, len(entries)))
     return show_fleet(labelled(fleet, entries), as_json=as_json, color=color)
 
 
 def rollback(sel: Selection, conn: ConnectOptions, snapshot: str | None, *, as_json: bool,
-             color: bool = False, lock_wait: int = 10, break_lock: bool = False) -> Reply:
+             color: bool = False, lock_wait: int = 10, break_lock: bool = False, drain: Drain = Drain()) -> Reply:
     entries = select(sel)
-    fleet = fan_out(entries, lambda t, s: prov.rollback(t, s, snapshot, lock_wait=lock_wait, break_lock=break_lock),
-                    conn)
+    fleet = fan_out(entries, lambda t, s: prov.rollback(t, s, snapshot, lock_wait=lock_wait, break_lock=break_lock,
+                                                        drain=drain), conn)
     return show_fleet(labelled(fleet, entries), as_json=as_json, diff=False, color=color)
 
 

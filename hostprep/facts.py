@@ -653,10 +653,10 @@ def _latest_snapshot(text: str) -> str | None:
     return name if RUN_ID.fullmatch(name) else None
 
 
-def host_script(name: str) -> str:
-    """A host-side script with safe.sh (the no-follow path walk) and lock.sh (the host lock) in front."""
+def host_script(*names: str) -> str:
+    """Host-side scripts with safe.sh (the no-follow path walk) and lock.sh (the host lock) in front."""
     files = resources.files("hostprep")
-    return "".join(files.joinpath(f).read_text() for f in ("safe.sh", "lock.sh", name))
+    return "".join(files.joinpath(f).read_text() for f in ("safe.sh", "lock.sh", *names))
 
 
 def probe_script() -> str:

@@ -1,4 +1,5 @@
-"""Fleet fan-out: every selected host in parallel, one report each, never stopping early."""
+"""Fleet fan-out: every selected host in parallel, one report each, never stopping early; or batch by
+batch (a rolling change), stopping only between batches."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from typing import Callable, Sequence
 from hostprep.endpoint import endpoint_for
 from hostprep.errors import AuthFailed, HostKeyRejected, SettingsError, Unreachable
 from hostprep.inventory import HostEntry
-from hostprep.results import FAILED, UNREACHABLE, FleetReport, HostReport
+from hostprep.results import FAILED, NOT_STARTED, UNREACHABLE, FleetReport, HostReport
+from hostprep.rollout import Rollout
 from hostprep.settings import HostSettings
 from hostprep.transport import Transport
 from hostprep.validate import validate_host
@@ -77,3 +79,33 @@ def fan_out(
             if on_done:
                 on_done(report)
     return FleetReport([reports[e.name] for e in entries], time.monotonic() - started)
+
+
+def rolling(
+    entries: Sequence[HostEntry],
+    job: HostJob,
+    rollout: Rollout,
+    opts: ConnectOptions = ConnectOptions(),
+    *,
+    forks: int = 32,
+    on_done: Callable[[HostReport], None] | None = None,
+) -> FleetReport:
+    """``fan_out`` batch by batch (``rollout.serial`` hosts each, every batch changed and verified
+    before the next); a batch that fails beyond ``rollout.max_fail`` stops the rollout, and the hosts
+    of the later batches are reported as not started. Every host is validated before the first batch."""
+    started = time.monotonic()
+    validate_all(entries)
+    reports: list[HostReport] = []
+    stopped = None
+    batches = rollout.batches(entries)
+    for i, batch in enumerate(batches, 1):
+        if stopped:
+            reports += [HostReport(e.name, NOT_STARTED, error=f"not started: {stopped}") for e in batch]
+            continue
+        done = fan_out(batch, job, opts, forks=forks, on_done=on_done).reports
+        reports += done
+        failed = sum(r.failed for r in done)
+        if i < len(batches) and rollout.stops_after(failed, len(done)):
+            stopped = (f"batch {i} of {len(batches)} had {failed} of {len(done)} host(s) failed, over --max-fail "
+                       f"{rollout.max_fail}%; batches {i + 1}-{len(batches)} were not started")
+    return FleetReport(reports, time.monotonic() - started, stopped=stopped)

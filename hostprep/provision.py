@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from hostprep import apply, smoke, snapshots, strategies
+from hostprep import apply, draining, smoke, snapshots, strategies
 from hostprep.access import worker_view
 from hostprep.facts import Facts, gather, parse_probe, probe_env
 from hostprep.plan import Plan, make_plan
@@ -33,6 +33,7 @@ class Options:
     smoke: bool = True             # run the Airflow check when the worker has `airflow`
     deep_before: bool = False      # also exec id/docker ps in the worker before changing anything
     break_lock: bool = False       # remove the host lock whoever holds it (recorded in the host's journal)
+    drain: apply.Drain = apply.Drain()   # a Celery worker's running tasks finish before it is recreated
 
 
 def _timed(report: HostReport, key: str, start: float) -> float:
@@ -92,6 +93,7 @@ def _unchanged(t: Transport, report: HostReport, before: Facts, settings: HostSe
     report.changed = len(plan.steps)
     report.status = CHANGED if plan.changed else OK
     if plan.changed:
+        report.warnings += apply.drain_preview(t, before, plan.actions)
         return report
     now = before if before.deep else gather(t, settings, deep=True, docker_url=before.docker_url)
     report.after = worker_view(now)
@@ -120,20 +122,21 @@ def _apply(t: Transport, report: HostReport, before: Facts, settings: HostSettin
                         lock_wait=opts.lock_wait, probe=probe_env(settings, deep=True, docker_url=before.docker_url),
                         lock=apply.LockPolicy(takeover=before.lock is not None and bool(before.lock.stale),
                                               break_lock=opts.break_lock),
-                        restore=snapshots.restore_plan(snap))
-    report.warnings += outcome.lock_notes + _reconnected(outcome)
+                        restore=snapshots.restore_plan(snap), drain=opts.drain)
+    report.warnings += outcome.lock_notes + _reconnected(outcome) + draining.notes(outcome.log)
     report.timings["compose"] = outcome.compose_seconds
     report.timings["proof"] = outcome.probe_seconds   # the after-facts and in-worker checks, on the host
     start = _timed(report, "apply", start)
     if not outcome.ok:
         if "@@hostprep:snapshot " not in outcome.log:   # stopped before its snapshot: nothing was changed
-            return report.fail(outcome.error() + ("" if outcome.exit_code == apply.DRIFTED else "; nothing was changed"))
+            said = outcome.exit_code in (apply.DRIFTED, apply.DRAIN_TIMEOUT, apply.DRAIN_FAILED)   # their messages say it
+            return report.fail(outcome.error() + ("" if said else "; nothing was changed"))
         report.snapshot_id = snap_id
         if outcome.restored or outcome.restore_failed:   # the host undid it itself (or tried)
             report.rolled_back = outcome.restored
             return report.fail(outcome.error() + (f"; restored from snapshot {snap_id}" if outcome.restored
                                                   else _restore_failed(report.host, snap_id, "the host's own restore failed")))
-        return report.fail(outcome.error() + _restored(t, before, snap, owner, report))
+        return report.fail(outcome.error() + _restored(t, before, snap, owner, report, opts.drain))
     report.snapshot_id = snap_id
 
     after = _facts_after(t, settings, outcome, deep=True, docker_url=before.docker_url)
@@ -145,16 +148,17 @@ def _apply(t: Transport, report: HostReport, before: Facts, settings: HostSettin
     _timed(report, "smoke", start)
     if not all(c.ok for c in report.checks):
         failed = "; ".join(f"{c.name}: {c.detail}" for c in report.checks if not c.ok)
-        return report.fail(f"verification failed ({failed})" + _restored(t, before, snap, owner, report))
+        return report.fail(f"verification failed ({failed})" + _restored(t, before, snap, owner, report, opts.drain))
 
     snapshots.append_history(report.host, {"event": "provision", **record, "steps": snap["steps"]})
     report.changed, report.status = len(plan.steps), CHANGED
     return report
 
 
-def _restored(t: Transport, facts: Facts, snap: dict[str, Any], owner: str, report: HostReport) -> str:
+def _restored(t: Transport, facts: Facts, snap: dict[str, Any], owner: str, report: HostReport,
+              drain: apply.Drain) -> str:
     """Restore after a failed apply; what to add to the error: restored, or FAILED and how to finish it."""
-    if restore(t, facts, snap, owner, report):
+    if restore(t, facts, snap, owner, report, drain=drain):
         return f"; restored from snapshot {snap['id']}"
     return _restore_failed(report.host, snap["id"], report.warnings.pop())
 
@@ -171,12 +175,12 @@ def _reconnected(outcome: apply.Outcome) -> list[str]:
 
 
 def restore(t: Transport, facts: Facts, snap: dict[str, Any], owner: str, report: HostReport,
-            lock: apply.LockPolicy | None = None) -> bool:
+            lock: apply.LockPolicy | None = None, drain: apply.Drain | None = None) -> bool:
     """Replay a snapshot on the host under the lock; on failure the reason is the report's last warning."""
     actions = snapshots.restore_plan(snap)
     outcome = apply.run(t, facts, "restore", owner=owner, actions=actions,
-                        lock=lock or apply.LockPolicy(snapshot=snap["id"]))
-    report.warnings += outcome.lock_notes
+                        lock=lock or apply.LockPolicy(snapshot=snap["id"]), drain=drain)
+    report.warnings += outcome.lock_notes + draining.notes(outcome.log)
     report.rolled_back = outcome.ok
     if not outcome.ok:
         report.warnings.append(outcome.error())
@@ -184,7 +188,7 @@ def restore(t: Transport, facts: Facts, snap: dict[str, Any], owner: str, report
 
 
 def rollback(t: Transport, settings: HostSettings, snap_id: str | None = None, *, lock_wait: int = 10,
-             break_lock: bool = False) -> HostReport:
+             break_lock: bool = False, drain: apply.Drain = apply.Drain()) -> HostReport:
     """Restore the latest (or given) snapshot, then prove the host matches it. A stale lock (its
     holder is gone) is taken over, and noted in the host's journal: a rollback only puts back what
     the snapshot says."""
@@ -208,8 +212,9 @@ def rollback(t: Transport, settings: HostSettings, snap_id: str | None = None, *
     url = snap["facts"].get("docker_url")
     outcome = apply.run(t, before, "restore", owner=owner, actions=actions, lock_wait=lock_wait,
                         probe=probe_env(settings, deep=deep, docker_url=url),
-                        lock=apply.LockPolicy(takeover=True, break_lock=break_lock, snapshot=snap["id"]))
-    report.warnings += outcome.lock_notes
+                        lock=apply.LockPolicy(takeover=True, break_lock=break_lock, snapshot=snap["id"]),
+                        drain=drain)
+    report.warnings += outcome.lock_notes + draining.notes(outcome.log)
     report.timings["compose"] = outcome.compose_seconds
     start = _timed(report, "restore", start)
     if not outcome.ok:

@@ -9,7 +9,7 @@ from hostprep.facts import Facts
 from hostprep.redact import redact, redact_data
 from hostprep.socket_unit import DOCKERD, SYSTEMD
 from hostprep.verify import first_line
-from hostprep.results import STEP_COUNTS, FleetReport, HostReport, recap_counts
+from hostprep.results import FAILED, NOT_STARTED, STEP_COUNTS, FleetReport, HostReport, recap_counts
 
 _COLORS = {"ok": "32", "changed": "33", "failed": "31", "unreachable": "31"}
 
@@ -120,7 +120,9 @@ def recap(fleet: FleetReport, *, use_color: bool = False) -> str:
     for r in fleet.reports:
         c = recap_counts(r)
         line = f"{r.host:<{width}} : " + "  ".join(f"{k}={c[k]:<3}" for k in STEP_COUNTS).rstrip()
-        lines.append(color(line, r.status, use_color))
+        lines.append(color(line + ("  (not started)" if r.status == NOT_STARTED else ""), r.status, use_color))
+    if fleet.stopped:
+        lines.append(color(f"ROLLOUT STOPPED: {fleet.stopped}", FAILED, use_color))
     lines.append(f"({len(fleet.reports)} host{'s' * (len(fleet.reports) != 1)} in {fleet.seconds:.1f}s; "
                  "counts are steps: changes made and checks run)")
     return "\n".join(lines)

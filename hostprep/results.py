@@ -9,6 +9,7 @@ from hostprep.steps import Plan
 from hostprep.verify import Check
 
 OK, CHANGED, FAILED, UNREACHABLE = "ok", "changed", "failed", "unreachable"
+NOT_STARTED = "not-started"   # a rolling change stopped before this host's batch
 
 
 @dataclass
@@ -60,13 +61,14 @@ class FleetReport:
 
     reports: list[HostReport]
     seconds: float = 0.0
+    stopped: str | None = None   # why a rolling change stopped before its last batch
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.reports)
 
     @property
     def ok(self) -> bool:
-        return not any(r.failed for r in self.reports)
+        return not self.stopped and not any(r.failed for r in self.reports)
 
     @property
     def exit_code(self) -> int:
@@ -75,7 +77,7 @@ class FleetReport:
     def to_dict(self) -> dict[str, Any]:
         return {"hosts": {r.host: r.to_dict() for r in self.reports},
                 "recap": {r.host: recap_counts(r) for r in self.reports},
-                "seconds": round(self.seconds, 3), "ok": self.ok}
+                "seconds": round(self.seconds, 3), "ok": self.ok, "stopped": self.stopped}
 
     def __repr__(self) -> str:
         return f"<FleetReport hosts={len(self.reports)} failed={sum(r.failed for r in self.reports)}>"
@@ -100,6 +102,8 @@ def recap_counts(r: HostReport) -> dict[str, int]:
     """
     if r.status == UNREACHABLE:
         return dict.fromkeys(STEP_COUNTS, 0) | {"unreachable": 1}
+    if r.status == NOT_STARTED:
+        return dict.fromkeys(STEP_COUNTS, 0)
     ran = [c for c in r.checks if not c.skipped]
     changed = r.changed if r.status == CHANGED else 0   # a failed run was rolled back: nothing stays changed
     failed = sum(not c.ok for c in ran) or int(r.status == FAILED)

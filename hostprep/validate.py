@@ -6,6 +6,7 @@ Everything is checked before any connection; errors name the host and the var.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Any, Mapping
 
@@ -49,3 +50,19 @@ def smoke_dag_arg(value: str | None) -> str | None:
         return smoke_dag(value) if value else None
     except SettingsError as exc:
         raise SettingsError(f"--smoke-dag: {exc}") from None
+
+
+def seconds_arg(name: str, value: object, *, most: int = 7 * 86400) -> int:
+    """A ``--NAME SECONDS`` option: ASCII digits, 0..``most``.
+
+    >>> seconds_arg("drain-timeout", "90")
+    90
+    >>> seconds_arg("drain-timeout", "1e3")
+    Traceback (most recent call last):
+    ...
+    hostprep.errors.SettingsError: --drain-timeout must be whole seconds (0-604800), got '1e3'
+    """
+    text = str(value)
+    if not re.fullmatch(r"[0-9]{1,7}", text) or int(text) > most:
+        raise SettingsError(f"--{name} must be whole seconds (0-{most}), got {text[:40]!r}")
+    return int(text)

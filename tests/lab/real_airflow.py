@@ -52,6 +52,7 @@ HEALTHY_TIMEOUT = 600.0
 TASK_IMAGE = "hostprep-lab/task:latest"  # named in dags/hostprep_smoke.py
 TASK_NETWORK = "hostprep-tasks"  # the DAG's network_mode
 DAG_ID = "hostprep_smoke"
+LONG_DAG_ID = "hostprep_long"   # one DockerOperator task that works for 45 s (the drain test)
 SMOKE_TASK = "fetch"
 SMOKE_LINE = "hostprep-smoke: fetched 3 records"
 WORKER_SERVICE = "airflow-worker"
@@ -240,10 +241,12 @@ while :; do
     fi
     sleep 2
 done
-# the operator's state the smoke DAG needs for real runs: parsed (dag-processor) and unpaused
-for i in $(seq 30); do
-    if $COMPOSE exec -T airflow-scheduler airflow dags unpause "$DAG" >/tmp/lab-unpause.log 2>&1; then break; fi
-    [ "$i" -lt 30 ] || { cat /tmp/lab-unpause.log; exit 1; }; sleep 5
+# the operator's state the lab's DAGs need for real runs: parsed (dag-processor) and unpaused
+for dag in $DAGS; do
+    for i in $(seq 30); do
+        if $COMPOSE exec -T airflow-scheduler airflow dags unpause "$dag" >/tmp/lab-unpause.log 2>&1; then break; fi
+        [ "$i" -lt 30 ] || { cat /tmp/lab-unpause.log; exit 1; }; sleep 5
+    done
 done
 """
 
@@ -260,7 +263,8 @@ def setup_host(container_name: str, compose_cmd: str, log: Log = print) -> None:
     _load_images(container_name, log)
     env = {
         "COMPOSE": compose_cmd, "KEEP": " ".join(KEEP_DIRS), "BIND": " ".join(BIND_DIRS), "PROJECT": PROJECT,
-        "NETWORK": TASK_NETWORK, "TASK_IMAGE": TASK_IMAGE, "HEALTHY_TIMEOUT": str(HEALTHY_TIMEOUT), "DAG": DAG_ID,
+        "NETWORK": TASK_NETWORK, "TASK_IMAGE": TASK_IMAGE, "HEALTHY_TIMEOUT": str(HEALTHY_TIMEOUT),
+        "DAGS": f"{DAG_ID} {LONG_DAG_ID}",
         "HEALTHY": " ".join(HEALTHY_SERVICES), "RUNNING": " ".join(RUNNING_SERVICES),
     }
     prelude = "".join(f"{k}={shlex.quote(v)}; " for k, v in env.items())

@@ -1,0 +1,90 @@
+"""A busy Celery worker on the real-Airflow lab host: a DockerOperator task is in flight when hostprep
+must recreate the worker. With a short --drain-timeout hostprep refuses and changes nothing; with the
+default it waits (the worker takes no new work meanwhile), then recreates and verifies; the task ends
+`success` either way, exactly one container ran for it and none is left behind."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from hostprep import apply
+from hostprep import provision as prov
+from hostprep.results import CHANGED, FAILED
+from tests.integration.conftest import Pristine, connect, facts_of, settings
+from tests.lab import lab, real_airflow
+
+pytestmark = pytest.mark.skipif(
+    __import__("tests.integration.conftest", fromlist=["REAL_HOSTS"]).REAL_HOSTS < 1,
+    reason="HOSTPREP_LAB_REAL=0: no real-Airflow lab host requested")
+
+HOST = "real1"
+OVERRIDE = "/opt/airflow/docker-compose.hostprep.yml"
+RUN_ID = "hostprep_drain_test"
+TASK_CONTAINERS = f"docker ps -a -q --filter ancestor={real_airflow.TASK_IMAGE}"
+
+
+def airflow(h: lab.LabHost, *argv: str) -> str:
+    """The Airflow CLI in the scheduler (the lab's back door: the operator's own tool)."""
+    cmd = " ".join(argv)
+    return h.exec(f"cd /opt/airflow && {h.compose_cmd} exec -T airflow-scheduler airflow {cmd} 2>/dev/null",
+                  timeout=300)
+
+
+def task_state(h: lab.LabHost) -> str:
+    out = airflow(h, "tasks", "state", real_airflow.LONG_DAG_ID, "work", RUN_ID)
+    return out.strip().splitlines()[-1].strip() if out.strip() else ""
+
+
+def wait_for(what: str, predicate, timeout: float) -> None:   # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out after {timeout:.0f}s waiting for {what}"
+        time.sleep(2)
+
+
+def worker_id(h: lab.LabHost) -> str:
+    return h.exec("docker ps -q --no-trunc --filter label=com.docker.compose.service=airflow-worker").strip()
+
+
+def test_a_busy_worker_is_drained_before_it_is_recreated_and_a_short_drain_timeout_changes_nothing(
+        lab_hosts: dict[str, lab.LabHost], pristine: Pristine) -> None:
+    h = pristine(HOST)
+    # the worker reaches Docker (group-add), then its override is lost: a re-provision must recreate it
+    with connect(HOST) as t:
+        first = prov.provision(t, settings(HOST), prov.Options(smoke=False))
+    assert first.status == CHANGED, first.error
+    h.exec(f"rm -f {OVERRIDE}")
+    since = h.exec("date +%s").strip()
+    airflow(h, "dags", "trigger", real_airflow.LONG_DAG_ID, "--run-id", RUN_ID)
+    wait_for("the long task's container", lambda: h.exec(TASK_CONTAINERS).strip() != "", 240)
+
+    before_id, env_before = worker_id(h), h.exec("sha256sum /opt/airflow/.env")
+    with connect(HOST) as t:
+        refused = prov.provision(t, settings(HOST), prov.Options(smoke=False, drain=apply.Drain(5)))
+    assert refused.status == FAILED
+    assert "still running on celery@" in (refused.error or "") and "hostprep_long.work" in (refused.error or ""), \
+        refused.error
+    assert "nothing was changed" in (refused.error or "")
+    # unchanged: the same worker container, no override written, .env as it was, the lock free
+    assert worker_id(h) == before_id
+    assert h.exec(f"test -e {OVERRIDE} && echo yes || echo no").strip() == "no"
+    assert h.exec("sha256sum /opt/airflow/.env") == env_before
+    assert facts_of(HOST, deep=False).lock is None
+    assert task_state(h) == "running"
+
+    started = time.monotonic()
+    with connect(HOST) as t:
+        report = prov.provision(t, settings(HOST), prov.Options(smoke=False))
+    waited = time.monotonic() - started
+    assert report.status == CHANGED, report.error
+    assert any(w.startswith("drained celery@") for w in report.warnings), report.warnings
+    assert all(c.ok for c in report.checks), report.checks
+    assert worker_id(h) != before_id
+    # the task finished before the worker went: success, one container ever created for it, none left
+    assert task_state(h) == "success", waited
+    created = h.exec(f"docker events --since {since} --until $(date +%s) --filter type=container "
+                     f"--filter event=create --filter image={real_airflow.TASK_IMAGE} --format '{{{{.ID}}}}'")
+    assert len(created.split()) == 1, created
+    assert h.exec(TASK_CONTAINERS).strip() == ""
