@@ -20,7 +20,7 @@ from hostprep.journal import new_run_id
 from hostprep import draining
 from hostprep.layout import STATE_DIR, path_in
 from hostprep.redact import redact
-from hostprep.steps import Action, Plan
+from hostprep.steps import Action
 from hostprep.transport import CommandResult, Transport
 
 LOCKED = 75
@@ -194,14 +194,17 @@ def interpreter() -> str:
     return host_script("drain.sh", "apply.sh")
 
 
-def expectations(facts: Facts, plan: Plan) -> str:
-    """``<sha|missing> <path>`` lines: what each file about to be written must still be."""
-    by_path = {path_in(facts.project_dir, f.name): f for f in facts.files.values()}
-    lines = []
-    for a in plan.actions:
-        if a.op in ("write", "delete") and a.args[0] in by_path:
-            f = by_path[a.args[0]]
-            lines.append(f"{f.sha256 if f.exists else 'missing'} {a.args[0]}")
+def expectations(facts: Facts) -> str:
+    """What the host must still be when the apply holds the lock: every file hostprep manages in the
+    project (``<sha|missing> <path>``), not only those this plan writes, and the socket's mode and owners
+    (``socket:<mode>:<uid>:<gid>|socket:missing <path>``). Another run that changed any of it in between
+    (with another strategy, say) makes this one refuse rather than stack a second fix."""
+    lines = [f"{f.sha256 if f.exists else 'missing'} {path_in(facts.project_dir, f.name)}"
+             for f in facts.files.values() if f.unsafe is None]
+    sock = facts.socket
+    state = f"socket:{sock.mode & 0o7777:o}:{sock.uid}:{sock.gid}" if sock.exists and sock.mode is not None \
+        else "socket:missing"
+    lines.append(f"{state} {sock.path}")
     return "\n".join(lines)
 
 

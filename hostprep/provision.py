@@ -118,7 +118,7 @@ def _apply(t: Transport, report: HostReport, before: Facts, settings: HostSettin
     owner = apply.lock_owner()
     record = snapshots.record(plan, snap_id, before.access_gid, _now())
     outcome = apply.run(t, before, "apply", owner=owner, actions=[*plan.actions, snapshots.state_action(record)],
-                        snapshot=(snap_id, snapshots.encode(snap)), expect=apply.expectations(before, plan),
+                        snapshot=(snap_id, snapshots.encode(snap)), expect=apply.expectations(before),
                         lock_wait=opts.lock_wait, probe=probe_env(settings, deep=True, docker_url=before.docker_url),
                         lock=apply.LockPolicy(takeover=before.lock is not None and bool(before.lock.stale),
                                               break_lock=opts.break_lock),

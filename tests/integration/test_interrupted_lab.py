@@ -221,3 +221,32 @@ def test_an_ssh_drop_mid_change_is_followed_to_the_end_after_a_reconnect(lab1: l
     after = facts_of("lab1")
     assert after.worker.docker_ps_rc == 0 and after.record and after.record["strategy"] == strategy
     assert no_lock(lab1)
+
+
+def test_two_provisions_with_different_strategies_at_once_apply_one_fix_and_refuse_the_other(
+        lab1: lab.LabHost) -> None:
+    """Both gather facts on a pristine host; whichever gets the lock second finds the managed state changed
+    (the override, or the socket's mode) and refuses instead of stacking a second fix."""
+    reports: dict[str, prov.HostReport] = {}
+
+    def run(strategy: str) -> None:
+        reports[strategy] = provision("lab1", strategy, lock_wait=180, smoke=False)
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in ("group-add", "chmod")]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(300)
+    status = {s: r.status for s, r in reports.items()}
+    assert sorted(status.values()) == [CHANGED, FAILED], {s: (r.status, r.error) for s, r in reports.items()}
+    won = next(s for s, r in reports.items() if r.status == CHANGED)
+    lost = reports["chmod" if won == "group-add" else "group-add"]
+    assert "changed between fact gathering and apply" in (lost.error or "") or "is applied on this host" in \
+        (lost.error or ""), lost.error
+    # the host holds exactly the winner's fix, and its record says so
+    f = facts_of("lab1", deep=True)
+    assert (f.record or {}).get("strategy") == won
+    assert f.files["docker-compose.hostprep.yml"].exists == (won == "group-add")
+    assert (f.socket.mode is not None and f.socket.mode & 0o002 != 0) == (won == "chmod")
+    assert f.worker.docker_ps_rc == 0 and no_lock(lab1)
+    assert rollback("lab1").status == CHANGED   # and the record's rollback restores the host exactly

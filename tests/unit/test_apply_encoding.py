@@ -8,6 +8,8 @@ project: no SSH, no Docker, and only file actions (never compose).
 
 from __future__ import annotations
 
+import dataclasses
+
 import base64
 import dataclasses
 import hashlib
@@ -22,7 +24,7 @@ import pytest
 
 from hostprep import apply, snapshots
 from hostprep.apply import DRIFTED, LOCKED, Outcome, expectations, lock_owner, parse_compose_seconds
-from hostprep.facts import OVERRIDE_FILE, Facts, parse_probe, probe_env
+from hostprep.facts import OVERRIDE_FILE, Facts, SocketFacts, parse_probe, probe_env
 from hostprep.plan import Plan, make_plan
 from hostprep.settings import HostSettings
 from hostprep.transport import CommandResult, script_invocation
@@ -56,23 +58,28 @@ def with_raw_file(text: str, name: str, raw: bytes, uid: int = 0, gid: int = 0) 
 
 # --- expectations ---------------------------------------------------------------------------------
 
-def test_expectations_name_each_file_a_plan_writes_with_its_sha_or_missing() -> None:
+def test_expectations_name_every_managed_file_with_its_sha_or_missing_and_the_socket() -> None:
     facts = facts_of("lab1_pristine")
     env_sha = hashlib.sha256(b"AIRFLOW_UID=50000\n").hexdigest()
-    assert expectations(facts, make_plan(facts, LAB, "group-add")) == \
-        f"missing {PROJ}/{OVERRIDE_FILE}\n{env_sha} {PROJ}/.env"
+    lines = expectations(facts).splitlines()
+    assert f"missing {PROJ}/{OVERRIDE_FILE}" in lines and f"{env_sha} {PROJ}/.env" in lines
+    assert len(lines) == len(facts.files) + 1
+    s = facts.socket
+    assert lines[-1] == f"socket:{s.mode & 0o7777:o}:{s.uid}:{s.gid} {s.path}" == f"socket:660:0:{s.gid} {s.path}"
 
 
-def test_expectations_are_empty_when_no_file_is_written() -> None:
+def test_a_plan_that_writes_no_file_still_expects_the_whole_managed_state() -> None:
+    """chmod writes no file, yet another run's override written meanwhile must stop it (one view of the state)."""
     facts = facts_of("lab1_pristine")
-    assert expectations(facts, make_plan(facts, LAB, "chmod")) == ""
+    assert not any(a.op == "write" for a in make_plan(facts, LAB, "chmod").actions)
+    assert f"missing {PROJ}/{OVERRIDE_FILE}" in expectations(facts).splitlines()
 
 
 @pytest.mark.parametrize("capture_name", ["lab1_pristine", "lab2_pristine"])
 def test_expected_shas_are_what_sha256sum_gives_for_the_bytes_the_probe_saw(capture_name: str) -> None:
     text = capture(capture_name)
     facts = parse_probe("h", text, LAB)
-    lines = expectations(facts, make_plan(facts, LAB, "dockerfile")).splitlines()
+    lines = expectations(facts).splitlines()
     for name in (".env", "Dockerfile"):
         assert f"{hashlib.sha256(raw_file(text, name)).hexdigest()} {PROJ}/{name}" in lines
 
@@ -81,7 +88,7 @@ def test_the_expected_sha_of_a_latin1_env_file_is_its_sha256sum() -> None:
     raw = b"# Z\xfcrich workers\nAIRFLOW_UID=50000\n"
     facts = parse_probe("h", with_raw_file(capture("lab1_pristine"), ".env", raw), LAB)
     assert f"{hashlib.sha256(raw).hexdigest()} {PROJ}/.env" in \
-        expectations(facts, make_plan(facts, LAB, "group-add")).splitlines()
+        expectations(facts).splitlines()
 
 
 def test_a_snapshot_of_a_latin1_env_file_keeps_its_original_bytes() -> None:
@@ -190,7 +197,12 @@ def project(tmp_path: Path, env_bytes: bytes) -> tuple[Facts, Path]:
         text = with_raw_file(text, name, raw_file(text, name), uid, gid)
     (proj / ".env").write_bytes(env_bytes)
     text = with_raw_file(text, ".env", env_bytes, uid, gid)
-    return parse_probe("local", text, HostSettings(project_dir=str(proj))), proj
+    facts = parse_probe("local", text, HostSettings(project_dir=str(proj)))
+    sock = tmp_path / "docker.sock"   # the socket the apply re-checks: a local stand-in, as the probe saw it
+    sock.write_bytes(b"")
+    sock.chmod(0o660)
+    st = sock.stat()
+    return dataclasses.replace(facts, socket=SocketFacts(str(sock), True, 0o660, st.st_uid, st.st_gid)), proj
 
 
 def apply_files(tmp_path: Path, facts: Facts, plan: Plan, *, lock_wait: int = 10) -> Outcome:
@@ -199,7 +211,7 @@ def apply_files(tmp_path: Path, facts: Facts, plan: Plan, *, lock_wait: int = 10
     snap = snapshots.take(facts, plan, "20261125T173000Z-0000")
     shell: Any = LocalShell(tmp_path / "state")
     return apply.run(shell, facts, "apply", owner="test:1:aaaa", actions=writes, lock_wait=lock_wait,
-                     snapshot=(snap["id"], snapshots.encode(snap)), expect=expectations(facts, plan))
+                     snapshot=(snap["id"], snapshots.encode(snap)), expect=expectations(facts))
 
 
 def test_the_interpreter_writes_exactly_the_planned_bytes_of_a_utf8_env(tmp_path: Path) -> None:
@@ -272,7 +284,7 @@ def test_the_interpreter_runs_the_probe_after_a_successful_apply(tmp_path: Path)
     plan = make_plan(facts, settings, "group-add")
     shell: Any = LocalShell(tmp_path / "state")
     out = apply.run(shell, facts, "apply", owner="test:1:aaaa",
-                    actions=[a for a in plan.actions if a.op == "write"], expect=expectations(facts, plan),
+                    actions=[a for a in plan.actions if a.op == "write"], expect=expectations(facts),
                     probe=probe_env(settings, deep=False))
     assert out.ok, out.log
     assert "@@hostprep:done" in out.log and "@@hostprep:os" not in out.log
@@ -288,7 +300,7 @@ def test_the_interpreter_runs_no_probe_when_the_apply_fails(tmp_path: Path) -> N
     (proj / ".env").write_bytes(b"AIRFLOW_UID=1000\n")
     shell: Any = LocalShell(tmp_path / "state")
     out = apply.run(shell, facts, "apply", owner="test:1:aaaa", actions=plan.actions,
-                    expect=expectations(facts, plan), probe=probe_env(settings, deep=False))
+                    expect=expectations(facts), probe=probe_env(settings, deep=False))
     assert out.exit_code == DRIFTED and out.probe_output is None
 
 
