@@ -222,7 +222,9 @@ def rollback(t: Transport, settings: HostSettings, snap_id: str | None = None, *
     after = _facts_after(t, settings, outcome, deep=deep, docker_url=url)
     _timed(report, "verify", start)
     report.after = worker_view(after)
-    diffs = snapshots.differences(snapshots.fingerprint(snap["facts"]), snapshots.fingerprint(after.to_dict()))
+    diffs = snapshots.differences(snapshots.reachable(snap, after.to_dict()), snapshots.fingerprint(after.to_dict()))
+    report.warnings += [f"kept {d}/: the provision created it and the services mount it (removed, Docker would "
+                        "only make it again at the recreate, owned by root)" for d in snapshots.kept_dirs(snap)]
     report.data["differences"] = diffs
     report.changed, report.status, report.rolled_back = len(actions), CHANGED, True
     snapshots.append_history(report.host, {"event": "rollback", "snapshot_id": snap["id"], "at": _now(),

@@ -102,11 +102,9 @@ def restore_actions(snap: dict[str, Any]) -> tuple[list[Action], list[str]]:
         else:
             actions.append(Action("delete", (path,)))
     for path, d in sorted(snap["dirs"].items()):
-        if d["existed"]:
+        if d["existed"]:   # one the provision created is kept (see kept_dirs)
             actions.append(Action("chown", (path, str(d["uid"]), str(d["gid"]))))
             actions.append(Action("chmod", (path, format(d["mode"], "o"))))
-        else:
-            actions.append(Action("rmdir", (path,)))
     image = snap.get("image")
     if image and image.get("id") and image.get("ref"):
         actions.append(Action("tag", (image["id"], image["ref"])))
@@ -162,6 +160,24 @@ def _service_view(containers: list[dict[str, Any]]) -> dict[str, Any]:
         out.setdefault(str(key), []).append({"mounts": mounts, "published": list(c["published"]),
                                              "docker_host": c["docker_host"], "running": c["running"]})
     return out
+
+
+def kept_dirs(snap: dict[str, Any]) -> list[str]:
+    """Bind folders the provision created: a rollback keeps them, since the services still mount them
+    and removing one would only have Docker make it again at the recreate, owned by root."""
+    made = {p for p, d in snap["dirs"].items() if not d["existed"]}
+    return [d["name"] for d in snap["facts"]["bind_dirs"] if bind_path(snap["facts"]["project_dir"], d["name"]) in made]
+
+
+def reachable(snap: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """The fingerprint a rollback of ``snap`` can reach: the snapshot's, with each kept bind folder as it
+    is now if it is still a directory (``after``: the facts after the rollback)."""
+    want = fingerprint(snap["facts"])
+    kept, now = set(kept_dirs(snap)), {d["name"]: d for d in after["bind_dirs"]}
+    want["bind_dirs"] = [tuple(sorted(now[d["name"]].items()))
+                         if d["name"] in kept and now.get(d["name"], {}).get("exists") else tuple(sorted(d.items()))
+                         for d in snap["facts"]["bind_dirs"]]
+    return want
 
 
 def differences(before: dict[str, Any], after: dict[str, Any]) -> list[str]:

@@ -250,3 +250,20 @@ def test_two_provisions_with_different_strategies_at_once_apply_one_fix_and_refu
     assert (f.socket.mode is not None and f.socket.mode & 0o002 != 0) == (won == "chmod")
     assert f.worker.docker_ps_rc == 0 and no_lock(lab1)
     assert rollback("lab1").status == CHANGED   # and the record's rollback restores the host exactly
+
+
+def test_rolling_back_a_provision_that_created_a_missing_bind_folder_keeps_it_and_succeeds(
+        lab1: lab.LabHost) -> None:
+    """Removed, Docker would make the folder again at the recreate, as root:root; so the rollback keeps it,
+    says so, and judges the rest against the snapshot."""
+    lab1.exec("rm -rf /opt/airflow/plugins")
+    first = provision("lab1", smoke=False)
+    assert first.status == CHANGED, first.error
+    assert lab1.exec("stat -c '%u:%g %a' /opt/airflow/plugins").strip() == "50000:0 755"
+    back = rollback("lab1")
+    assert back.status == CHANGED, (back.error, back.data.get("differences"))
+    assert back.data["differences"] == []
+    assert any(w.startswith("kept plugins/") for w in back.warnings), back.warnings
+    assert lab1.exec("stat -c '%u:%g %a' /opt/airflow/plugins").strip() == "50000:0 755"   # not Docker's root:root
+    f = facts_of("lab1", deep=False)
+    assert f.record is None and not f.files["docker-compose.hostprep.yml"].exists and no_lock(lab1)

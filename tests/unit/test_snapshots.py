@@ -13,7 +13,7 @@ from hostprep import __version__
 from hostprep.facts import OVERRIDE_FILE, DirFacts, Facts, FileFacts, parse_probe
 from hostprep.plan import Action, make_plan
 from hostprep.settings import HostSettings
-from hostprep.snapshots import differences, fingerprint, new_id, restore_actions, take
+from hostprep.snapshots import differences, fingerprint, kept_dirs, new_id, reachable, restore_actions, take
 
 FIXTURES = Path(__file__).parent / "fixtures"
 LAB = HostSettings()
@@ -116,15 +116,29 @@ def test_restoring_a_chmod_snapshot_only_puts_the_socket_back() -> None:
     assert restore_actions(snapshot(facts_of("lab1_pristine"), "chmod")) == (SOCKET_BACK, [])
 
 
-def test_restoring_puts_dirs_back_chown_and_mode_or_removes_the_created_ones() -> None:
+def test_restoring_puts_dirs_back_chown_and_mode_and_keeps_the_created_ones() -> None:
+    """A created bind folder is kept: the services mount it, and Docker would make it again as root."""
     facts = dataclasses.replace(facts_of("lab1_pristine"), bind_dirs=(
         DirFacts("dags", True, 0, 0, 0o750), DirFacts("logs", False)))
-    actions, _ = restore_actions(snapshot(facts, "chmod"))
+    snap = snapshot(facts, "chmod")
+    actions, _ = restore_actions(snap)
     assert actions[2:] == [
         Action("chown", (f"{PROJ}/dags", "0", "0")), Action("chmod", (f"{PROJ}/dags", "750")),
-        Action("rmdir", (f"{PROJ}/logs",)),
         Action("compose-up", ("airflow-worker",)),
     ]
+    assert kept_dirs(snap) == ["logs"]
+
+
+def test_the_rollback_judges_a_kept_folder_as_it_is_and_everything_else_as_the_snapshot_was() -> None:
+    facts = dataclasses.replace(facts_of("lab1_pristine"), bind_dirs=(
+        DirFacts("dags", True, 0, 0, 0o750), DirFacts("logs", False)))
+    snap = snapshot(facts, "chmod")
+    after = dataclasses.replace(facts, bind_dirs=(DirFacts("dags", True, 0, 0, 0o750),
+                                                  DirFacts("logs", True, 50000, 0, 0o755))).to_dict()
+    assert differences(reachable(snap, after), fingerprint(after)) == []
+    wrong = dataclasses.replace(facts, bind_dirs=(DirFacts("dags", True, 50000, 0, 0o750),
+                                                  DirFacts("logs", True, 50000, 0, 0o755))).to_dict()
+    assert [d.split(":")[0] for d in differences(reachable(snap, wrong), fingerprint(wrong))] == ["bind_dirs"]
 
 
 def test_restoring_keeps_the_original_mode_and_owner_of_a_file() -> None:
