@@ -267,3 +267,29 @@ def test_rolling_back_a_provision_that_created_a_missing_bind_folder_keeps_it_an
     assert lab1.exec("stat -c '%u:%g %a' /opt/airflow/plugins").strip() == "50000:0 755"   # not Docker's root:root
     f = facts_of("lab1", deep=False)
     assert f.record is None and not f.files["docker-compose.hostprep.yml"].exists and no_lock(lab1)
+
+
+def test_a_docker_restart_during_compose_up_leaves_the_host_finished_or_restored_and_the_next_runs_converge(
+        lab1: lab.LabHost) -> None:
+    """`systemctl restart docker` on the systemd host while the apply's `compose up` recreates the worker."""
+    before = facts_of("lab1", deep=False)
+    result: dict[str, prov.HostReport] = {}
+    th = threading.Thread(target=lambda: result.setdefault("r", provision("lab1", smoke=False)))
+    th.start()
+    wait_for(lab1, COMPOSE_UP)
+    lab1.exec("/usr/local/sbin/lab-dockerd-restart")
+    th.join(300)
+    report = result["r"]
+    assert no_lock(lab1)
+    after = facts_of("lab1", deep=True)
+    if report.status == CHANGED:   # finished: recorded and verified
+        assert after.record is not None and after.worker.docker_ps_rc == 0
+    else:                          # or restored, and the error names where it stopped
+        assert report.status == FAILED and "restored from snapshot" in (report.error or ""), report.error
+        assert after.record is None and after.files["docker-compose.hostprep.yml"].exists is False
+        assert after.files[".env"].sha256 == before.files[".env"].sha256
+    again = provision("lab1", smoke=False)
+    assert again.status in (CHANGED, OK), again.error
+    assert facts_of("lab1", deep=True).worker.docker_ps_rc == 0
+    back = rollback("lab1")
+    assert back.status == CHANGED and back.data["differences"] == [], (back.error, back.data.get("differences"))
