@@ -150,8 +150,8 @@ while read -r op rest; do
     compose-build)
         t0=$(date +%s.%N); ( cd "$PROJ" && $COMPOSE build "$@" ) </dev/null >"$log" 2>&1; rc=$?
         tail -n 15 "$log"; say "compose-seconds $t0 $(date +%s.%N)" ;;
-    compose-up)
-        t0=$(date +%s.%N); ( cd "$PROJ" && $COMPOSE up -d --no-deps --force-recreate "$@" ) </dev/null >"$log" 2>&1; rc=$?
+    compose-up)   # -t 120: a warm shutdown (a Celery worker finishing a task) gets 2 min, not Compose's 10 s
+        t0=$(date +%s.%N); ( cd "$PROJ" && $COMPOSE up -d --no-deps --force-recreate -t 120 "$@" ) </dev/null >"$log" 2>&1; rc=$?
         tail -n 15 "$log"; say "compose-seconds $t0 $(date +%s.%N)" ;;
     compose-rm)   # stop and remove services the change added (their definition is still loaded)
         t0=$(date +%s.%N); ( cd "$PROJ" && $COMPOSE rm -s -f "$@" ) </dev/null >"$log" 2>&1; rc=$?
