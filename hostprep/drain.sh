@@ -2,7 +2,7 @@
 # Sourced by apply.sh (after the lock, before the snapshot: a drain that times out changes nothing).
 #   DRAIN_SVCS     the services about to be recreated; those whose container runs a Celery worker
 #                  (its command is `celery worker`) are drained
-#   DRAIN_TIMEOUT  seconds to wait for their running tasks
+#   DRAIN_TIMEOUT  seconds to wait for their running tasks (and at most 120 s for a worker to answer)
 #   FORCE=1        do not wait: name what is running (it will be killed), then go on
 # How: inside the worker, with Celery's own control API (the app the worker itself runs): cancel
 # its consumers (it takes no new work), then ask it for its active and reserved tasks until there are
@@ -40,11 +40,12 @@ if mode == "resume":
         ctl.add_consumer(q, destination=[node], reply=True, timeout=5)
     out("resumed", queues=sys.argv[5:]); sys.exit(0)
 end = time.monotonic() + timeout
+answer_by = time.monotonic() + min(timeout, 120)   # a starting worker answers in seconds; a broken one never
 tasks = ask()
-while tasks is None and time.monotonic() < end:
+while tasks is None and time.monotonic() < answer_by:
     time.sleep(2); tasks = ask()
 if tasks is None:
-    out("silent", timeout=timeout); sys.exit(4)
+    out("silent", timeout=min(timeout, 120)); sys.exit(4)
 if mode == "list":
     out("running", tasks=tasks); sys.exit(0)
 qs = queues()
