@@ -18,6 +18,7 @@ from hostprep.transport import Transport
 from hostprep.verify import Check
 
 _NEW_STATE = re.compile(r"\bnew_state=([a-z_]+)")
+RACED = "Cannot start Task Instance in invalid state"   # Airflow 3's execution API, when the scheduler got there first
 _WHY = re.compile(r"(PermissionError\(.*?\)|Failed to establish connection.*?$|Permission denied.*?$)", re.M)
 
 PING = (
@@ -38,7 +39,16 @@ def smoke_state(output: str) -> str | None:
 
 
 def failure_reason(output: str) -> str:
-    """The line that says why a task could not reach Docker (or the output's tail)."""
+    """The line that says why a task could not reach Docker (or the output's tail).
+
+    >>> failure_reason("x [warning ] Cannot start Task Instance in invalid state [...] previous_state=failed")
+    'the scheduler ran this task instance itself (previous_state=failed): `airflow tasks test` races the scheduler on an unpaused DAG; use --smoke-dag DAG_ID (a real run) or a paused DAG'
+    """
+    if RACED in output:
+        prev = re.search(r"previous_state=([a-z_]+)", output)
+        return (f"the scheduler ran this task instance itself (previous_state={prev.group(1) if prev else '?'}): "
+                "`airflow tasks test` races the scheduler on an unpaused DAG; use --smoke-dag DAG_ID (a real run) "
+                "or a paused DAG")
     m = _WHY.search(output)
     return m.group(1).strip() if m else " | ".join(output.strip().splitlines()[-3:])
 

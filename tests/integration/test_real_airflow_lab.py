@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(
     reason="HOSTPREP_LAB_REAL=0: no real-Airflow lab host requested")
 
 HOST = "real1"
-DAG_TASK = f"{real_airflow.DAG_ID}:{real_airflow.SMOKE_TASK}"
+DAG_TASK = f"{real_airflow.CHECK_DAG_ID}:{real_airflow.SMOKE_TASK}"
 
 
 def run_task() -> str:

@@ -45,7 +45,7 @@ def test_a_real_dockeroperator_task_runs_through_the_proxy_and_a_dag_that_bypass
 
     through = run_task(PROXY_DAG)
     assert smoke.smoke_state(through) == "success" and real_airflow.SMOKE_LINE in through
-    bypass = run_task(real_airflow.DAG_ID)   # docker_url="unix://var/run/docker.sock": no socket behind the proxy
+    bypass = run_task(real_airflow.CHECK_DAG_ID)   # docker_url="unix://var/run/docker.sock": no socket behind the proxy
     assert smoke.smoke_state(bypass) == "failed"
     with connect(HOST) as t:
         found = {f.key for f in audit_host(t, settings).findings}

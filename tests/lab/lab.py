@@ -433,7 +433,8 @@ def write_known_hosts_and_inventory(lab_hosts: list[LabHost]) -> None:
                 },
                 "real_airflow": {
                     "hosts": {h.name: _inv_host(h) for h in lab_hosts if h.real},
-                    "vars": {"hostprep_smoke_dag": "hostprep_smoke:fetch"},
+                    # real_airflow.CHECK_DAG_ID:SMOKE_TASK (a paused DAG: `tasks test` never races the scheduler)
+                    "vars": {"hostprep_smoke_dag": "hostprep_check:fetch"},
                 },
             },
         }

@@ -3,14 +3,14 @@
 The light lab project only mimics Airflow's user, mounts and Compose layout.
 This module puts real Airflow (with the Docker provider) on a lab host, so
 that the socket error and its fix are seen through an actual DockerOperator
-task: ``airflow tasks test hostprep_smoke fetch`` inside the worker.
+task: ``airflow tasks test hostprep_check fetch`` inside the worker (a paused copy of ``hostprep_smoke``).
 
 The host runs the official Airflow 3 Compose shape (CeleryExecutor, Postgres, Redis,
 airflow-init, API server, scheduler, dag-processor, triggerer, Celery worker), every image
 built from Debian 12 packages on the controller and moved with ``docker save | docker load``.
 
 Flow: ``build_image`` (controller, cached) -> ``setup_host`` (one lab host, up to healthy)
--> ``docker exec <worker> *smoke_command(DAG_ID, SMOKE_TASK)``.
+-> ``docker exec <worker> *smoke_command(CHECK_DAG_ID, SMOKE_TASK)``.
 """
 
 from __future__ import annotations
@@ -51,9 +51,11 @@ PROJECT = "airflow"   # the Compose project name: /opt/airflow's folder name
 HEALTHY_TIMEOUT = 600.0
 TASK_IMAGE = "hostprep-lab/task:latest"  # named in dags/hostprep_smoke.py
 TASK_NETWORK = "hostprep-tasks"  # the DAG's network_mode
-DAG_ID = "hostprep_smoke"
+DAG_ID = "hostprep_smoke"       # unpaused: real DAG runs
+CHECK_DAG_ID = "hostprep_check"  # the same tasks, left paused: `airflow tasks test` (the scheduler never races it)
 LONG_DAG_ID = "hostprep_long"   # one DockerOperator task that works for 45 s (the drain test)
 SMOKE_TASK = "fetch"
+UNPAUSED_DAGS = (DAG_ID, LONG_DAG_ID)   # real runs need them unpaused; CHECK_DAG_ID stays paused
 SMOKE_LINE = "hostprep-smoke: fetched 3 records"
 WORKER_SERVICE = "airflow-worker"
 # setup waits for these to be healthy and for the others to run: the dag-processor's, triggerer's and
@@ -264,7 +266,7 @@ def setup_host(container_name: str, compose_cmd: str, log: Log = print) -> None:
     env = {
         "COMPOSE": compose_cmd, "KEEP": " ".join(KEEP_DIRS), "BIND": " ".join(BIND_DIRS), "PROJECT": PROJECT,
         "NETWORK": TASK_NETWORK, "TASK_IMAGE": TASK_IMAGE, "HEALTHY_TIMEOUT": str(HEALTHY_TIMEOUT),
-        "DAGS": f"{DAG_ID} {LONG_DAG_ID}",
+        "DAGS": " ".join(UNPAUSED_DAGS),
         "HEALTHY": " ".join(HEALTHY_SERVICES), "RUNNING": " ".join(RUNNING_SERVICES),
     }
     prelude = "".join(f"{k}={shlex.quote(v)}; " for k, v in env.items())
@@ -275,7 +277,7 @@ def setup_host(container_name: str, compose_cmd: str, log: Log = print) -> None:
         + " ".join(sorted(states.split())))
 
 
-def smoke_command(dag_id: str = DAG_ID, task_id: str = SMOKE_TASK) -> list[str]:
+def smoke_command(dag_id: str = CHECK_DAG_ID, task_id: str = SMOKE_TASK) -> list[str]:
     """argv, run inside the worker container, that runs one task for real without the scheduler."""
     return ["airflow", "tasks", "test", dag_id, task_id]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.lab import real_airflow
+from tests.lab import lab, real_airflow
 
 FIXTURES = Path(__file__).parent / "fixtures" / "airflow_tasks_test"
 
@@ -78,3 +78,11 @@ def test_dag_names_the_image_network_and_data_folder_that_setup_creates() -> Non
 def test_worker_container_name_follows_the_compose_flavour() -> None:
     assert real_airflow.worker_container("docker compose") == "airflow-airflow-worker-1"
     assert real_airflow.worker_container("docker-compose") == "airflow_airflow-worker_1"
+
+
+def test_the_lab_inventory_checks_a_task_of_the_paused_copy_of_the_smoke_dag() -> None:
+    dag = real_airflow.project_files()["dags/hostprep_smoke.py"].decode()
+    assert f'dag_id="{real_airflow.CHECK_DAG_ID}"' in dag
+    assert f'"hostprep_smoke_dag": "{real_airflow.CHECK_DAG_ID}:{real_airflow.SMOKE_TASK}"' in \
+        (Path(lab.__file__)).read_text()
+    assert real_airflow.CHECK_DAG_ID not in real_airflow.UNPAUSED_DAGS   # never unpaused by the lab
