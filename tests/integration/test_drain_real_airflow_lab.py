@@ -28,8 +28,9 @@ TASK_CONTAINERS = f"docker ps -a -q --filter ancestor={real_airflow.TASK_IMAGE}"
 def airflow(h: lab.LabHost, *argv: str) -> str:
     """The Airflow CLI in the scheduler (the lab's back door: the operator's own tool)."""
     cmd = " ".join(argv)
-    return h.exec(f"cd /opt/airflow && {h.compose_cmd} exec -T airflow-scheduler airflow {cmd} 2>/dev/null",
-                  timeout=300)
+    # COMPOSE_FILE: the operator's own file (the test removes hostprep's override, which .env still names)
+    return h.exec(f"cd /opt/airflow && COMPOSE_FILE=docker-compose.yaml {h.compose_cmd} exec -T airflow-scheduler "
+                  f"airflow {cmd} 2>/dev/null", timeout=300)
 
 
 def task_state(h: lab.LabHost) -> str:
