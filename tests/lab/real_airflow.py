@@ -243,11 +243,17 @@ while :; do
     fi
     sleep 2
 done
-# the operator's state the lab's DAGs need for real runs: parsed (dag-processor) and unpaused
+# the operator's state the lab's DAGs need for real runs: parsed (dag-processor) and unpaused. A new DAG
+# file is only listed at the bundle's next refresh (minutes), so the files are parsed now; `dags unpause`
+# exits 0 for a DAG it does not know, so each one is checked in `dags list`.
+$COMPOSE exec -T airflow-dag-processor airflow dags reserialize >/tmp/lab-reserialize.log 2>&1 || true
 for dag in $DAGS; do
     for i in $(seq 30); do
-        if $COMPOSE exec -T airflow-scheduler airflow dags unpause "$dag" >/tmp/lab-unpause.log 2>&1; then break; fi
-        [ "$i" -lt 30 ] || { cat /tmp/lab-unpause.log; exit 1; }; sleep 5
+        $COMPOSE exec -T airflow-scheduler airflow dags unpause "$dag" >/tmp/lab-unpause.log 2>&1
+        $COMPOSE exec -T airflow-scheduler airflow dags list -o plain 2>/dev/null | awk -v d="$dag" '$1 == d {print $4}' \
+            | grep -qx False && break
+        [ "$i" -lt 30 ] || { echo "$dag never unpaused:"; cat /tmp/lab-reserialize.log /tmp/lab-unpause.log; exit 1; }
+        sleep 5
     done
 done
 """
