@@ -67,6 +67,19 @@ def events(log: str) -> list[Event]:
     return out
 
 
+def waited(log: str) -> float | None:
+    """Seconds the drain waited for running tasks (None: no drain ran).
+
+    >>> waited("@@hostprep:drain celery@w drained " + base64.b64encode(b'{"seconds": 41.5}').decode())
+    41.5
+    """
+    for e in events(log):
+        if e.kind == "drained":
+            s = e.data.get("seconds")
+            return float(s) if isinstance(s, (int, float)) and 0 <= s < 1e7 else 0.0
+    return None
+
+
 def notes(log: str) -> list[str]:
     """What the drain did, for the report's warnings."""
     out = []

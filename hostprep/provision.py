@@ -94,6 +94,7 @@ def _unchanged(t: Transport, report: HostReport, before: Facts, settings: HostSe
     report.status = CHANGED if plan.changed else OK
     if plan.changed:
         report.warnings += apply.drain_preview(t, before, plan.actions)
+        _timed(report, "drain", start)
         return report
     now = before if before.deep else gather(t, settings, deep=True, docker_url=before.docker_url)
     report.after = worker_view(now)
@@ -126,6 +127,9 @@ def _apply(t: Transport, report: HostReport, before: Facts, settings: HostSettin
     report.warnings += outcome.lock_notes + _reconnected(outcome) + draining.notes(outcome.log)
     report.timings["compose"] = outcome.compose_seconds
     report.timings["proof"] = outcome.probe_seconds   # the after-facts and in-worker checks, on the host
+    drained = draining.waited(outcome.log)
+    if drained is not None:   # how long the host waited for a busy worker's tasks, within the apply
+        report.timings["drain"] = drained
     start = _timed(report, "apply", start)
     if not outcome.ok:
         if "@@hostprep:snapshot " not in outcome.log:   # stopped before its snapshot: nothing was changed

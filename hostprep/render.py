@@ -90,8 +90,8 @@ def host_report(r: HostReport, *, diff: bool = True, use_color: bool = False) ->
     return "\n".join(out)
 
 
-PHASES = ("connect", "facts", "apply", "restore", "verify", "smoke")
-INSIDE = {"apply": ("compose", "proof"), "restore": ("compose",)}   # parts of a phase, timed on the host
+PHASES = ("connect", "facts", "drain", "apply", "restore", "verify", "smoke")   # drain: --check's look at a busy worker
+INSIDE = {"apply": ("drain", "compose", "proof"), "restore": ("compose",)}   # parts of a phase, timed on the host
 
 
 def timings(t: dict[str, float]) -> str:
@@ -101,7 +101,8 @@ def timings(t: dict[str, float]) -> str:
     'connect 0.10s + facts 0.20s + apply 2.00s (compose 1.50s, proof 0.30s) + verify 0.01s + other 0.09s = total 2.40s'
     """
     parts, counted = [], 0.0
-    for phase in (p for p in PHASES if p in t):
+    inside = {k for ks in INSIDE.values() for k in ks}
+    for phase in (p for p in PHASES if p in t and not (p in inside and "apply" in t)):
         inner = ", ".join(f"{k} {t[k]:.2f}s" for k in INSIDE.get(phase, ()) if k in t)
         parts.append(f"{phase} {t[phase]:.2f}s" + (f" ({inner})" if inner else ""))
         counted += t[phase]
