@@ -291,6 +291,12 @@ def _port_free(port: int) -> bool:
     return True
 
 
+def _trust_key(h: LabHost, pubkey: str) -> None:
+    """Make the host trust this checkout's lab key (a host made by another checkout has that one's)."""
+    docker("exec", "-i", h.container, "sh", "-c", "cat > /home/ubuntu/.ssh/authorized_keys",
+           input=(pubkey + "\n").encode())
+
+
 def _start_container(h: LabHost, pubkey: str) -> None:
     state = docker("inspect", "-f", "{{.State.Running}}", h.container, check=False)
     if state.returncode == 0 and h.init != INIT:  # booted the other way: start it again as asked
@@ -298,9 +304,7 @@ def _start_container(h: LabHost, pubkey: str) -> None:
         docker("volume", "rm", h.volume, check=False)
         state = docker("inspect", "-f", "{{.State.Running}}", h.container, check=False)
     if state.returncode == 0 and state.stdout.decode().strip() == "true":
-        # reused: make sure it trusts this checkout's lab key
-        docker("exec", "-i", h.container, "sh", "-c", "cat > /home/ubuntu/.ssh/authorized_keys",
-               input=(pubkey + "\n").encode())
+        _trust_key(h, pubkey)   # reused: it may have been made by another checkout, with its key
         return
     if state.returncode == 0:  # a stopped leftover: start clean, engine state included
         docker("rm", "-f", h.container)
@@ -340,6 +344,8 @@ def reboot(h: LabHost, timeout: float = 90) -> float:
     started = time.monotonic()
     docker("restart", "-t", "20", h.container)
     _wait_ready(h, timeout)
+    # its boot trusts the key of the checkout that made it (LAB_PUBKEY); a reused host must keep trusting ours
+    _trust_key(h, _ensure_key())
     return time.monotonic() - started
 
 
