@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(
 
 HOST = "real1"
 OVERRIDE = "/opt/airflow/docker-compose.hostprep.yml"
-RUN_ID = "hostprep_drain_test"
+RUN_ID = f"hostprep_drain_{time.time_ns()}"   # the stack's database outlives a pristine reset: a run id is used once
 TASK_CONTAINERS = f"docker ps -a -q --filter ancestor={real_airflow.TASK_IMAGE}"
 
 
