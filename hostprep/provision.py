@@ -133,6 +133,7 @@ def _apply(t: Transport, report: HostReport, before: Facts, settings: HostSettin
     start = _timed(report, "apply", start)
     if not outcome.ok:
         if "@@hostprep:snapshot " not in outcome.log:   # stopped before its snapshot: nothing was changed
+            snapshots.discard_local(report.host, snap_id)   # nor is it a state to roll back to
             said = outcome.exit_code in (apply.DRIFTED, apply.DRAIN_TIMEOUT, apply.DRAIN_FAILED)   # their messages say it
             return report.fail(outcome.error() + ("" if said else "; nothing was changed"))
         report.snapshot_id = snap_id
@@ -198,15 +199,11 @@ def rollback(t: Transport, settings: HostSettings, snap_id: str | None = None, *
     the snapshot says."""
     report = HostReport(t.endpoint.name)
     start = time.monotonic()
-    try:
-        snap = snapshots.load_local(report.host, snap_id) or snapshots.fetch_remote(t, snap_id, settings)
-        if snap is None:
-            return report.fail(f"no snapshot{' ' + snap_id if snap_id else ''} for {report.host}; nothing was changed")
-        snapshots.check(snap, report.host, settings)
-    except snapshots.SnapshotRefused as exc:
-        return report.fail(f"{exc}; nothing was changed")
     before = gather(t, settings, deep=False)
     report.before = worker_view(before)
+    snap = _snapshot_to_restore(t, settings, before, snap_id)
+    if isinstance(snap, str):
+        return report.fail(f"{snap}; nothing was changed")
     report.snapshot_id = snap["id"]
     if before.unsafe_paths:   # re-checked on the host too, by every action
         return report.fail("refused: " + "; ".join(before.unsafe_paths) + "; nothing was changed")
@@ -236,6 +233,26 @@ def rollback(t: Transport, settings: HostSettings, snap_id: str | None = None, *
     if diffs:
         return report.fail("host does not match the snapshot after rollback: " + "; ".join(diffs))
     return report
+
+
+def _snapshot_to_restore(t: Transport, settings: HostSettings, facts: Facts,
+                         snap_id: str | None) -> dict[str, Any] | str:
+    """The given snapshot, else the one taken by the change the host's record says is applied (not merely
+    the newest here, which another controller or a refused run may have made), else the newest; or why none."""
+    host = t.endpoint.name
+    sid = (facts.record or {}).get("snapshot_id")
+    recorded = sid if not snap_id and isinstance(sid, str) and snapshots.SNAPSHOT_ID.fullmatch(sid) else None
+    snap_id = snap_id or recorded
+    try:
+        snap = snapshots.load_local(host, snap_id) or snapshots.fetch_remote(t, snap_id, settings)
+        if snap is None and recorded:
+            return (f"the host's record says snapshot {recorded} holds the state before its change, but neither "
+                    "this controller nor the host has it; pick one with --snapshot ID (`invoke snapshots` lists them)")
+        if snap is None:
+            return f"no snapshot{' ' + snap_id if snap_id else ''} for {host}"
+        return snapshots.check(snap, host, settings)
+    except snapshots.SnapshotRefused as exc:
+        return str(exc)
 
 
 def _facts_after(t: Transport, settings: HostSettings, outcome: apply.Outcome, *, deep: bool,

@@ -315,6 +315,12 @@ def list_local(host: str) -> list[dict[str, Any]]:
     return out
 
 
+def discard_local(host: str, snap_id: str) -> None:
+    """Forget a snapshot whose change never started (its apply stopped before storing it on the host)."""
+    if SNAPSHOT_ID.fullmatch(snap_id):
+        (host_dir(host) / "snapshots" / f"{snap_id}.json").unlink(missing_ok=True)
+
+
 def load_local(host: str, snap_id: str | None = None) -> dict[str, Any] | None:
     snaps = list_local(host)
     if snap_id is None:

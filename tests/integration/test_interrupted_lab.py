@@ -17,6 +17,7 @@ import pytest
 from hostprep import audit as aud
 from hostprep import commands
 from hostprep import provision as prov
+from hostprep import snapshots
 from hostprep.fleet import ConnectOptions
 from hostprep.host_lock import parse_holder
 from hostprep.results import CHANGED, FAILED, OK
@@ -45,6 +46,16 @@ def provision(name: str, strategy: str | None = None, **kw: object) -> prov.Host
 def rollback(name: str, **kw: object) -> prov.HostReport:
     with connect(name) as t:
         return prov.rollback(t, settings(name), **kw)  # type: ignore[arg-type]
+
+
+def hold_lock(h: lab.LabHost) -> str:
+    """Another run's live lock (a sleeping process holds it); its pid."""
+    pid = h.exec("setsid sleep 60 >/dev/null 2>&1 < /dev/null & echo $!").strip()
+    start = h.exec(f"sed 's/^.*) //' /proc/{pid}/stat | cut -d' ' -f20").strip()
+    boot = h.exec("cat /proc/sys/kernel/random/boot_id").strip()
+    h.exec(f"mkdir /var/lib/hostprep/lock && echo other:1:zz > /var/lib/hostprep/lock/owner && "
+           f"echo 'pid={pid} start={start} boot={boot} owner=other:1:zz mode=apply' > /var/lib/hostprep/lock/holder")
+    return pid
 
 
 def no_lock(h: lab.LabHost) -> bool:
@@ -174,11 +185,7 @@ def test_the_next_provision_undoes_a_dead_build_then_converges(lab1: lab.LabHost
 
 def test_rollback_waits_for_a_live_lock_then_refuses_naming_its_holder(lab1: lab.LabHost) -> None:
     assert provision("lab1", "group-add", smoke=False).status == CHANGED
-    pid = lab1.exec("setsid sleep 60 >/dev/null 2>&1 < /dev/null & echo $!").strip()
-    start = lab1.exec(f"sed 's/^.*) //' /proc/{pid}/stat | cut -d' ' -f20").strip()
-    boot = lab1.exec("cat /proc/sys/kernel/random/boot_id").strip()
-    lab1.exec(f"mkdir /var/lib/hostprep/lock && echo other:1:zz > /var/lib/hostprep/lock/owner && "
-              f"echo 'pid={pid} start={start} boot={boot} owner=other:1:zz mode=apply' > /var/lib/hostprep/lock/holder")
+    pid = hold_lock(lab1)
     try:
         t0 = time.monotonic()
         report = rollback("lab1", lock_wait=2)
@@ -191,6 +198,25 @@ def test_rollback_waits_for_a_live_lock_then_refuses_naming_its_holder(lab1: lab
     assert undone.status == CHANGED, undone.error
     assert any("lock taken-over" in w for w in undone.warnings)
     assert no_lock(lab1)
+
+
+def test_a_run_refused_before_its_snapshot_is_not_what_a_later_rollback_restores(lab1: lab.LabHost) -> None:
+    """A refused run's snapshot (taken on the controller, never stored on the host) is forgotten; a plain
+    rollback undoes the change the host's record names, not merely the newest snapshot here."""
+    first = provision("lab1", "group-add", smoke=False)
+    assert first.status == CHANGED, first.error
+    lab1.exec("rm /opt/airflow/docker-compose.hostprep.yml")   # drift: the next run has a change to make
+    kept = {s["id"] for s in snapshots.list_local("lab1")}
+    pid = hold_lock(lab1)
+    try:
+        refused = provision("lab1", "group-add", smoke=False, lock_wait=1)
+    finally:
+        lab1.exec(f"kill {pid}; rm -rf /var/lib/hostprep/lock")
+    assert refused.status == FAILED and "nothing was changed" in (refused.error or ""), refused.error
+    assert {s["id"] for s in snapshots.list_local("lab1")} == kept
+    undone = rollback("lab1")
+    assert (undone.status, undone.snapshot_id) == (CHANGED, first.snapshot_id), undone.error
+    assert facts_of("lab1", deep=False).record is None
 
 
 def test_break_lock_is_recorded_in_the_hosts_journal(lab1: lab.LabHost) -> None:
