@@ -39,7 +39,9 @@ def preconditions(facts: Facts, settings: HostSettings, strategy: str) -> list[s
                    "inspect it (and `invoke snapshots`) before changing anything")
     recorded = (facts.record or {}).get("strategy")
     if recorded and recorded != strategy:
-        out.append(f"strategy {recorded} is applied on this host; `invoke rollback` it before applying {strategy}")
+        out.append(f"strategy {recorded} is applied on this host, and the snapshot from before hostprep's first fix "
+                   f"(which switching to {strategy} undoes to) is on neither this controller nor the host; "
+                   f"`invoke rollback` it before applying {strategy}")
     return out
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from hostprep import apply, draining, smoke, snapshots, strategies
+from hostprep import apply, draining, smoke, snapshots, strategies, switch
 from hostprep.access import worker_view
 from hostprep.facts import Facts, gather, parse_probe, probe_env
 from hostprep.plan import Plan, make_plan
@@ -54,7 +54,7 @@ def provision(t: Transport, settings: HostSettings, opts: Options) -> HostReport
             return report
         before = gather(t, settings, deep=opts.deep_before, docker_url=url)
     start = _timed(report, "facts", start)
-    plan = make_plan(before, settings, opts.strategy)
+    plan, base = _planned(t, settings, before, opts.strategy or settings.strategy)
     report.plan, report.before = plan, worker_view(before)
     report.warnings += plan.warnings
     if plan.blocked:
@@ -64,7 +64,36 @@ def provision(t: Transport, settings: HostSettings, opts: Options) -> HostReport
             return report.fail(f"another hostprep run holds the host lock ({before.lock.describe()}): "
                                "the host may be mid-change; nothing was changed, try again later")
         return _unchanged(t, report, before, settings, plan, opts, start)
-    return _apply(t, report, before, settings, plan, opts, start)
+    return _apply(t, report, before, settings, plan, opts, start, base)
+
+
+def _planned(t: Transport, settings: HostSettings, facts: Facts, strategy: str) -> tuple[Plan, dict[str, Any] | None]:
+    """The plan; switching from the recorded strategy, it undoes that first, and the base it undoes to
+    goes with it (for the snapshot). Without the base the plan refuses the switch."""
+    recorded = (facts.record or {}).get("strategy")
+    base = _switch_base(t, settings, facts) if recorded and recorded != strategy else None
+    if base is None:
+        return make_plan(facts, settings, strategy), None
+    return switch.plan(facts, settings, strategy, base)
+
+
+def _switch_base(t: Transport, settings: HostSettings, facts: Facts) -> dict[str, Any] | None:
+    """The host before hostprep's first fix, found from the snapshot its record names (None: not found)."""
+    sid = (facts.record or {}).get("snapshot_id")
+    for _ in range(switch.MAX_CHAIN):
+        if not isinstance(sid, str) or not snapshots.SNAPSHOT_ID.fullmatch(sid):
+            return None
+        try:
+            snap = snapshots.load_local(t.endpoint.name, sid) or snapshots.fetch_remote(t, sid, settings)
+        except snapshots.SnapshotRefused:
+            return None
+        if snap is None:
+            return None
+        back = switch.step_back(snap)
+        if not isinstance(back, str):
+            return back
+        sid = back
+    return None
 
 
 def recover(t: Transport, settings: HostSettings, facts: Facts, report: HostReport) -> bool:
@@ -109,12 +138,12 @@ def _unchanged(t: Transport, report: HostReport, before: Facts, settings: HostSe
 
 
 def _apply(t: Transport, report: HostReport, before: Facts, settings: HostSettings, plan: Plan, opts: Options,
-           start: float) -> HostReport:
+           start: float, base: dict[str, Any] | None = None) -> HostReport:
     """Snapshot, then one exec: the change, hostprep's record of it, releasing the lock, then the proof
     (facts, in-worker id and docker ps). A failed verification replays the snapshot, which puts the
     previous record back too."""
     snap_id = snapshots.new_id()
-    snap = snapshots.take(before, plan, snap_id)
+    snap = {**snapshots.take(before, plan, snap_id), **({"base": base} if base else {})}   # a switch's: see switch.py
     snapshots.save_local(snap)
     owner = apply.lock_owner()
     record = snapshots.record(plan, snap_id, before.access_gid, _now())

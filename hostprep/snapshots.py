@@ -61,7 +61,7 @@ def take(facts: Facts, plan: Plan, snap_id: str) -> dict[str, Any]:
         elif action.op in ("mkdir", "chown") and path in bind:
             d = bind[path]
             dirs[path] = {"existed": d.exists, "uid": d.uid, "gid": d.gid, "mode": d.mode}
-    builds = any(a.op == "compose-build" for a in plan.actions)
+    builds = any(a.op in ("compose-build", "tag") for a in plan.actions)   # the image is replaced: keep its id
     return {
         "id": snap_id,
         "host": facts.host,
@@ -117,8 +117,9 @@ def restore_actions(snap: dict[str, Any]) -> tuple[list[Action], list[str]]:
 
 def record(plan: Plan, snap_id: str, docker_gid: int | None, at: str) -> dict[str, Any]:
     """hostprep's record of what it applied (written to the host's state.json with the change)."""
-    return {"strategy": plan.strategy, "snapshot_id": snap_id, "docker_gid": docker_gid,
-            "services": list(plan.services), "applied_at": at, "hostprep_version": __version__}
+    rec = {"strategy": plan.strategy, "snapshot_id": snap_id, "docker_gid": docker_gid,
+           "services": list(plan.services), "applied_at": at, "hostprep_version": __version__}
+    return {**rec, "switched_from": plan.switched_from} if plan.switched_from else rec
 
 
 def state_action(rec: dict[str, Any] | None) -> Action:
@@ -202,6 +203,15 @@ def check(snap: Any, host: str, settings: HostSettings | None = None) -> dict[st
     record), so a forged snapshot can neither write elsewhere nor land in another host's store.
     """
     why = _shape_problem(snap, host) or (_path_problem(snap, settings) if settings is not None else None)
+    base = snap.get("base") if why is None else None
+    if base is not None:   # a switch's: the host before hostprep's first fix (hostprep.switch)
+        if not isinstance(base, dict) or "base" in base:
+            why = "its base must be one snapshot"
+        else:
+            try:
+                check(base, host, settings)
+            except SnapshotRefused as exc:
+                why = f"its base: {str(exc).split('snapshot refused: ', 1)[-1]}"
     if why is None:
         try:
             restore_actions(snap)

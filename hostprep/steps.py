@@ -67,6 +67,7 @@ class Plan:
     added_services: tuple[str, ...] = ()    # of those, the ones a rollback removes (not there before)
     added_networks: tuple[str, ...] = ()    # networks the override adds that a rollback removes
     project: str | None = None              # the Compose project name (its networks carry it)
+    switched_from: str | None = None        # the recorded strategy this plan undoes first (hostprep.switch)
 
     @property
     def changed(self) -> bool:

@@ -67,6 +67,35 @@ def test_provision_fixes_the_worker_and_rollback_restores_the_host_exactly(
     assert facts_of(name).worker.id_output == "uid=50000(airflow) gid=0(root) groups=0(root)"
 
 
+@pytest.mark.parametrize("name, first, then", [("lab1", "group-add", "chmod"), ("lab2", "chmod", "dockerfile")])
+def test_switching_strategy_undoes_the_recorded_fix_first_and_a_rollback_returns_to_it(
+        name: str, first: str, then: str, pristine: Pristine) -> None:
+    """Issue 19: another strategy is an explicit change under one snapshot, not a refusal and not a second fix
+    stacked on the first."""
+    pristine(name)
+    original = state_of(name)
+    assert provision(name, first).status == CHANGED
+    fixed = state_of(name)
+    checked = provision(name, then, check=True)
+    assert checked.status == CHANGED and checked.plan is not None and checked.plan.switched_from == first
+    assert any(s.name.startswith(f"undo {first}: ") for s in checked.plan.steps), [s.name for s in checked.plan.steps]
+    assert state_of(name) == fixed, "--check changed the host"
+
+    switched = provision(name, then)
+    assert switched.status == CHANGED, switched.error
+    after = facts_of(name, deep=True)
+    assert after.record and (after.record["strategy"], after.record["switched_from"]) == (then, first)
+    assert after.worker.docker_ps_rc == 0 and after.worker.proc_gid == 0
+    assert (after.socket.mode == 0o666) == (then == "chmod")   # chmod's 666 is undone when leaving it
+    assert after.files["docker-compose.hostprep.yml"].exists == (then != "chmod")
+    assert provision(name, then).status == OK   # converged: the switch is not planned again
+
+    back = rollback(name)
+    assert (back.status, back.data["differences"]) == (CHANGED, []), back.error
+    assert state_of(name) == fixed and (facts_of(name).record or {}).get("strategy") == first
+    assert rollback(name).status == CHANGED and state_of(name) == original
+
+
 def test_a_failed_build_rolls_back_automatically(lab_hosts: dict[str, lab.LabHost], pristine: Pristine) -> None:
     h = lab_hosts["lab1"]
     pristine("lab1")

@@ -342,8 +342,9 @@ def test_no_compose_tool_blocks_the_plan() -> None:
 def test_another_recorded_strategy_must_be_rolled_back_first() -> None:
     facts = dataclasses.replace(facts_of("lab1_pristine"), record={"strategy": "dockerfile"})
     plan = make_plan(facts, LAB, "group-add")
-    assert plan.problems == ("strategy dockerfile is applied on this host; `invoke rollback` it before applying "
-                             "group-add",)
+    (problem,) = plan.problems   # without the snapshot from before it (see test_switch.py for the switch)
+    assert problem.startswith("strategy dockerfile is applied on this host") and problem.endswith(
+        "`invoke rollback` it before applying group-add")
 
 
 def test_the_same_recorded_strategy_is_not_a_problem() -> None:
