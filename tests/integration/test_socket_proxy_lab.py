@@ -106,6 +106,33 @@ def test_socket_proxy_gives_the_worker_docker_through_the_proxy_only_and_rolls_b
     assert h.exec(f"docker network ls -q --filter label=com.docker.compose.network={NETWORK}").strip() == ""
 
 
+def test_switching_from_socket_proxy_removes_the_proxy_and_its_network_and_a_rollback_brings_them_back(
+        proxy_host: Callable[[str], lab.LabHost]) -> None:
+    h = proxy_host("lab1")
+    original = state_of("lab1")
+    proxied = "docker ps -q --filter status=running --filter label=com.docker.compose.service=" + SERVICE
+    network = f"docker network ls -q --filter label=com.docker.compose.network={NETWORK}"
+    assert provision("lab1").status == CHANGED
+    assert h.exec(proxied).strip() and h.exec(network).strip()
+
+    switched = provision("lab1", strategy="group-add")
+    assert switched.status == CHANGED, switched.error
+    assert switched.plan is not None and [s.name for s in switched.plan.steps][0] == f"undo socket-proxy: remove {SERVICE}"
+    assert h.exec(f"docker ps -aq --filter label=com.docker.compose.service={SERVICE}").strip() == ""
+    assert h.exec(network).strip() == "", "the proxy's network outlived the switch"
+    f = proxy_facts("lab1")
+    assert f.record and f.record["strategy"] == "group-add"
+    worker = f.service_containers("airflow-worker")[0]
+    assert worker.docker_host is None and worker.mounts_path("/var/run/docker.sock")
+
+    back = rollback("lab1")   # to socket-proxy, exactly: the proxy runs again and the worker reaches Docker through it
+    assert (back.status, back.data["differences"]) == (CHANGED, []), back.error
+    assert h.exec(proxied).strip()
+    again = proxy_facts("lab1")
+    assert again.worker.docker_ps_rc == 0 and dict(again.worker.denied) == {a: "403" for a in AREAS}
+    assert rollback("lab1").status == CHANGED and state_of("lab1") == original
+
+
 def test_a_task_longer_than_the_proxy_timeout_survives(proxy_host: Callable[[str], lab.LabHost]) -> None:
     """The proxy's client/server timeout shortened to 3 s: a 7 s task (silent attach, long wait) still
     ends well, while an ordinary call that takes longer than 3 s is cut (the timeout is real)."""
