@@ -33,11 +33,11 @@ SELECT_HELP = {
 }
 
 
-def _sel(host, group, limit, inventory):
+def _sel(host: str | None, group: str | None, limit: str | None, inventory: str | None) -> commands.Selection:
     return commands.Selection(inventory=inventory, host=host, group=group, limit=limit)
 
 
-def _conn(known_hosts, accept_new, timeout):
+def _conn(known_hosts: str | None, accept_new: bool, timeout: float | str) -> ConnectOptions:
     return ConnectOptions(known_hosts=known_hosts, accept_new=accept_new, connect_timeout=float(timeout))
 
 
@@ -68,7 +68,7 @@ def _show(reply: commands.Reply) -> None:
         raise Exit(code=reply.code)
 
 
-def _run(fn, *args, **kwargs):
+def _run(fn: Callable[..., commands.Reply], *args: object, **kwargs: object) -> None:
     """Turn bad input into a clear one-line error and exit code 2 (nothing was changed)."""
     try:
         reply = fn(*args, **kwargs)
@@ -90,8 +90,9 @@ def _drain(timeout: object, force: bool) -> Drain:
 
 
 @task(help=SELECT_HELP | {"shallow": "skip the checks that exec inside the worker (id, docker ps)"})
-def facts(c, host=None, group=None, limit=None, inventory=None, json=False, shallow=False,
-          known_hosts=None, accept_new=False, timeout=10):
+def facts(c: Context, host: str | None = None, group: str | None = None, limit: str | None = None,
+          inventory: str | None = None, json: bool = False, shallow: bool = False, known_hosts: str | None = None,
+          accept_new: bool = False, timeout: int = 10) -> None:
     """Gather facts (one SSH exec per host) and show them as a table or --json."""
     _run(commands.facts, _sel(host, group, limit, inventory), _conn(known_hosts, accept_new, timeout),
          as_json=json, deep=not shallow, progress=_progress())
@@ -110,9 +111,12 @@ def facts(c, host=None, group=None, limit=None, inventory=None, json=False, shal
     "serial": "a rolling change: N hosts (or P% of them) per batch, each changed and verified before the next",
     "max_fail": "with --serial: stop the rollout when more than P% of a batch failed (0%: any failure)",
 })
-def provision(c, host=None, group=None, limit=None, inventory=None, strategy=None, check=False, json=False,
-              known_hosts=None, accept_new=False, timeout=10, forks=32, lock_wait=10, smoke_dag=None,
-              no_smoke=False, break_lock=False, drain_timeout=1800, force=False, serial=None, max_fail=None):
+def provision(c: Context, host: str | None = None, group: str | None = None, limit: str | None = None,
+              inventory: str | None = None, strategy: str | None = None, check: bool = False, json: bool = False,
+              known_hosts: str | None = None, accept_new: bool = False, timeout: int = 10, forks: int = 32,
+              lock_wait: int = 10, smoke_dag: str | None = None, no_smoke: bool = False, break_lock: bool = False,
+              drain_timeout: int = 1800, force: bool = False, serial: str | None = None,
+              max_fail: str | None = None) -> None:
     """Fix Docker socket access for the Airflow worker: plan, snapshot, apply, recreate, verify."""
 
     def run() -> commands.Reply:
@@ -135,9 +139,10 @@ def provision(c, host=None, group=None, limit=None, inventory=None, strategy=Non
     "lock_wait": "seconds to wait for another run's host lock (default 10); a stale lock is taken over at once",
     "break_lock": "remove the host lock whoever holds it (a person decided; recorded in the host's journal)",
 } | DRAIN_HELP)
-def rollback(c, host=None, group=None, limit=None, inventory=None, snapshot=None, json=False,
-             known_hosts=None, accept_new=False, timeout=10, lock_wait=10, break_lock=False, drain_timeout=1800,
-             force=False):
+def rollback(c: Context, host: str | None = None, group: str | None = None, limit: str | None = None,
+             inventory: str | None = None, snapshot: str | None = None, json: bool = False,
+             known_hosts: str | None = None, accept_new: bool = False, timeout: int = 10, lock_wait: int = 10,
+             break_lock: bool = False, drain_timeout: int = 1800, force: bool = False) -> None:
     """Restore a host from its snapshot exactly, then verify it matches."""
     _run(lambda: commands.rollback(_sel(host, group, limit, inventory), _conn(known_hosts, accept_new, timeout),
                                    snapshot, as_json=json, color=sys.stdout.isatty(), lock_wait=int(lock_wait),
@@ -145,8 +150,9 @@ def rollback(c, host=None, group=None, limit=None, inventory=None, snapshot=None
 
 
 @task(help=SELECT_HELP)
-def status(c, host=None, group=None, limit=None, inventory=None, json=False,
-           known_hosts=None, accept_new=False, timeout=10):
+def status(c: Context, host: str | None = None, group: str | None = None, limit: str | None = None,
+           inventory: str | None = None, json: bool = False, known_hosts: str | None = None, accept_new: bool = False,
+           timeout: int = 10) -> None:
     """Per host: the lock's holder and age, how the last run ended (the host's journal), the latest
     snapshot, and whether the host is mid-change (with what to run)."""
     _run(commands.status, _sel(host, group, limit, inventory), _conn(known_hosts, accept_new, timeout),
@@ -154,8 +160,9 @@ def status(c, host=None, group=None, limit=None, inventory=None, json=False,
 
 
 @task(help=SELECT_HELP)
-def snapshots(c, host=None, group=None, limit=None, inventory=None, json=False,
-              known_hosts=None, accept_new=False, timeout=10):
+def snapshots(c: Context, host: str | None = None, group: str | None = None, limit: str | None = None,
+              inventory: str | None = None, json: bool = False, known_hosts: str | None = None,
+              accept_new: bool = False, timeout: int = 10) -> None:
     """List the snapshots stored on each host."""
     _run(commands.snapshots, _sel(host, group, limit, inventory), _conn(known_hosts, accept_new, timeout),
          as_json=json)
@@ -164,7 +171,7 @@ def snapshots(c, host=None, group=None, limit=None, inventory=None, json=False,
 # ------------------------------------------------------------------ audit
 
 
-def _run_audit(fn, *args, **kwargs):
+def _run_audit(fn: Callable[..., commands.Reply], *args: object, **kwargs: object) -> None:
     """Like _run, but bad input exits 1: 2 and 3 are audit verdicts."""
     try:
         reply = fn(*args, **kwargs)
@@ -184,9 +191,11 @@ def _run_audit(fn, *args, **kwargs):
     "forks": "hosts audited in parallel (default 32)",
     "shard": "I/N: audit only a stable 1/N of the selected hosts (merge the N reports with audit.merge)",
 })
-def audit(c, host=None, group=None, limit=None, inventory=None, json=False, deep=False, fix=False, junit=None,
-          prom=None, json_file=None, report_dir=None, known_hosts=None, accept_new=False, timeout=10, forks=32,
-          shard=None):
+def audit(c: Context, host: str | None = None, group: str | None = None, limit: str | None = None,
+          inventory: str | None = None, json: bool = False, deep: bool = False, fix: bool = False,
+          junit: str | None = None, prom: str | None = None, json_file: str | None = None,
+          report_dir: str | None = None, known_hosts: str | None = None, accept_new: bool = False, timeout: int = 10,
+          forks: int = 32, shard: str | None = None) -> None:
     """Report drift from the desired state on each host; read-only unless --fix. Exit 0 clean, 2 drift, 3 unaudited."""
     outputs = commands.AuditOutputs(as_json=json, junit=junit, prom=prom, json_file=json_file, report_dir=report_dir)
     sel = commands.Selection(inventory=inventory, host=host, group=group, limit=limit, shard=shard)
@@ -210,7 +219,7 @@ def audit_merge(c: Context, report: list[str], json: bool = False, junit: str | 
 
 
 @task(name="history", help={"host": "only these hosts (a:b or a,b)", "json": "print machine-readable JSON"})
-def audit_history(c, host=None, json=False):
+def audit_history(c: Context, host: str | None = None, json: bool = False) -> None:
     """Show when each drift began and ended, from the controller's audit history."""
     _run_audit(commands.audit_history, host, as_json=json)
 
@@ -223,8 +232,10 @@ def audit_history(c, host=None, json=False):
     "systemd": "write systemd user units (service + timer) instead of a crontab entry",
     "unit_dir": "where --systemd writes units (default ~/.config/systemd/user)",
 })
-def audit_schedule(c, every="15m", host=None, group=None, limit=None, inventory=None, report_dir=None,
-                   deep=False, show=False, systemd=False, unit_dir=None):
+def audit_schedule(c: Context, every: str = "15m", host: str | None = None, group: str | None = None,
+                   limit: str | None = None, inventory: str | None = None, report_dir: str | None = None,
+                   deep: bool = False, show: bool = False, systemd: bool = False,
+                   unit_dir: str | None = None) -> None:
     """Install the audit in the user's crontab (a marked block; other entries untouched)."""
     if show:
         _run_audit(commands.audit_schedule_show)
@@ -236,7 +247,7 @@ def audit_schedule(c, every="15m", host=None, group=None, limit=None, inventory=
 
 @task(name="unschedule", help={"systemd": "remove the systemd user units instead",
                                "unit_dir": "where --systemd wrote units (default ~/.config/systemd/user)"})
-def audit_unschedule(c, systemd=False, unit_dir=None):
+def audit_unschedule(c: Context, systemd: bool = False, unit_dir: str | None = None) -> None:
     """Remove exactly hostprep's audit entry from the crontab."""
     _run_audit(commands.audit_unschedule, systemd=systemd, unit_dir=unit_dir)
 

@@ -68,8 +68,13 @@ def fan_out(
     on_done: Callable[[HostReport], None] | None = None,
 ) -> FleetReport:
     """Run ``job`` on every host; reports come back in inventory order."""
+    return _parallel(entries, validate_all(entries), job, opts, forks, on_done)
+
+
+def _parallel(entries: Sequence[HostEntry], settings: Sequence[HostSettings], job: HostJob, opts: ConnectOptions,
+              forks: int, on_done: Callable[[HostReport], None] | None) -> FleetReport:
+    """``fan_out`` on hosts already validated (``settings`` in the same order)."""
     started = time.monotonic()
-    settings = validate_all(entries)
     reports: dict[str, HostReport] = {}
     with ThreadPoolExecutor(max_workers=max(1, min(forks, len(entries)))) as pool:
         futures = {pool.submit(_one, e, s, job, opts): e.name for e, s in zip(entries, settings)}
@@ -94,7 +99,7 @@ def rolling(
     before the next); a batch that fails beyond ``rollout.max_fail`` stops the rollout, and the hosts
     of the later batches are reported as not started. Every host is validated before the first batch."""
     started = time.monotonic()
-    validate_all(entries)
+    settings = dict(zip((e.name for e in entries), validate_all(entries)))
     reports: list[HostReport] = []
     stopped = None
     batches = rollout.batches(entries)
@@ -102,7 +107,7 @@ def rolling(
         if stopped:
             reports += [HostReport(e.name, NOT_STARTED, error=f"not started: {stopped}") for e in batch]
             continue
-        done = fan_out(batch, job, opts, forks=forks, on_done=on_done).reports
+        done = _parallel(batch, [settings[e.name] for e in batch], job, opts, forks, on_done).reports
         reports += done
         failed = sum(r.failed for r in done)
         if i < len(batches) and rollout.stops_after(failed, len(done)):
