@@ -78,6 +78,7 @@ take_lock() {
     held=1; hold
 }
 take_lock
+resume_stale   # a worker a dead run left drained takes work again first
 
 refuse() { say "refused $*"; exit 77; }
 # at PATH: enter PATH's directory (in a subshell the caller opened); $base is the name inside it.
@@ -184,6 +185,7 @@ if [ "$failed" != 0 ]; then
     fi
     exit "$failed"
 fi
+undrain   # a drained worker is recreated by now (then this does nothing); its note goes
 release; held=
 say done
 if [ -n "${PROBE:-}" ]; then

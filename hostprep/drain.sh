@@ -8,7 +8,10 @@
 # its consumers (it takes no new work), then ask it for its active and reserved tasks until there are
 # none. On timeout its consumers are added back and the apply stops before its snapshot. What the
 # worker prints is data: only this run's nonce-fenced lines are kept, and they travel base64-encoded.
-DRAIN_PY='import json, sys, time
+# A drained worker is written down in $STATE_DIR/drained ("CID NODE QUEUE...", root-only) before its
+# consumers are cancelled and until it is recreated or resumed, so a run killed in between (SIGKILL,
+# OOM: its traps never ran) leaves a note that the next run holding the lock acts on (resume_stale).
+DRAIN_PY='import json, re, sys, time
 mode, timeout, node, nonce = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 def out(kind, **kw):
     print("@@drain-%s %s %s" % (nonce, kind, json.dumps(kw)), flush=True)
@@ -34,12 +37,21 @@ def ask():
     return [describe(t) for t in act.get(node, []) + ((res or {}).get(node) or [])]
 def queues():
     q = ctl.inspect(destination=[node], timeout=5).active_queues() or {}
-    return [x["name"] for x in q.get(node, []) if isinstance(x, dict) and "name" in x]
-if mode == "resume":
-    for q in sys.argv[5:]:
+    names = [x["name"] for x in q.get(node, []) if isinstance(x, dict) and "name" in x]
+    return [n for n in names if re.fullmatch(r"[A-Za-z0-9_.:-]{1,200}", str(n))]
+def resume(qs):
+    for q in qs:
         ctl.add_consumer(q, destination=[node], reply=True, timeout=5)
-    out("resumed", queues=sys.argv[5:]); sys.exit(0)
-end = time.monotonic() + timeout
+if mode == "resume":
+    resume(sys.argv[5:]); out("resumed", queues=sys.argv[5:]); sys.exit(0)
+if mode == "wait":
+    end, total, qs, tasks = time.monotonic() + timeout, int(sys.argv[5]), sys.argv[6:], ask() or []
+    waited = time.monotonic()
+    while tasks and time.monotonic() < end:
+        time.sleep(2); tasks = ask() or []
+    if tasks:
+        resume(qs); out("timeout", tasks=tasks, queues=qs, timeout=total); sys.exit(5)
+    out("drained", queues=qs, seconds=round(time.monotonic() - waited, 1)); sys.exit(0)
 answer_by = time.monotonic() + min(timeout, 120)   # a starting worker answers in seconds; a broken one never
 tasks = ask()
 while tasks is None and time.monotonic() < answer_by:
@@ -49,27 +61,29 @@ if tasks is None:
 if mode == "list":
     out("running", tasks=tasks); sys.exit(0)
 qs = queues()
+print("@@drain-%s queues %s" % (nonce, " ".join(qs)), flush=True)
 for q in qs:
     ctl.cancel_consumer(q, destination=[node], reply=True, timeout=5)
-out("cancelled", queues=qs, tasks=tasks)
-waited = time.monotonic()
-while tasks and time.monotonic() < end:
-    time.sleep(2); tasks = ask() or []
-if tasks:
-    for q in qs:
-        ctl.add_consumer(q, destination=[node], reply=True, timeout=5)
-    out("timeout", tasks=tasks, queues=qs, timeout=timeout); sys.exit(5)
-out("drained", queues=qs, seconds=round(time.monotonic() - waited, 1)); sys.exit(0)'
+out("cancelled", queues=qs, tasks=tasks); sys.exit(0)'
 
 drained=        # "CID NODE QUEUE..." of a worker this run drained and has not recreated yet
+DRAINED_FILE="$STATE_DIR/drained"
+# note_drained "CID NODE QUEUE...": written down before the worker stops consuming
+note_drained() { printf '%s\n' "$1" | put "$DRAINED_FILE.new" $(( ${#1} + 1 )) && mv -f "$DRAINED_FILE.new" "$DRAINED_FILE"; }
 # drain_py CID MODE ARGS...: the drain script in the worker; only its fenced lines, re-said encoded
+# (a "queues" line, from cancel, is written down with the worker instead)
 drain_py() {
     _cid=$1; shift
     _nonce=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
     _out=$(docker exec "$_cid" python3 -c "$DRAIN_PY" "$1" "$2" "$3" "$_nonce" "$@" </dev/null 2>/dev/null); _rc=$?
     printf '%s\n' "$_out" | while IFS= read -r _l; do
-        case "$_l" in "@@drain-$_nonce "*) _l=${_l#"@@drain-$_nonce "}
-            say "drain $3 ${_l%% *} $(printf '%s' "${_l#* }" | base64 -w0)" ;; esac
+        case "$_l" in
+        "@@drain-$_nonce queues"*) _q=""
+            for q in ${_l#"@@drain-$_nonce queues"}; do case "$q" in *[!A-Za-z0-9_.:-]*) ;; *) _q="$_q $q" ;; esac; done
+            note_drained "$_cid $3$_q" ;;
+        "@@drain-$_nonce "*) _l=${_l#"@@drain-$_nonce "}
+            say "drain $3 ${_l%% *} $(printf '%s' "${_l#* }" | base64 -w0)" ;;
+        esac
     done
     return $_rc
 }
@@ -86,14 +100,20 @@ drain() {
         hn=$(docker inspect -f '{{.Config.Hostname}}' "$cid" 2>/dev/null)
         case "$hn" in ''|*[!A-Za-z0-9.-]*) say "drain celery@unknown error $(printf '{"why": "unusable hostname"}' | base64 -w0)"; return 79 ;; esac
         if [ "${FORCE:-0}" = 1 ]; then drain_py "$cid" list 30 "celery@$hn"; siblings; continue; fi
-        out=$(drain_py "$cid" drain "$DRAIN_TIMEOUT" "celery@$hn"); rc=$?
-        printf '%s\n' "$out"
+        t0=$(date +%s)
+        note_drained "$cid celery@$hn"   # its queues are added once known, before any is cancelled
+        drain_py "$cid" cancel "$DRAIN_TIMEOUT" "celery@$hn"; rc=$?
+        drained=$(head -n 1 "$DRAINED_FILE" 2>/dev/null)
+        if [ "$rc" != 0 ]; then   # a cancel that began is undone on the way out (finish: undrain)
+            [ "$(echo "$drained" | wc -w)" -gt 2 ] || { drained=; rm -f "$DRAINED_FILE"; }
+            return 79
+        fi
+        left=$(( DRAIN_TIMEOUT - ($(date +%s) - t0) )); [ "$left" -gt 0 ] || left=0
+        set -- $drained; shift 2
+        drain_py "$cid" wait "$left" "celery@$hn" "$DRAIN_TIMEOUT" "$@"; rc=$?
         case "$rc" in
-        0) qs=$(printf '%s\n' "$out" | sed -n 's/^@@hostprep:drain [^ ]* cancelled \(.*\)$/\1/p' | base64 -d 2>/dev/null |
-                sed -n 's/.*"queues": \[\([^]]*\)\].*/\1/p' | tr -d '",' )
-           drained="$cid celery@$hn"
-           for q in $qs; do case "$q" in *[!A-Za-z0-9_.:-]*) ;; *) drained="$drained $q" ;; esac; done ;;
-        5) siblings; return 78 ;;
+        0) ;;
+        5) drained=; rm -f "$DRAINED_FILE"; siblings; return 78 ;;   # it took its consumers back itself
         *) return 79 ;;
         esac
     done
@@ -103,8 +123,24 @@ undrain() {
     [ -n "$drained" ] || return 0
     set -- $drained; _c=$1; _n=$2; shift 2
     [ "$(docker inspect -f '{{.State.Running}}' "$_c" 2>/dev/null)" = true ] && drain_py "$_c" resume 30 "$_n" "$@"
-    drained=
+    drained=; rm -f "$DRAINED_FILE"
 }
+# resume_stale: under the lock, a worker a dead run drained (its note outlived it) takes work again;
+# one whose queues the run never learnt is only named (adding some queue it never had would be worse)
+resume_stale() {
+    [ -f "$DRAINED_FILE" ] || return 0
+    _d=$(head -n 1 "$DRAINED_FILE" 2>/dev/null); rm -f "$DRAINED_FILE"
+    case "$_d" in *[!A-Za-z0-9@_.:\ -]*|'') return 0 ;; esac   # not a note this script wrote: nothing runs with it
+    set -- $_d
+    case "${2:-}" in celery@?*) ;; *) return 0 ;; esac
+    if [ $# -gt 2 ]; then
+        note "a dead run left $2 drained; its consumers ($(echo "$_d" | cut -d' ' -f3-)) are added back"
+        say "drain-stale resumed $2"; drained=$_d; undrain
+    else
+        note "a dead run was draining $2 when it died; its queues are not known"; say "drain-stale unknown $2"
+    fi
+}
+
 # containers running on the host outside any Compose project (what the tasks started), for the report
 siblings() {
     docker ps --format '{{.Names}} {{.Image}} {{.Label "com.docker.compose.project"}}' </dev/null 2>/dev/null |

@@ -12,6 +12,7 @@ from typing import Any
 
 _LINE = re.compile(r"^@@hostprep:drain (celery@[A-Za-z0-9.-]{1,253}|celery@unknown) "
                    r"(cancelled|drained|timeout|running|silent|error|resumed) ([A-Za-z0-9+/=]{0,65536})$", re.M)
+_STALE = re.compile(r"^@@hostprep:drain-stale (resumed|unknown) (celery@[A-Za-z0-9.-]{1,253})$", re.M)
 _PLAIN = re.compile(r"[^A-Za-z0-9_.:+@/ -]")
 
 
@@ -91,6 +92,11 @@ def notes(log: str) -> list[str]:
             out.append(f"--force: recreating {e.node} kills its running tasks: {', '.join(e.tasks)}")
         elif e.kind == "running":
             out.append(f"--force: {e.node} ran no task")
+    for kind, node in _STALE.findall(log):
+        out.append(f"a run that died while draining {node} had left it taking no new tasks: its consumers were "
+                   "added back" if kind == "resumed" else
+                   f"a run that died while draining {node} may have left it taking no new tasks, and its queues "
+                   "were not recorded: check `celery inspect active_queues`, or recreate the worker")
     siblings = re.search(r"^@@hostprep:siblings (.*)$", log, re.M)
     if siblings:
         out.append(f"containers running outside the project (started by tasks?): {plain(siblings.group(1), 400)}")

@@ -59,3 +59,11 @@ def test_what_the_worker_says_cannot_forge_a_marker_or_reach_the_terminal_raw() 
     assert "\n" not in msg and "\x1b" not in msg
     assert draining.events("@@hostprep:drain celery@a;rm timeout e30=") == []   # a node name that is not plain
     assert draining.events("@@hostprep:drain celery@a timeout !!notbase64") == []
+
+
+def test_a_worker_a_dead_run_left_drained_is_named_whether_or_not_it_was_resumed() -> None:
+    resumed, unknown = draining.notes("@@hostprep:drain-stale resumed celery@w1\n"
+                                      "@@hostprep:drain-stale unknown celery@w2\n")
+    assert "celery@w1" in resumed and "consumers were added back" in resumed
+    assert "celery@w2" in unknown and "active_queues" in unknown
+    assert draining.notes("@@hostprep:drain-stale resumed celery@w1;reboot\n") == []   # not a plain node name
