@@ -5,6 +5,7 @@ default it waits (the worker takes no new work meanwhile), then recreates and ve
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -33,8 +34,8 @@ def airflow(h: lab.LabHost, *argv: str) -> str:
                   f"airflow {cmd} 2>/dev/null", timeout=300)
 
 
-def task_state(h: lab.LabHost) -> str:
-    out = airflow(h, "tasks", "state", real_airflow.LONG_DAG_ID, "work", RUN_ID)
+def task_state(h: lab.LabHost, run_id: str = RUN_ID) -> str:
+    out = airflow(h, "tasks", "state", real_airflow.LONG_DAG_ID, "work", run_id)
     return out.strip().splitlines()[-1].strip() if out.strip() else ""
 
 
@@ -89,3 +90,52 @@ def test_a_busy_worker_is_drained_before_it_is_recreated_and_a_short_drain_timeo
                      f"--filter event=create --filter image={real_airflow.TASK_IMAGE} --format '{{{{.ID}}}}'")
     assert len(created.split()) == 1, created
     assert h.exec(TASK_CONTAINERS).strip() == ""
+
+
+QUEUES = ("python3 -c \"from airflow.providers.celery.executors.celery_executor import app; "
+          "print(sorted(q['name'] for q in (app.control.inspect(destination=['{node}'], timeout=5)"
+          ".active_queues() or {{}}).get('{node}', [])))\"")
+
+
+def consumed_queues(h: lab.LabHost) -> str:
+    """The queues the worker consumes, as Celery's own inspect answers (``[]``: it takes no new work)."""
+    wid = worker_id(h)
+    node = "celery@" + h.exec(f"docker inspect -f '{{{{.Config.Hostname}}}}' {wid}").strip()
+    return h.exec(f"docker exec {wid} {QUEUES.format(node=node)} 2>/dev/null").strip().splitlines()[-1]
+
+
+def test_a_run_killed_mid_drain_leaves_a_note_and_the_next_run_gives_the_worker_its_queues_back(
+        lab_hosts: dict[str, lab.LabHost], pristine: Pristine) -> None:
+    """SIGKILL (its traps never run) while the worker is drained: the worker would take no new work for
+    good. The note the drain wrote first lets the next run under the lock add its consumers back."""
+    h = pristine(HOST)
+    with connect(HOST) as t:
+        assert prov.provision(t, settings(HOST), prov.Options(smoke=False)).status == CHANGED
+    h.exec(f"rm -f {OVERRIDE}")
+    assert consumed_queues(h) == "['default']"
+    airflow(h, "dags", "trigger", real_airflow.LONG_DAG_ID, "--run-id", RUN_ID + "_killed")
+    wait_for("the long task's container", lambda: h.exec(TASK_CONTAINERS).strip() != "", 240)
+
+    box: list[prov.HostReport] = []
+
+    def run() -> None:
+        with connect(HOST) as t:
+            box.append(prov.provision(t, settings(HOST), prov.Options(smoke=False)))
+    th = threading.Thread(target=run)
+    th.start()
+    wait_for("the drain's note, with the worker's queues",
+             lambda: len(h.exec("cat /var/lib/hostprep/drained 2>/dev/null || true").split()) > 2, 120)
+    pid = h.exec("sed -n 's/^pid=\\([0-9]*\\) .*/\\1/p' /var/lib/hostprep/lock/holder").strip()
+    h.exec(f"kill -9 {pid}")
+    th.join(300)
+    assert box and box[0].status == FAILED, box
+    assert consumed_queues(h) == "[]", "the killed run had not drained the worker: nothing to recover"
+
+    with connect(HOST) as t:
+        after = prov.provision(t, settings(HOST), prov.Options(smoke=False))
+    assert after.status == CHANGED, after.error
+    assert any("consumers were added back" in w for w in after.warnings), after.warnings
+    assert "a dead run left celery@" in h.exec("cat /var/lib/hostprep/journal.log")
+    assert consumed_queues(h) == "['default']"
+    assert h.exec("test -e /var/lib/hostprep/drained || echo gone").strip() == "gone"
+    assert task_state(h, RUN_ID + "_killed") == "success"   # the second run waited for it too
