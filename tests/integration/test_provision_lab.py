@@ -67,7 +67,8 @@ def test_provision_fixes_the_worker_and_rollback_restores_the_host_exactly(
     assert facts_of(name).worker.id_output == "uid=50000(airflow) gid=0(root) groups=0(root)"
 
 
-@pytest.mark.parametrize("name, first, then", [("lab1", "group-add", "chmod"), ("lab2", "chmod", "dockerfile")])
+@pytest.mark.parametrize("name, first, then", [("lab1", "group-add", "chmod"), ("lab2", "chmod", "dockerfile"),
+                                              ("lab1", "dockerfile", "group-add")])
 def test_switching_strategy_undoes_the_recorded_fix_first_and_a_rollback_returns_to_it(
         name: str, first: str, then: str, pristine: Pristine) -> None:
     """Issue 19: another strategy is an explicit change under one snapshot, not a refusal and not a second fix
