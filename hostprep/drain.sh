@@ -66,10 +66,15 @@ for q in qs:
     ctl.cancel_consumer(q, destination=[node], reply=True, timeout=5)
 out("cancelled", queues=qs, tasks=tasks); sys.exit(0)'
 
-drained=        # "CID NODE QUEUE..." of a worker this run drained and has not recreated yet
+drained=        # lines "CID NODE QUEUE...": the workers this run drained and has not recreated yet
 DRAINED_FILE="$STATE_DIR/drained"
-# note_drained "CID NODE QUEUE...": written down before the worker stops consuming
-note_drained() { printf '%s\n' "$1" | put "$DRAINED_FILE.new" $(( ${#1} + 1 )) && mv -f "$DRAINED_FILE.new" "$DRAINED_FILE"; }
+# note_drained CID [NODE QUEUE...]: CID's line in the note replaced by this one (none: CID's line dropped).
+# Written before the worker stops consuming; the note goes once no line is left.
+note_drained() {
+    _all=$( { grep -v "^$1 " "$DRAINED_FILE" 2>/dev/null; [ $# -lt 2 ] || echo "$*"; } | sed '/^$/d')
+    if [ -z "$_all" ]; then rm -f "$DRAINED_FILE"; return 0; fi
+    printf '%s\n' "$_all" | put "$DRAINED_FILE.new" $(( ${#_all} + 1 )) && mv -f "$DRAINED_FILE.new" "$DRAINED_FILE"
+}
 # drain_py CID MODE ARGS...: the drain script in the worker; only its fenced lines, re-said encoded
 # (a "queues" line, from cancel, is written down with the worker instead)
 drain_py() {
@@ -80,7 +85,7 @@ drain_py() {
         case "$_l" in
         "@@drain-$_nonce queues"*) _q=""
             for q in ${_l#"@@drain-$_nonce queues"}; do case "$q" in *[!A-Za-z0-9_.:-]*) ;; *) _q="$_q $q" ;; esac; done
-            note_drained "$_cid $3$_q" ;;
+            note_drained "$_cid" "$3" $_q ;;
         "@@drain-$_nonce "*) _l=${_l#"@@drain-$_nonce "}
             say "drain $3 ${_l%% *} $(printf '%s' "${_l#* }" | base64 -w0)" ;;
         esac
@@ -101,44 +106,55 @@ drain() {
         case "$hn" in ''|*[!A-Za-z0-9.-]*) say "drain celery@unknown error $(printf '{"why": "unusable hostname"}' | base64 -w0)"; return 79 ;; esac
         if [ "${FORCE:-0}" = 1 ]; then drain_py "$cid" list 30 "celery@$hn"; siblings; continue; fi
         t0=$(date +%s)
-        note_drained "$cid celery@$hn"   # its queues are added once known, before any is cancelled
+        note_drained "$cid" "celery@$hn"   # its queues are added once known, before any is cancelled
         drain_py "$cid" cancel "$DRAIN_TIMEOUT" "celery@$hn"; rc=$?
-        drained=$(head -n 1 "$DRAINED_FILE" 2>/dev/null)
+        mine=$(grep "^$cid " "$DRAINED_FILE" 2>/dev/null | head -n 1)
         if [ "$rc" != 0 ]; then   # a cancel that began is undone on the way out (finish: undrain)
-            [ "$(echo "$drained" | wc -w)" -gt 2 ] || { drained=; rm -f "$DRAINED_FILE"; }
-            return 79
+            [ "$(echo "$mine" | wc -w)" -gt 2 ] || note_drained "$cid"   # nothing was cancelled on it
+            drained=$(cat "$DRAINED_FILE" 2>/dev/null); return 79
         fi
+        drained=$(cat "$DRAINED_FILE" 2>/dev/null)
         left=$(( DRAIN_TIMEOUT - ($(date +%s) - t0) )); [ "$left" -gt 0 ] || left=0
-        set -- $drained; shift 2
+        set -- $mine; shift 2
         drain_py "$cid" wait "$left" "celery@$hn" "$DRAIN_TIMEOUT" "$@"; rc=$?
         case "$rc" in
         0) ;;
-        5) drained=; rm -f "$DRAINED_FILE"; siblings; return 78 ;;   # it took its consumers back itself
+        5) siblings; return 78 ;;   # it took its consumers back itself; the others are given theirs on the way out
         *) return 79 ;;
         esac
     done
 }
-# undrain: a drained worker that this run did not recreate takes work again
+# undrain: the workers this run drained and did not recreate take work again
 undrain() {
     [ -n "$drained" ] || return 0
-    set -- $drained; _c=$1; _n=$2; shift 2
-    [ "$(docker inspect -f '{{.State.Running}}' "$_c" 2>/dev/null)" = true ] && drain_py "$_c" resume 30 "$_n" "$@"
+    printf '%s\n' "$drained" | while read -r _c _n _q; do
+        [ -n "$_c" ] || continue
+        [ "$(docker inspect -f '{{.State.Running}}' "$_c" 2>/dev/null)" = true ] && drain_py "$_c" resume 30 "$_n" $_q
+    done
     drained=; rm -f "$DRAINED_FILE"
 }
-# resume_stale: under the lock, a worker a dead run drained (its note outlived it) takes work again;
+# resume_stale: under the lock, the workers a dead run drained (its note outlived it) take work again;
 # one whose queues the run never learnt is only named (adding some queue it never had would be worse)
 resume_stale() {
     [ -f "$DRAINED_FILE" ] || return 0
-    _d=$(head -n 1 "$DRAINED_FILE" 2>/dev/null); rm -f "$DRAINED_FILE"
-    case "$_d" in *[!A-Za-z0-9@_.:\ -]*|'') return 0 ;; esac   # not a note this script wrote: nothing runs with it
-    set -- $_d
-    case "${2:-}" in celery@?*) ;; *) return 0 ;; esac
-    if [ $# -gt 2 ]; then
-        note "a dead run left $2 drained; its consumers ($(echo "$_d" | cut -d' ' -f3-)) are added back"
-        say "drain-stale resumed $2"; drained=$_d; undrain
-    else
-        note "a dead run was draining $2 when it died; its queues are not known"; say "drain-stale unknown $2"
-    fi
+    _all=$(cat "$DRAINED_FILE" 2>/dev/null); rm -f "$DRAINED_FILE"; drained=
+    _ifs=$IFS; IFS='
+'
+    for _line in $_all; do
+        IFS=$_ifs; set -- $_line
+        case "$_line" in *[!A-Za-z0-9@_.:\ -]*) continue ;; esac   # not a note this script wrote
+        case "${1:-}" in ''|*[!0-9a-f]*) continue ;; esac
+        case "${2:-}" in celery@?*) ;; *) continue ;; esac
+        if [ $# -gt 2 ]; then
+            note "a dead run left $2 drained; its consumers (${_line#* * }) are added back"
+            say "drain-stale resumed $2"; drained="$drained$_line
+"
+        else
+            note "a dead run was draining $2 when it died; its queues are not known"; say "drain-stale unknown $2"
+        fi
+    done
+    IFS=$_ifs
+    undrain
 }
 
 # containers running on the host outside any Compose project (what the tasks started), for the report
