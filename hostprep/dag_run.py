@@ -31,6 +31,7 @@ from pathlib import Path
 from airflow.configuration import conf
 from airflow.models import DagModel, DagRun, TaskInstance
 from airflow.utils.session import create_session
+from sqlalchemy import nullslast
 
 dag_id, run_id, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
 deadline, value = time.monotonic() + timeout, lambda s: None if s is None else str(getattr(s, "value", s))
@@ -39,8 +40,9 @@ while True:
         paused = bool(s.query(DagModel.is_paused).filter(DagModel.dag_id == dag_id).scalar())
         run = s.query(DagRun).filter(DagRun.dag_id == dag_id, DagRun.run_id == run_id).one_or_none()
         state = value(run.state) if run else None
-        tis = [(ti.task_id, value(ti.state), ti.try_number) for ti in
-               s.query(TaskInstance).filter(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)]
+        tis = [(ti.task_id, value(ti.state), ti.try_number) for ti in   # in the order they ran, then by name
+               s.query(TaskInstance).filter(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
+               .order_by(nullslast(TaskInstance.start_date.asc()), TaskInstance.task_id)]
     if state in ("success", "failed") or paused or time.monotonic() > deadline:
         break
     time.sleep(2)
