@@ -75,19 +75,20 @@ note_drained() {
     if [ -z "$_all" ]; then rm -f "$DRAINED_FILE"; return 0; fi
     printf '%s\n' "$_all" | put "$DRAINED_FILE.new" $(( ${#_all} + 1 )) && mv -f "$DRAINED_FILE.new" "$DRAINED_FILE"
 }
-# drain_py CID MODE ARGS...: the drain script in the worker; only its fenced lines, re-said encoded
-# (a "queues" line, from cancel, is written down with the worker instead)
+# drain_py CID MODE TIMEOUT NODE [ARGS...]: the drain script in the worker; only its fenced lines, re-said
+# encoded (a "queues" line, from cancel, is written down with the worker instead)
 drain_py() {
-    _cid=$1; shift
+    _cid=$1 _mode=$2 _secs=$3 _node=$4; shift 4
     _nonce=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
-    _out=$(docker exec "$_cid" python3 -c "$DRAIN_PY" "$1" "$2" "$3" "$_nonce" "$@" </dev/null 2>/dev/null); _rc=$?
+    _out=$(docker exec "$_cid" python3 -c "$DRAIN_PY" "$_mode" "$_secs" "$_node" "$_nonce" "$@" </dev/null 2>/dev/null)
+    _rc=$?
     printf '%s\n' "$_out" | while IFS= read -r _l; do
         case "$_l" in
         "@@drain-$_nonce queues"*) _q=""
             for q in ${_l#"@@drain-$_nonce queues"}; do case "$q" in *[!A-Za-z0-9_.:-]*) ;; *) _q="$_q $q" ;; esac; done
-            note_drained "$_cid" "$3" $_q ;;
+            note_drained "$_cid" "$_node" $_q ;;
         "@@drain-$_nonce "*) _l=${_l#"@@drain-$_nonce "}
-            say "drain $3 ${_l%% *} $(printf '%s' "${_l#* }" | base64 -w0)" ;;
+            say "drain $_node ${_l%% *} $(printf '%s' "${_l#* }" | base64 -w0)" ;;
         esac
     done
     return $_rc

@@ -75,6 +75,7 @@ def test_a_busy_worker_is_drained_before_it_is_recreated_and_a_short_drain_timeo
     assert h.exec("sha256sum /opt/airflow/.env") == env_before
     assert facts_of(HOST, deep=False).lock is None
     assert task_state(h) == "running"
+    assert consumed_queues(h) == "['default']"   # its own queue back, and nothing else
 
     started = time.monotonic()
     with connect(HOST) as t:
@@ -93,12 +94,13 @@ def test_a_busy_worker_is_drained_before_it_is_recreated_and_a_short_drain_timeo
 
 
 QUEUES = ("python3 -c \"from airflow.providers.celery.executors.celery_executor import app; "
-          "print(sorted(q['name'] for q in (app.control.inspect(destination=['{node}'], timeout=5)"
-          ".active_queues() or {{}}).get('{node}', [])))\"")
+          "r = app.control.inspect(destination=['{node}'], timeout=5).active_queues() or {{}}; "
+          "print(sorted(q['name'] for q in r['{node}']) if '{node}' in r else 'no answer')\"")
 
 
 def consumed_queues(h: lab.LabHost) -> str:
-    """The queues the worker consumes, as Celery's own inspect answers (``[]``: it takes no new work)."""
+    """The queues the worker consumes, as Celery's own inspect answers (``[]``: it takes no new work;
+    ``no answer``: not up yet)."""
     wid = worker_id(h)
     node = "celery@" + h.exec(f"docker inspect -f '{{{{.Config.Hostname}}}}' {wid}").strip()
     return h.exec(f"docker exec {wid} {QUEUES.format(node=node)} 2>/dev/null").strip().splitlines()[-1]
@@ -112,7 +114,7 @@ def test_a_run_killed_mid_drain_leaves_a_note_and_the_next_run_gives_the_worker_
     with connect(HOST) as t:
         assert prov.provision(t, settings(HOST), prov.Options(smoke=False)).status == CHANGED
     h.exec(f"rm -f {OVERRIDE}")
-    assert consumed_queues(h) == "['default']"
+    wait_for("the recreated worker to consume", lambda: consumed_queues(h) == "['default']", 180)
     airflow(h, "dags", "trigger", real_airflow.LONG_DAG_ID, "--run-id", RUN_ID + "_killed")
     wait_for("the long task's container", lambda: h.exec(TASK_CONTAINERS).strip() != "", 240)
 
@@ -136,6 +138,6 @@ def test_a_run_killed_mid_drain_leaves_a_note_and_the_next_run_gives_the_worker_
     assert after.status == CHANGED, after.error
     assert any("consumers were added back" in w for w in after.warnings), after.warnings
     assert "a dead run left celery@" in h.exec("cat /var/lib/hostprep/journal.log")
-    assert consumed_queues(h) == "['default']"
+    wait_for("the recreated worker to consume", lambda: consumed_queues(h) == "['default']", 180)
     assert h.exec("test -e /var/lib/hostprep/drained || echo gone").strip() == "gone"
     assert task_state(h, RUN_ID + "_killed") == "success"   # the second run waited for it too
