@@ -30,8 +30,8 @@ release() { if [ "$(cat "$lock/owner" 2>/dev/null)" = "$LOCK_OWNER" ]; then rm -
 # and, run detached, a line in the journal
 finish() {
     _rc=$?
+    undrain   # a drained worker this run did not recreate takes work again, while the lock is still ours
     if [ -n "$held" ]; then o=$(cat "$lock/owner" 2>/dev/null); [ -n "$o" ] || o=$LOCK_OWNER; [ "$o" != "$LOCK_OWNER" ] || rm -rf "$lock"; fi
-    if [ "$_rc" != 0 ]; then undrain; fi   # a drained worker this run did not recreate takes work again
     if [ -n "${RUN_ID:-}" ]; then note "run $RUN_ID ($MODE) exit $_rc"; fi
 }
 trap finish EXIT
