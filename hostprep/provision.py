@@ -84,7 +84,7 @@ def _switch_base(t: Transport, settings: HostSettings, facts: Facts) -> dict[str
         if not isinstance(sid, str) or not snapshots.SNAPSHOT_ID.fullmatch(sid):
             return None
         try:
-            snap = snapshots.load_local(t.endpoint.name, sid) or snapshots.fetch_remote(t, sid, settings)
+            snap = snapshots.find(t, sid, settings)
         except snapshots.SnapshotRefused:
             return None
         if snap is None:
@@ -273,7 +273,7 @@ def _snapshot_to_restore(t: Transport, settings: HostSettings, facts: Facts,
     recorded = sid if not snap_id and isinstance(sid, str) and snapshots.SNAPSHOT_ID.fullmatch(sid) else None
     snap_id = snap_id or recorded
     try:
-        snap = snapshots.load_local(host, snap_id) or snapshots.fetch_remote(t, snap_id, settings)
+        snap = snapshots.find(t, snap_id, settings)
         if snap is None and recorded:
             return (f"the host's record says snapshot {recorded} holds the state before its change, but neither "
                     "this controller nor the host has it; pick one with --snapshot ID (`invoke snapshots` lists them)")

@@ -25,7 +25,7 @@ from hostprep.steps import SAFE_ARG, Action, Plan
 from hostprep.transport import Transport
 
 __all__ = ["STATE_DIR", "STATE_FILE", "new_id", "controller_dir", "take", "restore_actions", "restore_plan",
-           "record", "state_action", "fingerprint", "differences", "save_local", "list_local", "load_local",
+           "record", "state_action", "fingerprint", "differences", "save_local", "list_local", "load_local", "find",
            "fetch_remote", "list_remote", "encode", "append_history"]
 
 _READ_ONE = ('cd "$D" 2>/dev/null || exit 0; if [ -n "$ID" ]; then f="$ID.json"; '
@@ -336,6 +336,11 @@ def load_local(host: str, snap_id: str | None = None) -> dict[str, Any] | None:
     if snap_id is None:
         return snaps[-1] if snaps else None
     return next((s for s in snaps if s["id"] == snap_id), None)
+
+
+def find(t: Transport, snap_id: str | None, settings: HostSettings) -> dict[str, Any] | None:
+    """A snapshot (the latest, or ``snap_id``): the controller's copy, else the host's (kept here too)."""
+    return load_local(t.endpoint.name, snap_id) or fetch_remote(t, snap_id, settings)
 
 
 def fetch_remote(t: Transport, snap_id: str | None, settings: HostSettings) -> dict[str, Any] | None:
