@@ -50,8 +50,8 @@ def undone(facts: Facts, base: dict[str, Any]) -> Facts:
         name = by_path.get(path)
         if name is None:
             continue
-        files[name] = replace(files[name], exists=True, content=from_bytes(base64.b64decode(f["content_b64"])), mode=f["mode"],
-                              uid=f["uid"], gid=f["gid"]) if f["existed"] else \
+        files[name] = replace(files[name], exists=True, content=from_bytes(base64.b64decode(f["content_b64"])),
+                              mode=f["mode"], uid=f["uid"], gid=f["gid"]) if f["existed"] else \
             replace(files[name], exists=False, content=None, mode=None, uid=None, gid=None)
     dirs = tuple(_dir_undone(d, base["dirs"].get(bind_path(facts.project_dir, d.name))) for d in facts.bind_dirs)
     sock = base["socket"]
@@ -71,6 +71,7 @@ def _dir_undone(d: Any, saved: dict[str, Any] | None) -> Any:
 def plan(facts: Facts, settings: HostSettings, strategy: str, base: dict[str, Any]) -> tuple[Plan, dict[str, Any]]:
     """(the plan, the base the next switch undoes to): undo the recorded strategy, then apply ``strategy``."""
     old = str((facts.record or {}).get("strategy"))
+    base = {**base, "added": {"services": [], "networks": [], "project": None, **(base.get("added") or {})}}
     after_undo = undone(facts, base)
     new = make_plan(after_undo, settings, strategy)
     if new.blocked:
@@ -95,58 +96,57 @@ def plan(facts: Facts, settings: HostSettings, strategy: str, base: dict[str, An
     return switched, _next_base(after_undo, new, base)
 
 
+PERMISSIONS = frozenset({"chmod", "chown"})   # action ops (not strategies): a mode and an owner, one path
+WHY = "as it was before hostprep's first fix"
+
+
 def _undo_steps(facts: Facts, base: dict[str, Any], old: str) -> list[Step]:
     """The base's restore, without its recreate and network removal (they come after the new change);
-    only what differs from the host as it is."""
-    actions, _ = snapshots.restore_actions(base)
+    only what differs from the host as it is. A path's mode and owner are one step."""
+    actions = [a for a in snapshots.restore_actions(base)[0] if a.op not in ("compose-up", "network-rm")]
     names = {path_in(facts.project_dir, n): n for n in facts.files}
-    steps: list[Step] = []
-    for a in actions:
-        if a.op in ("compose-up", "network-rm"):
-            continue
-        path = a.args[0] if a.args else ""
-        if a.op == "compose-rm":
-            steps.append(Step(f"undo {old}: remove {' '.join(a.args)}", f"{old} added it", (a,)))
-        elif a.op in ("write", "delete") and path in names:
-            f = facts.files[names[path]]
-            now = f.content if f.exists else None
-            same = a.op == "write" and f.exists and now == a.content and \
-                (str(f.uid), str(f.gid), format(f.mode or 0, "o")) == a.args[1:4]
-            if not same and not (a.op == "delete" and not f.exists):
-                steps.append(Step(f"undo {old}: {'restore' if a.op == 'write' else 'delete'} {names[path]}",
-                                  f"as it was before hostprep's first fix", (a,), now, a.content))
-        elif a.op == "tag":
-            steps.append(Step(f"undo {old}: retag {a.args[1]}", "the image as it was before", (a,)))
-        else:
-            steps.append(Step(f"undo {old}: {a.op} {' '.join(a.args)}", "as it was before hostprep's first fix", (a,)))
-    return _merge_pairs(steps, facts)
-
-
-PERMISSIONS = frozenset({"chmod", "chown"})   # action ops (not strategies): a mode and an owner, one path
-
-
-def _merge_pairs(steps: list[Step], facts: Facts) -> list[Step]:
-    """A socket's or folder's mode and owner as one step, dropped when nothing changes."""
-    out: list[Step] = []
     now = {facts.socket.path: (facts.socket.mode, facts.socket.uid, facts.socket.gid)}
     now |= {bind_path(facts.project_dir, d.name): (d.mode, d.uid, d.gid) for d in facts.bind_dirs}
+    steps: list[Step] = []
     i = 0
-    while i < len(steps):
-        s, a = steps[i], steps[i].actions[0]
-        nxt = steps[i + 1].actions[0] if i + 1 < len(steps) else None
+    while i < len(actions):
+        a, nxt = actions[i], actions[i + 1] if i + 1 < len(actions) else None
         if a.op in PERMISSIONS and nxt is not None and nxt.op in PERMISSIONS and nxt.args[0] == a.args[0]:
-            ops = {x.op: x.args for x in (a, nxt)}
-            (mode,), (uid, gid) = ops["chmod"][1:], ops["chown"][1:]
-            cur = now.get(a.args[0])
-            if cur != (int(mode, 8), int(uid), int(gid)):
-                shown = f"{format(cur[0] or 0, 'o')} {cur[1]}:{cur[2]}" if cur else None
-                out.append(Step(f"{s.name.split(':')[0]}: {a.args[0].rsplit('/', 1)[-1]} back to {mode} {uid}:{gid}",
-                                "as it was before hostprep's first fix", (a, nxt), shown, f"{mode} {uid}:{gid}"))
-            i += 2
-            continue
-        out.append(s)
-        i += 1
-    return out
+            step, i = _owner_step(old, (a, nxt), now.get(a.args[0])), i + 2
+        else:
+            step, i = _action_step(old, a, facts, names), i + 1
+        if step is not None:
+            steps.append(step)
+    return steps
+
+
+def _owner_step(old: str, pair: tuple[Action, Action], cur: tuple[int | None, ...] | None) -> Step | None:
+    """A socket's or folder's mode and owner put back; None when they are already so."""
+    ops = {x.op: x.args for x in pair}
+    (mode,), (uid, gid) = ops["chmod"][1:], ops["chown"][1:]
+    if cur == (int(mode, 8), int(uid), int(gid)):
+        return None
+    shown = f"{format(cur[0] or 0, 'o')} {cur[1]}:{cur[2]}" if cur else None
+    return Step(f"undo {old}: {pair[0].args[0].rsplit('/', 1)[-1]} back to {mode} {uid}:{gid}", WHY, pair, shown,
+                f"{mode} {uid}:{gid}")
+
+
+def _action_step(old: str, a: Action, facts: Facts, names: dict[str, str]) -> Step | None:
+    """One restore action as a step; None for a file already as the base had it."""
+    path = a.args[0] if a.args else ""
+    if a.op == "compose-rm":
+        return Step(f"undo {old}: remove {' '.join(a.args)}", f"{old} added it", (a,))
+    if a.op == "tag":
+        return Step(f"undo {old}: retag {a.args[1]}", "the image as it was before", (a,))
+    if a.op not in ("write", "delete") or path not in names:
+        return Step(f"undo {old}: {a.op} {' '.join(a.args)}", WHY, (a,))
+    f = facts.files[names[path]]
+    now = f.content if f.exists else None
+    same = a.op == "write" and f.exists and now == a.content and \
+        (str(f.uid), str(f.gid), format(f.mode or 0, "o")) == a.args[1:4]
+    if same or (a.op == "delete" and not f.exists):
+        return None
+    return Step(f"undo {old}: {'restore' if a.op == 'write' else 'delete'} {names[path]}", WHY, (a,), now, a.content)
 
 
 def _next_base(after_undo: Facts, new: Plan, base: dict[str, Any]) -> dict[str, Any]:
