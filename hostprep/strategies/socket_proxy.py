@@ -29,6 +29,7 @@ from hostprep.containers import ContainerFacts
 from hostprep.errors import SettingsError
 from hostprep.facts import Facts
 from hostprep.findings import CRITICAL, WARNING, Finding, Rule, override_chain_broken, override_document, provision_hint
+from hostprep.posture import exposed_at, socket_views
 from hostprep.settings import HostSettings
 from hostprep.steps import Draft
 from hostprep.strategies.base import Row, Strategy
@@ -132,30 +133,47 @@ def proxy_service(settings: HostSettings) -> dict[str, Any]:
 
 
 def socket_targets(facts: Facts, settings: HostSettings, svc: str) -> list[str]:
-    """Where a service mounts the Docker socket: in the compose files, and in its running container."""
-    paths = {settings.socket_path, settings.socket_path.removeprefix("/var"), "/var" + settings.socket_path}
+    """Where a service sees the Docker socket through a bind (the socket or a folder above it, any
+    alias, ``posture.exposed_at``): in the compose files, and in its running container."""
     targets: set[str] = set()
-    docs = [facts.compose_data]
+    docs = [(facts.compose_file.name if facts.compose_file else "compose file", facts.compose_data)]
     extra = facts.files.get("docker-compose.override.yml")
     if extra and extra.exists and extra.content:
-        docs.append(compose.load_compose(extra.content, extra.name))
-    for doc in docs:
-        for v in (compose.service(doc, svc) or {}).get("volumes") or []:
-            src, dst = _bind(v, facts.env)
-            if src in paths and dst:
-                targets.add(dst)
+        docs.append((extra.name, compose.load_compose(extra.content, extra.name)))
+    for name, doc in docs:
+        for src, dst in volume_binds(doc, svc, facts.env, name):
+            targets.update(exposed_at(src, dst, settings))
     for c in facts.service_containers(svc):
-        targets.update(m.target for m in c.mounts if m.kind == "bind" and m.source in paths)
+        for m in c.mounts:
+            if m.kind == "bind" and m.source != "/dev/null":
+                targets.update(exposed_at(m.source, m.target, settings))
     return sorted(targets)
 
 
-def _bind(v: Any, env: Mapping[str, str]) -> tuple[str | None, str | None]:
-    """(host path, container path) of one volume entry, short or long syntax."""
-    if isinstance(v, dict):
-        src, dst = v.get("source"), v.get("target")
-        return (compose.interpolate(str(src), env) if src else None), (str(dst) if dst else None)
-    parts = compose.interpolate(str(v), env).split(":")
-    return (parts[0], parts[1]) if len(parts) >= 2 else (None, None)
+def volume_binds(doc: Mapping[str, Any], svc: str, env: Mapping[str, str], name: str) -> list[tuple[str, str]]:
+    """(host path, container path) of each volume entry of ``svc``, short or long syntax; an entry that is
+    neither is a :class:`compose.ComposeError` naming the file, the service and the entry."""
+    where = f"{name}: services.{svc}.volumes"
+    raw = (compose.service(doc, svc) or {}).get("volumes")
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise compose.ComposeError(f"{where}: must be a list, not {type(raw).__name__}")
+    out = []
+    for i, v in enumerate(raw):
+        if isinstance(v, dict):
+            src, dst = v.get("source"), v.get("target")
+            if not isinstance(src, (str, type(None))) or not isinstance(dst, (str, type(None))):
+                raise compose.ComposeError(f"{where}[{i}]: source and target must be text")
+            if src and dst:
+                out.append((compose.interpolate(src, env), dst))
+        elif isinstance(v, str):
+            parts = compose.interpolate(v, env).split(":")
+            if len(parts) >= 2:
+                out.append((parts[0], parts[1]))
+        else:
+            raise compose.ComposeError(f"{where}[{i}]: must be text or a mapping, not {type(v).__name__}")
+    return out
 
 
 def service_entries(facts: Facts, settings: HostSettings, svc: str) -> dict[str, Any]:
@@ -164,7 +182,8 @@ def service_entries(facts: Facts, settings: HostSettings, svc: str) -> dict[str,
     Compose merges volumes by target, so an override can only replace a mount, and the replacement
     needs a host source: Compose v2 carries the previous container's mount over to a source-less
     one at the same target (a tmpfs there kept the socket, seen on 2.26.1). ``/dev/null``, read-only,
-    leaves a character device where the socket was: nothing to connect to."""
+    leaves a character device where the socket was: nothing to connect to. A folder above the socket
+    (``/run:/host/run``) keeps its mount and gets ``/dev/null`` over the socket's path under it."""
     base = compose.service(facts.compose_data, svc) or {}
     entries: dict[str, Any] = {"environment": {"DOCKER_HOST": DOCKER_URL},
                                "networks": [NETWORK] if base.get("networks") else ["default", NETWORK]}
@@ -233,8 +252,9 @@ class SocketProxy(Strategy):
             c = _running(facts, svc)
             rows.append((f"{svc} gets DOCKER_HOST={DOCKER_URL}", c is not None and c.docker_host == DOCKER_URL,
                          f"DOCKER_HOST={c.docker_host}" if c else "not running"))
-            rows.append((f"{svc} does not mount the socket", c is not None and not c.mounts_path(settings.socket_path),
-                         "not running" if c is None else
+            views = socket_views(c, settings) if c is not None else []
+            rows.append((f"{svc} does not mount the socket", c is not None and not views,
+                         "not running" if c is None else f"reaches it at {', '.join(views)}" if views else
                          ", ".join(f"{m.source}:{m.target}" for m in c.mounts if m.source) or "no host mounts"))
         return rows
 
@@ -252,7 +272,8 @@ class SocketProxy(Strategy):
             c = _running(facts, svc)
             if c is None:
                 continue
-            why = ([f"mounts {settings.socket_path}"] if c.mounts_path(settings.socket_path) else []) + \
+            views = socket_views(c, settings)
+            why = ([f"reaches {settings.socket_path} at {', '.join(views)}"] if views else []) + \
                 ([f"DOCKER_HOST is {c.docker_host or 'unset'}"] if c.docker_host != DOCKER_URL else [])
             if why:
                 out.append(Finding(SOCKET_MOUNTED, f"{svc} {' and '.join(why)}: it reaches Docker around the proxy",

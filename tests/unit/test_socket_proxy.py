@@ -9,9 +9,11 @@ import pytest
 import yaml
 
 from hostprep import compose, snapshots
+from hostprep.containers import ContainerFacts, Mount
 from hostprep.errors import SettingsError
 from hostprep.facts import OVERRIDE_FILE, Facts, parse_probe, probe_env
 from hostprep.plan import make_plan
+from hostprep.posture import socket_views
 from hostprep.strategies import socket_proxy as sp
 from hostprep.validate import host_settings
 from hostprep.verify import verify
@@ -153,3 +155,97 @@ def test_the_override_carries_the_config_with_dollars_escaped_for_compose() -> N
     rendered = compose.render_override({sp.SERVICE: service}, "socket-proxy")
     assert yaml.safe_load(rendered)["services"][sp.SERVICE]["environment"][sp.CONFIG_VAR] == text
     assert f"{sp.CONFIG_VAR}: |" in rendered   # a literal block: readable in the file
+
+
+# ------------------------------------------------------------------ every mount that shows the socket (issue 23, 4)
+
+def with_worker_volumes(facts: Facts, volumes: object) -> Facts:
+    """The lab's facts with the compose file's worker ``volumes`` replaced (the running worker unchanged)."""
+    cf = facts.compose_file
+    assert cf is not None and cf.content
+    doc = yaml.safe_load(cf.content)
+    doc["services"]["airflow-worker"]["volumes"] = volumes
+    files = {**facts.files, cf.name: dataclasses.replace(cf, content=yaml.safe_dump(doc))}
+    return dataclasses.replace(facts, files=files)
+
+
+def running_with(facts: Facts, *mounts: Mount) -> Facts:
+    """The lab's facts with the running worker's bind mounts replaced by ``mounts``."""
+    worker = facts.service_containers("airflow-worker")[0]
+    back = dataclasses.replace(worker, mounts=mounts)
+    return dataclasses.replace(facts, containers=tuple(back if c is worker else c for c in facts.containers))
+
+
+@pytest.mark.parametrize("volume, socket_path, masks", [
+    ("/run:/host/run", SOCK, ["/host/run/docker.sock"]),
+    ("/var/run:/host/vr:ro", SOCK, ["/host/vr/docker.sock"]),
+    ("/var/run/:/host/vr/", SOCK, ["/host/vr/docker.sock"]),
+    ("/:/host", SOCK, ["/host/run/docker.sock", "/host/var/run/docker.sock"]),
+    ("/run/docker.sock:/var/run/docker.sock", SOCK, ["/var/run/docker.sock"]),      # the socket by its /run alias
+    ("/var/run/docker.sock:/d.sock", "/run/docker.sock", ["/d.sock"]),              # ... and the other way round
+    ("${HOST_RUN:-/run}:/r", SOCK, ["/r/docker.sock"]),
+    ({"type": "bind", "source": "/var", "target": "/v"}, SOCK, ["/v/run/docker.sock"]),
+])
+def test_every_mount_that_shows_the_socket_is_masked_in_the_override(volume: object, socket_path: str,
+                                                                      masks: list[str]) -> None:
+    settings = dataclasses.replace(LAB, socket_path=socket_path)
+    facts = running_with(with_worker_volumes(facts_of("lab1_proxy_pristine"), ["./dags:/opt/airflow/dags", volume]))
+    plan = make_plan(facts, settings, "socket-proxy")
+    assert not plan.blocked, plan.problems
+    worker = compose.load_compose(plan.steps[0].after)["services"]["airflow-worker"]
+    assert worker["volumes"] == [f"/dev/null:{m}:ro" for m in masks]
+
+
+def test_a_mount_of_a_folder_that_does_not_hold_the_socket_is_left_alone() -> None:
+    facts = running_with(with_worker_volumes(facts_of("lab1_proxy_pristine"),
+                                             ["./dags:/opt/airflow/dags", "/var/lib:/l", "/runner:/r", "data:/d"]))
+    worker = compose.load_compose(make_plan(facts, LAB, "socket-proxy").steps[0].after)["services"]["airflow-worker"]
+    assert "volumes" not in worker
+
+
+@pytest.mark.parametrize("mounts, views", [
+    ((Mount("/run", "/host/run"),), ["/host/run/docker.sock"]),
+    ((Mount("/run", "/host/run"), Mount("/dev/null", "/host/run/docker.sock", read_only=True)), []),
+    ((Mount("/run", "/host/run"), Mount(None, "/host/run", kind="tmpfs")), ["/host/run/docker.sock"]),
+    ((Mount("/", "/host"), Mount("/dev/null", "/host/run/docker.sock")), ["/host/var/run/docker.sock"]),
+    ((Mount("/run", "/host/run"), Mount(None, "/host", kind="tmpfs")), ["/host/run/docker.sock"]),
+    ((Mount(None, "/host", kind="tmpfs"), Mount("/run", "/host/run")), ["/host/run/docker.sock"]),
+    ((Mount("/run", "/r"), Mount("/var/run/docker.sock", "/r/docker.sock")), ["/r/docker.sock"]),
+    ((Mount("/run", "/r"), Mount("/srv", "/r/docker.sock")), []),
+])
+def test_the_paths_where_a_container_reaches_the_socket_count_every_alias_and_every_mask(
+        mounts: tuple[Mount, ...], views: list[str]) -> None:
+    assert socket_views(ContainerFacts("w", mounts=mounts), LAB) == views
+
+
+def test_a_worker_that_reaches_the_socket_through_a_parent_folder_fails_verification_and_the_audit() -> None:
+    facts = facts_of("lab1_proxy_applied", url=sp.DOCKER_URL)
+    worker = facts.service_containers("airflow-worker")[0]
+    leaky = running_with(facts, *worker.mounts, Mount("/run", "/host/run"))
+    failed = [c for c in verify(leaky, LAB, "socket-proxy") if not c.ok]
+    assert [c.name for c in failed] == ["airflow-worker does not mount the socket"]
+    assert "/host/run/docker.sock" in failed[0].detail
+    found = [f for f in sp.SocketProxy().drift(leaky, LAB) if f.id == sp.SOCKET_MOUNTED.id]
+    assert len(found) == 1 and "/host/run/docker.sock" in found[0].detail
+    masked = running_with(facts, *worker.mounts, Mount("/run", "/host/run"),
+                          Mount("/dev/null", "/host/run/docker.sock", read_only=True))
+    assert all(c.ok for c in verify(masked, LAB, "socket-proxy"))
+    assert not [f for f in sp.SocketProxy().drift(masked, LAB) if f.id == sp.SOCKET_MOUNTED.id]
+
+
+@pytest.mark.parametrize("volumes, said", [
+    (5, "must be a list, not int"),
+    ("x", "must be a list, not str"),
+    ({"a": "b"}, "must be a list, not dict"),
+    ([5], "[0]: must be text or a mapping, not int"),
+    (["./dags:/d", ["/run", "/r"]], "[1]: must be text or a mapping, not list"),
+    ([{"source": 5, "target": "/x"}], "[0]: source and target must be text"),
+    ([{"source": "/run", "target": {"a": [1]}}], "[0]: source and target must be text"),
+])
+def test_compose_volumes_of_the_wrong_type_are_a_problem_naming_file_service_and_field(volumes: object,
+                                                                                     said: str) -> None:
+    facts = with_worker_volumes(facts_of("lab1_proxy_pristine"), volumes)
+    plan = make_plan(facts, LAB, "socket-proxy")
+    assert plan.blocked and plan.steps == ()
+    assert any(p.startswith("docker-compose.yaml: services.airflow-worker.volumes") and said in p
+               for p in plan.problems), plan.problems
