@@ -17,7 +17,7 @@ from hostprep.apply import Drain
 from hostprep.errors import InventoryError, SettingsError
 from hostprep.fleet import ConnectOptions
 from hostprep.provision import Options
-from hostprep.redact import for_terminal
+from hostprep.redact import clean, for_terminal
 from hostprep.schedule import ScheduleError
 
 SELECT_HELP = {
@@ -42,12 +42,14 @@ def _conn(known_hosts: str | None, accept_new: bool, timeout: float | str) -> Co
 
 
 def _progress() -> Callable[[str], None] | None:
-    """Where commands show a line per finished host: stderr, when someone watches it."""
-    return (lambda line: print(for_terminal(line), file=sys.stderr)) if sys.stderr.isatty() else None
+    """Where commands show a line per finished host: stderr, when someone watches it (the line was
+    masked where the host's text met hostprep's, ``render.progress_line``)."""
+    return (lambda line: print(clean(line), file=sys.stderr)) if sys.stderr.isatty() else None
 
 
-def _shown(line: str) -> str:
-    """A line as printed: text masked and cleaned again here at the edge; JSON was masked value by value
+def _shown(line: str, own: frozenset[str] = frozenset()) -> str:
+    """A line as printed: text masked and cleaned again here at the edge (the run's host names are
+    hostprep's own words, never a credential's name); JSON was masked value by value
     (``render.as_json``) and its escapes are already inert."""
     if line[:1] in "{[":
         try:
@@ -55,13 +57,13 @@ def _shown(line: str) -> str:
             return line
         except ValueError:
             pass
-    return for_terminal(line)
+    return for_terminal(line, own)
 
 
 def _show(reply: commands.Reply) -> None:
     """Print what a command returned; its exit code becomes the task's."""
     for line in reply.lines:
-        print(_shown(line))
+        print(_shown(line, reply.own))
     for warning in reply.warnings:
         print(for_terminal(f"hostprep: {warning}"), file=sys.stderr)
     if reply.code:

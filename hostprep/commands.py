@@ -27,6 +27,7 @@ from hostprep.fleet import ConnectOptions, HostJob, fan_out, rolling
 from hostprep.host_status import host_status
 from hostprep.inventory import HostEntry
 from hostprep.inventory_sources import cloud_labels, load_any
+from hostprep.redact import redact
 from hostprep.results import OK, FleetReport, HostReport
 from hostprep.rollout import Rollout
 from hostprep.settings import HostSettings
@@ -45,6 +46,7 @@ class Reply:
     code: int
     lines: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()   # for stderr: the output stays clean (--json)
+    own: frozenset[str] = frozenset()   # the run's host names: hostprep's words, never masked at the edge
 
     @property
     def text(self) -> str:
@@ -127,21 +129,27 @@ def facts(sel: Selection, conn: ConnectOptions, *, as_json: bool, deep: bool = T
         return r
 
     fleet = fan_out(entries, job, conn, on_done=_progress(progress, len(entries)))
+    own = _own(fleet)
     if as_json:
         return Reply(fleet.exit_code, (render.as_json({r.host: (r.data.get("facts") if not r.failed else
                                                                 {"status": r.status, "error": r.error})
-                                                       for r in fleet.reports}),))
+                                                       for r in fleet.reports}, own),), own=own)
     return Reply(fleet.exit_code, tuple(
-        r.data["table"] if not r.failed else render.color(f"== {r.host}: {r.status}: {r.error}", r.status, False)
-        for r in fleet.reports))
+        r.data["table"] if not r.failed else f"== {r.host}: {r.status}: {redact(r.error or '', own)}"
+        for r in fleet.reports), own=own)
+
+
+def _own(fleet: FleetReport) -> frozenset[str]:
+    """The run's host names: hostprep's own words in every output, never read as a credential's name."""
+    return frozenset(r.host for r in fleet.reports)
 
 
 def show_fleet(fleet: FleetReport, *, as_json: bool, diff: bool = True, color: bool = False) -> Reply:
     """Each host's report and the recap (or the JSON of it all)."""
     if as_json:
-        return Reply(fleet.exit_code, (render.as_json(fleet.to_dict()),))
+        return Reply(fleet.exit_code, (render.as_json(fleet.to_dict(), _own(fleet)),), own=_own(fleet))
     lines = [render.host_report(r, diff=diff, use_color=color) for r in fleet.reports]
-    return Reply(fleet.exit_code, (*lines, render.recap(fleet, use_color=color)))
+    return Reply(fleet.exit_code, (*lines, render.recap(fleet, use_color=color)), own=_own(fleet))
 
 
 def provision(sel: Selection, conn: ConnectOptions, opts: prov.Options, *, as_json: bool,
@@ -177,8 +185,9 @@ def status(sel: Selection, conn: ConnectOptions, *, as_json: bool) -> Reply:
     fleet = fan_out(entries, job, conn)
     rows = [r.data.get("status") or {"host": r.host, "lock": f"{r.status}: {r.error}"} for r in fleet.reports]
     if as_json:
-        return Reply(fleet.exit_code, (render.as_json({row["host"]: row for row in rows}),))
-    return Reply(fleet.exit_code, (render.table(rows, STATUS_COLUMNS),))
+        return Reply(fleet.exit_code, (render.as_json({row["host"]: row for row in rows}, _own(fleet)),),
+                     own=_own(fleet))
+    return Reply(fleet.exit_code, (render.table(rows, STATUS_COLUMNS),), own=_own(fleet))
 
 
 def snapshots(sel: Selection, conn: ConnectOptions, *, as_json: bool) -> Reply:
@@ -191,15 +200,15 @@ def snapshots(sel: Selection, conn: ConnectOptions, *, as_json: bool) -> Reply:
 
     fleet = fan_out(entries, job, conn)
     if as_json:
-        return Reply(fleet.exit_code,
-                     (render.as_json({r.host: r.data.get("snapshots", {"error": r.error}) for r in fleet.reports}),))
+        return Reply(fleet.exit_code, (render.as_json({r.host: r.data.get("snapshots", {"error": r.error})
+                                                       for r in fleet.reports}, _own(fleet)),), own=_own(fleet))
     lines = []
     for r in fleet.reports:
-        lines.append(f"== {r.host}" + (f": {r.status}: {r.error}" if r.failed else ""))
+        lines.append(f"== {r.host}" + (f": {r.status}: {redact(r.error or '', (r.host,))}" if r.failed else ""))
         rows = [{"id": s["id"], "created": s["created"], "strategy": s["strategy"],
                  "steps": "; ".join(s.get("steps") or [])} for s in r.data.get("snapshots", [])]
         lines.append(render.table(rows, ["id", "created", "strategy", "steps"]) if rows else "  no snapshots")
-    return Reply(fleet.exit_code, tuple(lines))
+    return Reply(fleet.exit_code, tuple(lines), own=_own(fleet))
 
 
 # ------------------------------------------------------------------ audit (drift), its history and its schedule
@@ -267,7 +276,7 @@ def _audit_outputs(audits: list[aud.HostAudit], at: datetime, outputs: AuditOutp
     for kind, path in outputs.files().items():
         audit_report.write_atomic(path, writers[kind](audits, at))
     shown = audit_report.as_json(audits, at, shard) if outputs.as_json else audit_report.table(audits)
-    return Reply(aud.exit_code(audits), (shown,))
+    return Reply(aud.exit_code(audits), (shown,), own=frozenset(a.host for a in audits))
 
 
 def audit_merge(reports: list[str], outputs: AuditOutputs = AuditOutputs()) -> Reply:

@@ -1,4 +1,9 @@
-"""Rendering: tables, diffs, the recap and JSON. The library never prints; tasks.py does."""
+"""Rendering: tables, diffs, the recap and JSON. The library never prints; tasks.py does.
+
+What a host or a file said (an error's tail, a check's detail, ``id`` and ``docker ps`` output, a
+plan's problems) is masked here, where it meets hostprep's own text (``redact``, with the host's
+name as hostprep's own word); the host names, labels, counts and the recap are never masked.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import json
 from typing import Any, Iterable
 
 from hostprep.facts import Facts
+from hostprep.hostdata import lines
 from hostprep.redact import redact, redact_data
 from hostprep.socket_unit import DOCKERD, SYSTEMD
 from hostprep.verify import first_line
@@ -55,36 +61,38 @@ def facts_table(facts: Facts) -> str:
         ("hostprep record", json.dumps(facts.record, sort_keys=True) if facts.record else "never applied"),
     ]
     width = max(len(k) for k, _ in rows)
-    return f"== {facts.host}\n" + "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+    own = (facts.host,)
+    return f"== {facts.host}\n" + "\n".join(f"  {k:<{width}}  {redact(v, own)}" for k, v in rows)
 
 
 def host_report(r: HostReport, *, diff: bool = True, use_color: bool = False) -> str:
     """Everything an operator wants to read about one host's run."""
     labels = r.data.get("labels") or {}
     known = " ".join(v for v in (labels.get("instance_id"), labels.get("name")) if v and v != r.host)
+    own = (r.host,)
     out = [color(f"== {r.host}{f' ({known})' if known else ''}: {r.status}", r.status, use_color)]
     plan = r.plan
     if plan is not None:
         out.append(f"  strategy {plan.strategy}, docker GID {plan.docker_gid}")
-        out += [f"  ! {p}" for p in plan.problems]
+        out += [f"  ! {redact(p, own)}" for p in plan.problems]
         for s in plan.steps:
-            out.append(f"  ~ {s.name}  ({s.why})")
+            out.append(f"  ~ {s.name}  ({redact(s.why, own)})")
             if diff and s.diff():
-                out += ["      " + ln for ln in s.diff().rstrip("\n").splitlines()]
+                out += ["      " + ln for ln in lines(s.diff())]
             elif diff and (s.before or s.after):
-                out.append(redact(f"      {s.before or '(absent)'} -> {s.after or '(absent)'}"))
-        out += [f"  - {n}" for n in plan.notes]
-    out += [f"  WARNING: {w}" for w in r.warnings]
+                out.append("      " + redact(f"{s.before or '(absent)'} -> {s.after or '(absent)'}", own))
+        out += [f"  - {redact(n, own)}" for n in plan.notes]
+    out += [f"  WARNING: {redact(w, own)}" for w in r.warnings]
     for label, view in (("before", r.before), ("after", r.after)):
         if view:
             ps = "ok" if view.get("docker_ps_rc") == 0 else f"rc={view.get('docker_ps_rc')} {first_line(str(view.get('docker_ps') or ''))}"
-            out.append(f"  {label:<6} id: {view.get('id')}")
-            out.append(f"  {label:<6} docker ps: {ps}")
-    out += [f"  [{c.label}] {c.name}: {c.detail}" for c in r.checks]
+            out.append(f"  {label:<6} id: {redact(str(view.get('id')), own)}")
+            out.append(f"  {label:<6} docker ps: {redact(ps, own)}")
+    out += [f"  [{c.label}] {c.name}: {redact(c.detail, own)}" for c in r.checks]
     if r.snapshot_id:
         out.append(f"  snapshot {r.snapshot_id}{' (rolled back)' if r.rolled_back and r.failed else ''}")
     if r.error:
-        out.append(color(f"  error: {r.error}", "failed", use_color))
+        out.append(color(f"  error: {redact(r.error, own)}", "failed", use_color))
     if r.timings:
         out.append("  time: " + timings(r.timings))
     return "\n".join(out)
@@ -129,18 +137,20 @@ def recap(fleet: FleetReport, *, use_color: bool = False) -> str:
     return "\n".join(lines)
 
 
-def as_json(data: Any) -> str:
-    """JSON for --json, every string value with credentials masked."""
-    return json.dumps(redact_data(json.loads(json.dumps(data, default=str))), indent=2, sort_keys=True)
+def as_json(data: Any, own: Iterable[str] = ()) -> str:
+    """JSON for --json, every string value with credentials masked (``own``: the run's host names)."""
+    return json.dumps(redact_data(json.loads(json.dumps(data, default=str)), frozenset(own)), indent=2,
+                      sort_keys=True)
 
 
 def progress_line(r: HostReport, done: int, total: int, use_color: bool) -> str:
     return f"[{done}/{total}] " + color(f"{r.host}: {r.status}", r.status, use_color) + \
-        (f" ({first_line(r.error)})" if r.error else "")
+        (f" ({redact(first_line(r.error), (r.host,))})" if r.error else "")
 
 
 def table(rows: Iterable[dict[str, Any]], cols: list[str]) -> str:
-    rows = list(rows)
+    """Columns of host-reported values, each masked (a row's ``host`` is hostprep's own word)."""
+    rows = [{c: redact(str(r.get(c, "")), (str(r.get("host", "")),)) for c in cols} for r in rows]
     widths = {c: max([len(c)] + [len(str(r.get(c, ""))) for r in rows]) for c in cols}
     head = "  ".join(f"{c:<{widths[c]}}" for c in cols)
     return "\n".join([head] + ["  ".join(f"{str(r.get(c, '')):<{widths[c]}}" for c in cols) for r in rows])

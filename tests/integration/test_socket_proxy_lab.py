@@ -16,6 +16,7 @@ from hostprep.results import CHANGED, OK
 from hostprep.settings import HostSettings
 from hostprep.strategies.socket_proxy import AREAS, DOCKER_URL, NETWORK, SERVICE
 from hostprep.validate import host_settings
+from hostprep.verify import verify
 from tests.integration.conftest import Pristine, connect, entry, state_of
 from tests.lab import docker_proxy, lab
 
@@ -198,3 +199,48 @@ def test_the_audit_finds_each_way_the_proxy_comes_undone(scenario: str, proxy_ho
     assert expected - {"worker-cannot-reach-docker"} <= cheap, cheap
     assert expected <= deep, deep
     assert cheap <= deep and deep - expected <= {"worker-cannot-reach-docker"}, (cheap, deep)
+
+
+# ------------------------------------------------------------------ a folder above the socket (issue 23, 4)
+
+RUN_MOUNT = "    - /run:/host/run\n"
+
+
+def socket_answers(h: lab.LabHost, worker: str, path: str) -> str:
+    """Whether Docker answers on ``path`` inside the worker, asked as the container's root (who needs
+    no group: the strongest caller a mount can serve)."""
+    said = h.exec(f"docker exec -u 0 {worker} sh -c 'DOCKER_HOST=unix://{path} docker ps -q' 2>&1; echo rc=$?",
+                  check=False)
+    return "answers" if said.rstrip().endswith("rc=0") else "refused: " + said.strip()[-200:]
+
+
+def test_a_worker_that_mounts_run_keeps_no_usable_socket_under_it_and_verify_and_audit_agree(
+        proxy_host: Callable[[str], lab.LabHost]) -> None:
+    h = proxy_host("lab1")
+    compose = h.exec("cat /opt/airflow/docker-compose.yaml")
+    sock = "    - /var/run/docker.sock:/var/run/docker.sock\n"
+    assert sock in compose
+    h.exec("cd /opt/airflow && cat > docker-compose.yaml", input=compose.replace(sock, RUN_MOUNT).encode())
+    h.exec(f"cd /opt/airflow && {h.compose_cmd} up -d --force-recreate airflow-worker >/dev/null 2>&1")
+    worker = proxy_facts("lab1").worker.name or ""
+    assert socket_answers(h, worker, "/host/run/docker.sock") == "answers"   # the hole is real before the fix
+
+    report = provision("lab1")
+    assert report.status == CHANGED, report.error
+    assert all(c.ok for c in report.checks), [c for c in report.checks if not c.ok]
+    f = proxy_facts("lab1")
+    worker = f.worker.name or ""
+    said = socket_answers(h, worker, "/host/run/docker.sock")
+    assert said.startswith("refused"), said
+    assert in_worker(h, worker, "test -S /host/run/docker.sock || echo no-socket").strip() == "no-socket"
+    assert in_worker(h, worker, "test -d /host/run && echo still-mounted").strip() == "still-mounted"
+    assert f.worker.docker_ps_rc == 0   # through the proxy
+    assert "socket-still-mounted:airflow-worker" not in audit_ids("lab1", deep=True)
+
+    # the override gone from the worker (recreated from the compose file alone): both audits say so
+    h.exec(f"cd /opt/airflow && COMPOSE_FILE=docker-compose.yaml {h.compose_cmd} up -d --no-deps --force-recreate "
+           "airflow-worker >/dev/null 2>&1")
+    assert socket_answers(h, proxy_facts("lab1").worker.name or "", "/host/run/docker.sock") == "answers"
+    assert "socket-still-mounted:airflow-worker" in audit_ids("lab1", deep=False)
+    checks = verify(proxy_facts("lab1"), settings_with("lab1"), "socket-proxy")
+    assert "airflow-worker does not mount the socket" in [c.name for c in checks if not c.ok]
