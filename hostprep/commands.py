@@ -330,7 +330,8 @@ def audit_history(hosts: str | None, *, as_json: bool) -> Reply:
     lines, skipped = history.load_counted(names)
     spans = history.intervals(lines)
     shown = render.as_json([s.to_dict() for s in spans]) if as_json else audit_report.history_table(spans)
-    return Reply(0, (shown,), (f"skipped {skipped} torn or unreadable history line(s)",) if skipped else ())
+    why = (f"skipped {len(skipped)} torn or unreadable history line(s)", *skipped[:10]) if skipped else ()
+    return Reply(0, (shown,), why)
 
 
 def schedule_job(sel: Selection, repo: str, report_dir: str, *, deep: bool = False) -> schedule.AuditJob:
