@@ -5,6 +5,9 @@ the field, never a Python exception (issue 23, item 7). Each input the fuzzers f
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,7 @@ AT = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
 RUN = Run("run-1", AT - timedelta(minutes=1))
 SEPARATORS = ["\n", "\r", "\r\n", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
 DEEP = "[" * 1000
+ENV = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))   # this checkout's hostprep
 
 
 def shard_text(**changes: Any) -> str:
@@ -83,6 +87,19 @@ def test_merging_a_report_that_holds_a_list_is_an_error_naming_the_file(tmp_path
     report.write_text("[]")
     with pytest.raises(ReportError, match=rf"^{report}: not an audit report: expected a JSON object, got \[\]$"):
         commands.audit_merge([str(report)], run_file=str(run_file))
+
+
+def test_the_merge_command_says_so_in_one_line_with_exit_1_and_no_traceback(tmp_path: Path) -> None:
+    (tmp_path / "x.json").write_text("[]")
+    begun = subprocess.run([sys.executable, "-m", "hostprep", "audit.begin", "--run-file", "run.json"],
+                           cwd=tmp_path, capture_output=True, text=True, env=ENV, timeout=120)
+    assert begun.returncode == 0 and begun.stdout.count("-") == 1, begun.stderr
+    for args, said in (([], "hostprep: error: x.json: not an audit report: expected a JSON object, got []"),
+                       (["--run-id", "other"], f"hostprep: error: run.json: holds run {begun.stdout.strip()}, not other")):
+        run = subprocess.run([sys.executable, "-m", "hostprep", "audit.merge", "--report", "x.json", "--run-file",
+                              "run.json", *args], cwd=tmp_path, capture_output=True, text=True, env=ENV,
+                             timeout=120)
+        assert (run.returncode, run.stdout) == (1, "") and run.stderr.startswith(said), run.stderr
 
 
 def test_deep_nesting_in_a_report_a_run_file_or_a_history_file_is_hostpreps_error(
