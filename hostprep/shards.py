@@ -133,6 +133,8 @@ class ShardReport:
 def read_report(text: str, name: str) -> ShardReport:
     """A shard report from its text; anything but what ``audit --shard`` writes is a ReportError naming the field."""
     data = report_object(_loads(text, name), name)
+    if data.get("shard") is None:
+        raise ReportError(f"{name}: shard: missing: not a shard's report (written by `audit` without --shard)")
     shard = want(data.get("shard"), dict, name, "shard")
     index = want(shard.get("index"), int, name, "shard.index")
     count = want(shard.get("count"), int, name, "shard.count")
@@ -199,10 +201,12 @@ def merge(reports: Sequence[ShardReport], run: Run) -> Merged:
     except ShardError as exc:
         raise ShardError("; ".join((str(exc), *refused))) from None
     audits: dict[str, HostAudit] = {}
+    seen: dict[str, str] = {}
     for r, why in zip(reports, whys):
         for a in r.audits:
             if a.host in audits:
-                raise ShardError(f"host {a.host!r} is in two shard reports")
+                raise ShardError(f"host {a.host!r} is in two shard reports: {seen[a.host]} and {r.label}")
+            seen[a.host] = r.label
             audits[a.host] = a if why is None else HostAudit(
                 a.host, FAILED, error=f"not audited in run {run.id}: {r.label} is stale: {why}", labels=a.labels)
     return Merged([audits[h] for h in sorted(audits)], run.started, refused)

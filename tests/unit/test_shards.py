@@ -67,7 +67,7 @@ def test_a_missing_or_repeated_shard_or_a_host_in_two_shards_is_refused() -> Non
     with pytest.raises(ShardError, match="not shards of one run"):
         merge([one, shard_report(audits, 1, 3)], RUN)
     clash = ShardReport(two.name, two.index, two.count, two.run, two.at, two.audits + one.audits[:1])
-    with pytest.raises(ShardError, match="in two shard reports"):
+    with pytest.raises(ShardError, match=r"in two shard reports: shard 1/2 \(s1/audit.json\) and shard 2/2"):
         merge([one, clash], RUN)
 
 
@@ -111,7 +111,8 @@ def test_a_report_without_a_run_id_is_refused_with_what_to_do() -> None:
 def test_a_stale_report_of_another_shard_count_is_named_in_the_refusal() -> None:
     clean = [HostAudit(n, "ok") for n in NAMES[:20]]
     old = Run("manual__x", AT - timedelta(days=1))
-    with pytest.raises(ShardError, match=r"not shards of one run.*shard 2/3 \(s2/audit.json\): refused: it is from run manual__x"):
+    with pytest.raises(ShardError,
+                       match=r"not shards of one run.*shard 2/3 \(s2/audit.json\): refused: it is from run manual__x"):
         merge([shard_report(clean, 1, 2), shard_report(clean, 2, 3, old)], RUN)
 
 
@@ -122,3 +123,8 @@ def test_run_ids_are_airflow_run_ids_or_fresh_ones_and_nothing_a_shell_would_rea
     for bad in ("", "a b", "$(id)", "x" * 129, "-rf", "a\n"):
         with pytest.raises(ShardError, match="--run-id"):
             new_run(AT, bad)
+
+
+def test_an_unsharded_report_given_to_the_merge_says_so() -> None:
+    with pytest.raises(ShardError, match=r"^whole.json: shard: missing: not a shard's report"):
+        read_report(json.dumps(as_dict([HostAudit("lab1", "ok")], AT, None, RUN.to_dict())), "whole.json")
