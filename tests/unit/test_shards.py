@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from hostprep.audit import DRIFT, RULE, UNREACHABLE, Finding, HostAudit
+from hostprep.audit_json import ReportError
 from hostprep.audit_report import as_dict
 from hostprep.shards import Run, ShardError, ShardReport, merge, new_run, parse_shard, pick, read_report, shard_of
 
@@ -126,5 +127,5 @@ def test_run_ids_are_airflow_run_ids_or_fresh_ones_and_nothing_a_shell_would_rea
 
 
 def test_an_unsharded_report_given_to_the_merge_says_so() -> None:
-    with pytest.raises(ShardError, match=r"^whole.json: shard: missing: not a shard's report"):
+    with pytest.raises(ReportError, match=r"^whole.json: shard: missing: not a shard's report"):
         read_report(json.dumps(as_dict([HostAudit("lab1", "ok")], AT, None, RUN.to_dict())), "whole.json")
