@@ -13,7 +13,7 @@ import tempfile
 import xml.etree.ElementTree as ET
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from hostprep.audit import RULES, HostAudit, exit_code
 from hostprep.history import Interval
@@ -47,17 +47,21 @@ def table(audits: Sequence[HostAudit]) -> str:
     return "\n".join(out)
 
 
-def as_dict(audits: Sequence[HostAudit], at: datetime, shard: tuple[int, int] | None = None) -> dict[str, Any]:
-    """The JSON report; a shard's names its place (``{"index": 1, "count": 2}``) so the shards can be merged."""
+def as_dict(audits: Sequence[HostAudit], at: datetime, shard: tuple[int, int] | None = None,
+            run: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The JSON report; a shard's names its place (``{"index": 1, "count": 2}``) and, like any run given
+    one, its run (``{"id": ..., "started": ...}``), so the merge can tell this run's shards from stale ones."""
     return {"at": at.isoformat(timespec="seconds"), "exit_code": exit_code(audits),
             "summary": {s: sum(a.status == s for a in audits) for s in ("ok", "drift", "unreachable", "failed")},
             "hosts": {a.host: a.to_dict() for a in audits},
-            **({"shard": {"index": shard[0], "count": shard[1]}} if shard else {})}
+            **({"shard": {"index": shard[0], "count": shard[1]}} if shard else {}),
+            **({"run": dict(run)} if run else {})}
 
 
-def as_json(audits: Sequence[HostAudit], at: datetime, shard: tuple[int, int] | None = None) -> str:
+def as_json(audits: Sequence[HostAudit], at: datetime, shard: tuple[int, int] | None = None,
+            run: Mapping[str, str] | None = None) -> str:
     """The JSON report, every string value with credentials masked."""
-    return json.dumps(redact_data(as_dict(audits, at, shard)), indent=2, sort_keys=True)
+    return json.dumps(redact_data(as_dict(audits, at, shard, run)), indent=2, sort_keys=True)
 
 
 def junit(audits: Sequence[HostAudit], at: datetime) -> str:

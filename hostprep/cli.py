@@ -183,6 +183,21 @@ def _run_audit(fn: Callable[..., commands.Reply], *args: object, **kwargs: objec
     _show(reply)
 
 
+RUN_HELP = {
+    "run_file": "the run file `audit.begin` wrote: its id and start go into the report (needed with --shard)",
+    "run_id": "the run's id (e.g. Airflow's $AIRFLOW_CTX_DAG_RUN_ID): the run file must hold it",
+}
+
+
+@task(name="begin", help={
+    "run_file": "the file to write the run's id and start time to (where every shard and the merge can read it)",
+    "run_id": "the run's id (e.g. Airflow's $AIRFLOW_CTX_DAG_RUN_ID; default: a new one); printed",
+})
+def audit_begin(c: Context, run_file: str | None = None, run_id: str | None = None) -> None:
+    """Begin a sharded audit run: write its id and start time for `audit --shard` and `audit.merge`."""
+    _run_audit(commands.audit_begin, run_file, run_id)
+
+
 @task(name="run", default=True, help=SELECT_HELP | {
     "deep": "also exec `id` and `docker ps` inside each worker (the default judges from the host side only)",
     "fix": "re-provision drifted hosts (snapshot, apply, verify as `invoke provision`), then audit them again",
@@ -192,17 +207,17 @@ def _run_audit(fn: Callable[..., commands.Reply], *args: object, **kwargs: objec
     "report_dir": "write audit.json, audit-junit.xml and hostprep_audit.prom into DIR",
     "forks": "hosts audited in parallel (default 32)",
     "shard": "I/N: audit only a stable 1/N of the selected hosts (merge the N reports with audit.merge)",
-})
+} | RUN_HELP)
 def audit(c: Context, host: str | None = None, group: str | None = None, limit: str | None = None,
           inventory: str | None = None, json: bool = False, deep: bool = False, fix: bool = False,
           junit: str | None = None, prom: str | None = None, json_file: str | None = None,
           report_dir: str | None = None, known_hosts: str | None = None, accept_new: bool = False, timeout: int = 10,
-          forks: int = 32, shard: str | None = None) -> None:
+          forks: int = 32, shard: str | None = None, run_file: str | None = None, run_id: str | None = None) -> None:
     """Report drift from the desired state on each host; read-only unless --fix. Exit 0 clean, 2 drift, 3 unaudited."""
     outputs = commands.AuditOutputs(as_json=json, junit=junit, prom=prom, json_file=json_file, report_dir=report_dir)
     sel = commands.Selection(inventory=inventory, host=host, group=group, limit=limit, shard=shard)
     _run_audit(commands.audit, sel, _conn(known_hosts, accept_new, timeout), outputs,
-               deep=deep, fix=fix, forks=int(forks), progress=_progress())
+               deep=deep, fix=fix, forks=int(forks), progress=_progress(), run_file=run_file, run_id=run_id)
 
 
 @task(name="merge", iterable=["report"], help={
@@ -212,12 +227,14 @@ def audit(c: Context, host: str | None = None, group: str | None = None, limit: 
     "prom": "write the merged Prometheus textfile to FILE",
     "json_file": "write the merged JSON report to FILE",
     "report_dir": "write audit.json, audit-junit.xml and hostprep_audit.prom into DIR",
-})
+} | RUN_HELP)
 def audit_merge(c: Context, report: list[str], json: bool = False, junit: str | None = None, prom: str | None = None,
-                json_file: str | None = None, report_dir: str | None = None) -> None:
-    """Merge the reports of `audit --shard 1/N` ... `N/N` into one run's; exit code as that run's (0, 2, 3)."""
+                json_file: str | None = None, report_dir: str | None = None, run_file: str | None = None,
+                run_id: str | None = None) -> None:
+    """Merge the reports of `audit --shard 1/N` ... `N/N` into one run's; exit code as that run's (0, 2, 3).
+    A report that is not this run's (--run-file) is refused by name: its hosts count as not audited (3)."""
     outputs = commands.AuditOutputs(as_json=json, junit=junit, prom=prom, json_file=json_file, report_dir=report_dir)
-    _run_audit(commands.audit_merge, list(report), outputs)
+    _run_audit(commands.audit_merge, list(report), outputs, run_file=run_file, run_id=run_id)
 
 
 @task(name="history", help={"host": "only these hosts (a:b or a,b)", "json": "print machine-readable JSON"})
@@ -258,7 +275,7 @@ def collection() -> Collection:
     """A fresh collection of the operator's tasks (a clone's tasks.py adds the lab and the benchmark)."""
     ns = Collection(facts, provision, rollback, snapshots, status)
     audit_ns = Collection("audit")
-    for t in (audit, audit_merge, audit_history, audit_schedule, audit_unschedule):
+    for t in (audit, audit_begin, audit_merge, audit_history, audit_schedule, audit_unschedule):
         audit_ns.add_task(t)
     ns.add_collection(audit_ns)
     return ns

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -249,9 +248,16 @@ def audit_job(*, deep: bool, fix: bool) -> HostJob:
 
 
 def audit(sel: Selection, conn: ConnectOptions, outputs: AuditOutputs = AuditOutputs(), *, deep: bool = False,
-          fix: bool = False, progress: Progress | None = None, forks: int = 32) -> Reply:
-    """Audit every selected host (read-only unless ``fix``); 0 no drift, 2 drift, 3 a host not audited."""
+          fix: bool = False, progress: Progress | None = None, forks: int = 32, run_file: str | None = None,
+          run_id: str | None = None) -> Reply:
+    """Audit every selected host (read-only unless ``fix``); 0 no drift, 2 drift, 3 a host not audited.
+
+    A shard needs its run (``run_file``, from ``audit.begin``): its report carries the run's id and start."""
     entries = select(sel)
+    run = _run_of(run_file, run_id)
+    if sel.shard and run is None:
+        raise shards.ShardError(f"--shard {sel.shard} needs --run-file (the file `audit.begin` wrote for this run): "
+                                "audit.merge refuses shard reports that do not name their run")
     at = aud.now()
     fleet = fan_out(entries, audit_job(deep=deep, fix=fix), conn, forks=forks,
                     on_done=_progress(progress, len(entries)))
@@ -259,7 +265,7 @@ def audit(sel: Selection, conn: ConnectOptions, outputs: AuditOutputs = AuditOut
     for a, r in zip(audits, fleet.reports):
         a.labels = r.data.get("labels", {})
     shard = shards.parse_shard(sel.shard) if sel.shard else None
-    reply = _audit_outputs(audits, at, outputs, shard)   # reports first: a history problem must not cost them
+    reply = _audit_outputs(audits, at, outputs, shard, run)   # reports first: a history problem must not cost them
     try:
         history.append(line for a in audits for line in history.entries_for(a, at, aud.now()))
     except (OSError, ValueError) as exc:
@@ -268,28 +274,63 @@ def audit(sel: Selection, conn: ConnectOptions, outputs: AuditOutputs = AuditOut
 
 
 def _audit_outputs(audits: list[aud.HostAudit], at: datetime, outputs: AuditOutputs,
-                   shard: tuple[int, int] | None = None) -> Reply:
+                   shard: tuple[int, int] | None = None, run: shards.Run | None = None) -> Reply:
     """Write the report files; the table or JSON to show, and the audits' exit code."""
+    stamp = run.to_dict() if run else None
     writers: dict[str, Callable[[list[aud.HostAudit], datetime], str]] = {
-        "json": lambda a, t: audit_report.as_json(a, t, shard), "junit": audit_report.junit,
+        "json": lambda a, t: audit_report.as_json(a, t, shard, stamp), "junit": audit_report.junit,
         "prom": audit_report.prometheus}
     for kind, path in outputs.files().items():
         audit_report.write_atomic(path, writers[kind](audits, at))
-    shown = audit_report.as_json(audits, at, shard) if outputs.as_json else audit_report.table(audits)
+    shown = audit_report.as_json(audits, at, shard, stamp) if outputs.as_json else audit_report.table(audits)
     return Reply(aud.exit_code(audits), (shown,), own=frozenset(a.host for a in audits))
 
 
-def audit_merge(reports: list[str], outputs: AuditOutputs = AuditOutputs()) -> Reply:
-    """Merge the audit.json of every shard of one run into the reports one unsharded run gives."""
-    loaded = []
-    for name in reports:
-        path = Path(name) / audit_report.REPORT_FILES["json"] if Path(name).is_dir() else Path(name)
-        try:
-            loaded.append(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError) as exc:
-            raise shards.ShardError(f"{path}: cannot read a shard report: {getattr(exc, 'strerror', None) or exc}") from None
-    audits, at = shards.merge(loaded)
-    return _audit_outputs(audits, at, outputs)
+def _read_text(path: str | Path, what: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise shards.ShardError(f"{path}: cannot read {what}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def _run_of(run_file: str | None, run_id: str | None) -> shards.Run | None:
+    """The run from the file ``audit.begin`` wrote; with ``run_id``, the file must be that run's."""
+    if run_file is None:
+        if run_id is not None:
+            raise shards.ShardError("--run-id needs --run-file (the file `audit.begin` wrote for this run)")
+        return None
+    run = shards.read_run_file(_read_text(run_file, "the run file"), run_file)
+    if run_id is not None and run.id != run_id:
+        raise shards.ShardError(f"{run_file}: holds run {run.id}, not {run_id}: `audit.begin` did not write it "
+                                "for this run (it failed or did not run)")
+    return run
+
+
+def audit_begin(run_file: str | None, run_id: str | None = None) -> Reply:
+    """Begin a sharded run: write its id and start time to ``run_file`` (atomically); show the id."""
+    if not run_file:
+        raise shards.ShardError("audit.begin needs --run-file FILE: where the shards and the merge read the run")
+    run = shards.new_run(aud.now(), run_id)
+    audit_report.write_atomic(run_file, shards.run_file_text(run))
+    return Reply(0, (run.id,))
+
+
+def audit_merge(reports: list[str], outputs: AuditOutputs = AuditOutputs(), *, run_file: str | None = None,
+                run_id: str | None = None) -> Reply:
+    """Merge the audit.json of every shard of one run into the reports one unsharded run gives.
+
+    A report that is not this run's is refused by name; its hosts are reported as not audited (exit 3)."""
+    run = _run_of(run_file, run_id)
+    if run is None:
+        raise shards.ShardError("audit.merge needs --run-file (the file `audit.begin` wrote for this run): "
+                                "without it a report left by an earlier run cannot be told from this run's")
+    paths = [Path(n) / audit_report.REPORT_FILES["json"] if Path(n).is_dir() else Path(n) for n in reports]
+    merged = shards.merge([shards.read_report(_read_text(p, "a shard report"), str(p)) for p in paths], run)
+    reply = _audit_outputs(merged.audits, merged.at, outputs, run=run)
+    if not merged.refused:
+        return reply
+    return replace(reply, code=max(reply.code, aud.EXIT_INCOMPLETE), warnings=(
+        *merged.refused, "the hosts of a refused shard are reported as not audited (status failed)"))
 
 
 def audit_history(hosts: str | None, *, as_json: bool) -> Reply:
@@ -298,7 +339,8 @@ def audit_history(hosts: str | None, *, as_json: bool) -> Reply:
     lines, skipped = history.load_counted(names)
     spans = history.intervals(lines)
     shown = render.as_json([s.to_dict() for s in spans]) if as_json else audit_report.history_table(spans)
-    return Reply(0, (shown,), (f"skipped {skipped} torn or unreadable history line(s)",) if skipped else ())
+    why = (f"skipped {len(skipped)} torn or unreadable history line(s)", *skipped[:10]) if skipped else ()
+    return Reply(0, (shown,), why)
 
 
 def schedule_job(sel: Selection, repo: str, report_dir: str, *, deep: bool = False) -> schedule.AuditJob:

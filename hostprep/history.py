@@ -20,7 +20,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable
 
+from hostprep import hostdata
 from hostprep.audit import HostAudit
+from hostprep.audit_json import STATUSES
 from hostprep.local_state import append_private, controller_dir, host_dir, write_private
 from hostprep.redact import redact
 
@@ -57,34 +59,66 @@ def append(lines: Iterable[dict[str, Any]]) -> None:
         touched.add(path)
     for path in touched:
         if path.stat().st_size > COMPACT_AT:
-            good, _torn = read_lines(path)
+            good, _skipped = read_lines(path)
             write_private(path, "".join(json.dumps(ln, sort_keys=True) + "\n" for ln in compact(good)))
 
 
-def read_lines(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """The history lines of one file, and how many were skipped (torn by a crash, or not a history line)."""
+def read_lines(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """The history lines of one file, and why each other line was skipped (``FILE:LINE: field: why``):
+    torn by a crash, or not a history line of this host. Lines end at "\\n" only."""
     good: list[dict[str, Any]] = []
-    torn = 0
-    for ln in path.read_text(errors="replace").splitlines():
+    skipped = []
+    for number, ln in enumerate(hostdata.lines(path.read_text(errors="replace")), 1):
         if not ln.strip():
             continue
         try:
-            entry_ = json.loads(ln)
-        except ValueError:
-            torn += 1
+            line = hostdata.loads(ln, "history line")
+        except ValueError as exc:
+            skipped.append(f"{path}:{number}: not JSON ({exc})")
             continue
-        if _valid(entry_):
-            good.append(entry_)
+        why = invalid(line, path.parent.name)
+        if why:
+            skipped.append(f"{path}:{number}: {why}")
         else:
-            torn += 1
-    return good, torn
+            good.append(line)
+    return good, skipped
 
 
-def _valid(line: Any) -> bool:
-    return (isinstance(line, dict) and isinstance(line.get("at"), str) and isinstance(line.get("host"), str)
-            and isinstance(line.get("status"), str) and isinstance(line.get("findings", []), list)
-            and all(isinstance(f, dict) and isinstance(f.get("key"), str) for f in line.get("findings", []))
-            and isinstance(line.get("repeat", 1), int))
+def _time(value: Any) -> bool:
+    try:
+        return isinstance(value, str) and datetime.fromisoformat(value).tzinfo is not None
+    except ValueError:
+        return False
+
+
+def _finding_problem(f: Any, field: str) -> str | None:
+    if not isinstance(f, dict):
+        return f"{field}: not an object"
+    for key, required in (("key", True), ("id", False), ("severity", False), ("detail", False)):
+        if (required or key in f) and not isinstance(f.get(key), str):
+            return f"{field}.{key}: expected a string, got {json.dumps(f.get(key))[:40]}"
+    return None
+
+
+def invalid(line: Any, host: str | None = None) -> str | None:
+    """Why ``line`` is not a history line (of ``host``), naming the field; None when it is one."""
+    if not isinstance(line, dict):
+        return "not a JSON object"
+    checks = (("at", _time(line.get("at")), "an ISO time with its UTC offset"),
+              ("host", isinstance(line.get("host"), str) and host in (None, line.get("host")),
+               f"the file's host {host}" if host else "a host name"),
+              ("status", line.get("status") in STATUSES, "one of " + ", ".join(STATUSES)),
+              ("error", line.get("error") is None or isinstance(line.get("error"), str), "a string or null"),
+              ("findings", isinstance(line.get("findings", []), list), "a list"),
+              ("repeat", type(line.get("repeat", 1)) is int and line.get("repeat", 1) >= 1, "a count of runs"))
+    for field, ok, expected in checks:
+        if not ok:
+            return f"{field}: expected {expected}, got {json.dumps(line.get(field))[:40]}"
+    for i, f in enumerate(line.get("findings", [])):
+        why = _finding_problem(f, f"findings[{i}]")
+        if why:
+            return why
+    return None
 
 
 def _state(line: dict[str, Any]) -> tuple[Any, ...]:
@@ -115,18 +149,18 @@ def load(hosts: Iterable[str] | None = None) -> list[dict[str, Any]]:
     return load_counted(hosts)[0]
 
 
-def load_counted(hosts: Iterable[str] | None = None) -> tuple[list[dict[str, Any]], int]:
-    """(history lines oldest first, how many torn or foreign lines were skipped)."""
+def load_counted(hosts: Iterable[str] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+    """(history lines oldest first, why each torn or foreign line was skipped)."""
     root = controller_dir() / "hosts"
     names = list(hosts) if hosts is not None else sorted(p.parent.name for p in root.glob("*/audit.jsonl"))
     out: list[dict[str, Any]] = []
-    skipped = 0
+    skipped: list[str] = []
     for name in names:
         path = path_for(name)
         if path.is_file():
-            good, torn = read_lines(path)
+            good, why = read_lines(path)
             out += good
-            skipped += torn
+            skipped += why
     return sorted(out, key=lambda e: (e["at"], e["host"])), skipped
 
 

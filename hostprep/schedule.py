@@ -23,7 +23,7 @@ BEGIN = "# >>> hostprep audit schedule"
 END = "# <<< hostprep audit schedule"
 UNIT = "hostprep-audit"
 LOG_FILE = "audit.log"
-_EVERY = re.compile(r"^(\d+)([mhd])$")
+_EVERY = re.compile(r"([0-9]{1,2})([mhd])")   # ASCII digits, at most 2: never a 4,301-digit int()
 
 
 class ScheduleError(ValueError):
@@ -31,12 +31,13 @@ class ScheduleError(ValueError):
 
 
 def _every(every: str) -> tuple[int, str]:
-    m = _EVERY.match(every.strip())
+    m = _EVERY.fullmatch(every.strip()) if isinstance(every, str) else None
     n, unit = (int(m.group(1)), m.group(2)) if m else (0, "")
     ok = (unit == "m" and 0 < n < 60 and 60 % n == 0) or (unit == "h" and 0 < n < 24 and 24 % n == 0) \
         or (unit == "d" and n == 1)
     if not ok:
-        raise ScheduleError(f"--every {every!r}: use minutes dividing 60 (1m 5m 15m 30m), "
+        shown = every if not isinstance(every, str) or len(every) <= 40 else every[:37] + "..."
+        raise ScheduleError(f"--every {shown!r}: use minutes dividing 60 (1m 5m 15m 30m), "
                             "hours dividing 24 (1h 2h 6h 12h) or 1d")
     return n, unit
 
@@ -106,10 +107,21 @@ def block(every: str, job: AuditJob) -> str:
             f"{line}\n{END}\n")
 
 
+def _lines(text: str) -> list[str]:
+    r"""The crontab's lines, each with its "\n": split at "\n" only (a user's line may hold \r, \x1c or \x85,
+    and ``splitlines`` would cut it there, and could read a marker in its middle).
+
+    >>> _lines("a\x1c# >>> hostprep\nb")
+    ['a\x1c# >>> hostprep\n', 'b']
+    """
+    parts = text.split("\n")
+    return [p + "\n" for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+
+
 def _spans(text: str) -> list[tuple[int, int]]:
     """(first, last) line index of each hostprep block; unbalanced markers are an error."""
     spans, start = [], None
-    for i, line in enumerate(text.splitlines()):
+    for i, line in enumerate(_lines(text)):
         if line.startswith(BEGIN):
             if start is not None:
                 raise ScheduleError(f"crontab line {i + 1}: a second '{BEGIN}' before '{END}'; fix it with `crontab -e`")
@@ -126,14 +138,14 @@ def _spans(text: str) -> list[tuple[int, int]]:
 
 def find_block(text: str) -> str | None:
     """hostprep's block in a crontab, or None."""
-    lines = text.splitlines(keepends=True)
+    lines = _lines(text)
     spans = _spans(text)
     return "".join(lines[spans[0][0]:spans[0][1] + 1]) if spans else None
 
 
 def without_block(text: str) -> str:
     """The crontab with hostprep's block(s) removed and every other line kept byte for byte."""
-    lines = text.splitlines(keepends=True)
+    lines = _lines(text)
     drop = {i for a, b in _spans(text) for i in range(a, b + 1)}
     return "".join(ln for i, ln in enumerate(lines) if i not in drop)
 
@@ -141,7 +153,7 @@ def without_block(text: str) -> str:
 def with_block(text: str, new_block: str) -> str:
     """The crontab with hostprep's block replaced in place, or appended."""
     spans = _spans(text)
-    lines = text.splitlines(keepends=True)
+    lines = _lines(text)
     if spans:
         a, b = spans[0]
         return "".join(lines[:a]) + new_block + without_block("".join(lines[b + 1:]))
@@ -153,7 +165,8 @@ def with_block(text: str, new_block: str) -> str:
 def read_crontab() -> str:
     """The current user's crontab ("" when there is none)."""
     try:
-        proc = subprocess.run(["crontab", "-l"], capture_output=True, text=True, timeout=30)
+        proc = subprocess.run(["crontab", "-l"], capture_output=True, text=True, timeout=30, encoding="utf-8",
+                              errors="surrogateescape")   # any bytes in a user's entry go back as they were
     except FileNotFoundError:
         raise ScheduleError("`crontab` is not installed (Debian/Ubuntu: apt-get install cron)") from None
     if proc.returncode != 0:
@@ -164,7 +177,8 @@ def read_crontab() -> str:
 
 
 def write_crontab(text: str) -> None:
-    proc = subprocess.run(["crontab", "-"], input=text, capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(["crontab", "-"], input=text, capture_output=True, text=True, timeout=30, encoding="utf-8",
+                          errors="surrogateescape")
     if proc.returncode != 0:
         raise ScheduleError(f"crontab - refused the new crontab: {proc.stderr.strip()}")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -23,6 +24,7 @@ from hostprep.errors import AuthFailed, HostKeyRejected, SettingsError, Transpor
 from hostprep.settings import proxy_safe
 
 MAX_JUMPS = 8
+_PORT = re.compile(r"[0-9]{1,5}")   # ASCII digits only: "²".isdigit() is True, and int() refuses it
 
 
 class _AcceptNewPolicy(paramiko.MissingHostKeyPolicy):
@@ -89,23 +91,55 @@ def parse_hop(hop: str) -> tuple[str | None, str, int | None]:
     ('ops', 'bastion', 2222)
     >>> parse_hop("[::1]:22")
     (None, '::1', 22)
+    >>> parse_hop("bastion:\u00b2")
+    Traceback (most recent call last):
+    ...
+    hostprep.errors.TransportError: ProxyJump hop 'bastion:²': the port is not a number from 1 to 65535
     """
     user, _, rest = hop.strip().rpartition("@")
     host, port = rest, None
     if rest.startswith("["):
         host, _, tail = rest[1:].partition("]")
-        port = int(tail[1:]) if tail.startswith(":") and tail[1:].isdigit() else None
-    elif rest.count(":") == 1 and rest.partition(":")[2].isdigit():
+        port = _hop_port(hop, tail[1:]) if tail.startswith(":") else None
+    elif rest.count(":") == 1:
         host, _, digits = rest.partition(":")
-        port = int(digits)
+        port = _hop_port(hop, digits)
     if not host or "ssh://" in hop:
         raise TransportError(f"unsupported ProxyJump hop {hop!r} (use [user@]host[:port])")
     return (user or None), host, port
 
 
+def _hop_port(hop: str, text: str) -> int:
+    port = _port_number(text)
+    if port is None:
+        raise TransportError(f"ProxyJump hop {hop!r}: the port is not a number from 1 to 65535")
+    return port
+
+
+def _port_number(value: Any) -> int | None:
+    """A TCP port from text (or an int), or None: ASCII digits, 1..65535."""
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if isinstance(text, str) and _PORT.fullmatch(text) and 1 <= int(text) <= 65535:
+        return int(text)
+    return None
+
+
 def port_of(ep: Endpoint, ssh: Mapping[str, Any]) -> int:
-    """The port to dial: the inventory's, else ~/.ssh/config's, else 22."""
-    return ep.port or int(ssh.get("port", 22))
+    """The port to dial: the inventory's, else ~/.ssh/config's, else 22.
+
+    >>> port_of(Endpoint("web1", "web1"), {"port": "abc"})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    hostprep.errors.SettingsError: web1: Port 'abc' in the SSH config (...) is not a number from 1 to 65535
+    """
+    if ep.port:
+        return ep.port
+    port = _port_number(ssh.get("port", 22))
+    if port is None:
+        where = os.environ.get("HOSTPREP_SSH_CONFIG") or "~/.ssh/config or /etc/ssh/ssh_config"
+        raise SettingsError(f"{ep.name}: Port {str(ssh.get('port'))[:40]!r} in the SSH config ({where}) "
+                            "is not a number from 1 to 65535")
+    return port
 
 
 def connect_kwargs(ep: Endpoint, ssh: Mapping[str, Any], config: Config, auth: Mapping[str, Any]) -> dict[str, Any]:

@@ -120,18 +120,21 @@ def test_two_shards_cover_every_host_once_and_merge_into_the_unsharded_report(
     sel = commands.Selection(inventory=inv, limit="tag_Role_airflow_worker")
     commands.provision(commands.Selection(inventory=inv, host=lab_host), ConnectOptions(), prov.Options(smoke=False),
                        as_json=True)
-    whole = tmp_path / "whole"
-    codes = [commands.audit(sel, ConnectOptions(), commands.AuditOutputs(report_dir=str(whole))).code]
+    whole, run_file = tmp_path / "whole", str(tmp_path / "run.json")
+    assert commands.audit_begin(run_file, "run-1").lines == ("run-1",)
+    codes = [commands.audit(sel, ConnectOptions(), commands.AuditOutputs(report_dir=str(whole)),
+                            run_file=run_file).code]
     for i in (1, 2):
         shard_sel = commands.Selection(inventory=inv, limit="tag_Role_airflow_worker", shard=f"{i}/2")
-        codes.append(commands.audit(shard_sel, ConnectOptions(),
-                                    commands.AuditOutputs(report_dir=str(tmp_path / f"s{i}"))).code)
+        codes.append(commands.audit(shard_sel, ConnectOptions(), commands.AuditOutputs(report_dir=str(tmp_path / f"s{i}")),
+                                    run_file=run_file).code)
     shard_hosts = [set(json.loads((tmp_path / f"s{i}" / "audit.json").read_text())["hosts"]) for i in (1, 2)]
     assert not shard_hosts[0] & shard_hosts[1] and shard_hosts[0] | shard_hosts[1] == set(fleet)
 
     merged = tmp_path / "merged"
     proc = subprocess.run([sys.executable, "-m", "invoke", "audit.merge", "--report", str(tmp_path / "s1"),
-                           "--report", str(tmp_path / "s2" / "audit.json"), "--report-dir", str(merged)],
+                           "--report", str(tmp_path / "s2" / "audit.json"), "--report-dir", str(merged),
+                           "--run-file", run_file],
                           cwd=lab.REPO, capture_output=True, text=True, env=dict(os.environ))
     assert proc.returncode == codes[0] == 2, proc.stderr   # drift on the host never provisioned
     assert max(codes[1:]) == 2

@@ -280,10 +280,12 @@ def test_a_torn_history_line_is_skipped_and_counted(tmp_path: Path, monkeypatch:
     path.write_text(json.dumps(good) + '\n{"at": "2026-12-01T10:05:00+00:00", "host": "h", "sta\n'
                     + json.dumps({"at": 5}) + "\n" + json.dumps(dict(good, at="2026-12-01T10:10:00+00:00")) + "\n")
     lines, skipped = history.load_counted(["h"])
-    assert (len(lines), skipped) == (2, 2)
+    assert (len(lines), len(skipped)) == (2, 2)
+    assert f"{path}:2: not JSON (Unterminated string" in skipped[0]
+    assert skipped[1] == f"{path}:3: at: expected an ISO time with its UTC offset, got 5"
     monkeypatch.setattr(history, "COMPACT_AT", 10)
     history.append([dict(good, at="2026-12-01T10:15:00+00:00")])   # compaction reads past the torn line
-    assert history.load_counted(["h"]) == (history.load(["h"]), 0)
+    assert history.load_counted(["h"]) == (history.load(["h"]), [])
 
 
 _HISTORY_FIELD = st.one_of(st.text(max_size=5), st.integers(), st.none(), st.lists(st.text(max_size=3), max_size=2))
