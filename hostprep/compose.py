@@ -8,7 +8,7 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from hostprep import yaml_limits
-from hostprep.hostdata import lines
+from hostprep.hostdata import lines, lines_kept
 
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~9x faster, same safe subset
 MANAGED_MARK = "Managed by hostprep"
@@ -144,9 +144,7 @@ ENV_COMMENT = "# Added by hostprep: loads hostprep's override on every `compose`
 
 def set_env_var(text: str | None, key: str, value: str) -> str:
     """Set KEY=value in a .env text, preserving every other line and comment (lines end at ``"\\n"`` only)."""
-    rows = [ln + "\n" for ln in (text or "").split("\n")]
-    rows[-1] = rows[-1][:-1]   # the text after the last newline: no line end of its own
-    lines = rows if rows[-1] else rows[:-1]
+    lines = lines_kept(text)
     pattern = re.compile(rf"^\s*(export\s+)?{re.escape(key)}\s*=")
     for i, line in enumerate(lines):
         if pattern.match(line):

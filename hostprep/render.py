@@ -6,6 +6,7 @@ import json
 from typing import Any, Iterable
 
 from hostprep.facts import Facts
+from hostprep.hostdata import lines
 from hostprep.redact import redact, redact_data
 from hostprep.socket_unit import DOCKERD, SYSTEMD
 from hostprep.verify import first_line
@@ -70,7 +71,7 @@ def host_report(r: HostReport, *, diff: bool = True, use_color: bool = False) ->
         for s in plan.steps:
             out.append(f"  ~ {s.name}  ({s.why})")
             if diff and s.diff():
-                out += ["      " + ln for ln in s.diff().rstrip("\n").splitlines()]
+                out += ["      " + ln for ln in lines(s.diff().rstrip("\n"))]
             elif diff and (s.before or s.after):
                 out.append(redact(f"      {s.before or '(absent)'} -> {s.after or '(absent)'}"))
         out += [f"  - {n}" for n in plan.notes]
