@@ -9,6 +9,7 @@ import re
 from typing import Iterable
 
 from hostprep.facts import Facts, SocketFacts
+from hostprep.hostdata import lines
 
 
 def can_connect(sock: SocketFacts, uid: int | None, gid: int | None, groups: Iterable[int]) -> bool | None:
@@ -68,7 +69,7 @@ def id_groups(text: str) -> tuple[int, ...] | None:
     >>> 99 in id_groups("uid=50000(airflow) gid=0(root) groups=0(root),999(docker)")
     False
     """
-    for line in text.splitlines():
+    for line in lines(text):
         m = _ID_LINE.fullmatch(line.strip())
         if m:
             return tuple(int(e.split("(", 1)[0]) for e in (m.group(1) or "").split(",") if e)

@@ -8,15 +8,17 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from hostprep import yaml_limits
+from hostprep.hostdata import lines, lines_kept
 
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~9x faster, same safe subset
 MANAGED_MARK = "Managed by hostprep"
 
 
 def parse_env(text: str | None) -> dict[str, str]:
-    """Parse a Compose ``.env`` file (KEY=VALUE, comments, optional quotes)."""
+    """Parse a Compose ``.env`` file (KEY=VALUE, comments, optional quotes), split at ``"\\n"`` only as
+    Compose does: a value holding ``\\x85`` or ``\\u2028`` is one value, not a second line."""
     out: dict[str, str] = {}
-    for line in (text or "").splitlines():
+    for line in lines(text):
         line = line.strip()
         if not line or line.startswith("#") or "=" not in line:
             continue
@@ -141,8 +143,8 @@ ENV_COMMENT = "# Added by hostprep: loads hostprep's override on every `compose`
 
 
 def set_env_var(text: str | None, key: str, value: str) -> str:
-    """Set KEY=value in a .env text, preserving every other line and comment."""
-    lines = (text or "").splitlines(keepends=True)
+    """Set KEY=value in a .env text, preserving every other line and comment (lines end at ``"\\n"`` only)."""
+    lines = lines_kept(text)
     pattern = re.compile(rf"^\s*(export\s+)?{re.escape(key)}\s*=")
     for i, line in enumerate(lines):
         if pattern.match(line):
@@ -161,7 +163,8 @@ class _Dumper(yaml.SafeDumper):
 
 
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    block = "\n" in value and not any(line != line.rstrip() for line in value.splitlines())
+    block = "\n" in value and not any(line != line.rstrip() or "\x85" in line or "\u2028" in line or "\u2029" in line
+                                       for line in lines(value))   # YAML reads those as line breaks
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if block else None)
 
 

@@ -4,23 +4,29 @@ The probe's ``containers`` section lists the containers of the Compose project a
 container whose host config mentions the Docker socket (a socat-style "socket published on a
 port" workaround lives outside the project). Per container it sends a few scalar fields of
 ``config.v2.json`` (grepped on the host, not the whole file) and the one-line ``hostconfig.json``,
-every line starting with the file's path (``grep -H``): no line a container's config holds can
-open a section of the probe, and it stays data here.
+every line starting with the file's path (``grep -H``), each kind base64-encoded on one line of
+the section: dockerd's JSON leaves U+0085 unescaped, so no byte a compose value holds may reach
+a line of the probe. Decoded, it is split at ``"\n"`` only (JSON escapes every newline) and stays data.
 """
 
 from __future__ import annotations
 
-import json
+import base64
+import binascii
 import re
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ContainerFacts", "Mount", "parse_containers"]
+from hostprep.hostdata import lines, loads
+
+__all__ = ["ContainerFacts", "ContainersMalformed", "Mount", "parse_containers"]
 
 _LINE = re.compile(r"(?:/var/lib/docker/containers/)?([0-9a-f]{12,64})/(config\.v2|hostconfig)\.json:(.*)")
-_FIELD = re.compile(r'"(Running|Pid|User|Name|Image|com\.docker\.compose\.service|com\.docker\.compose\.project)"'
-                    r':(?:"([^"]*)"|([a-z0-9]+))')
-_DOCKER_HOST = re.compile(r'"DOCKER_HOST=([^"]*)"')
+# a field where a JSON token starts (the probe greps it after "[", "{" or ","), its value without escapes
+_FIELD = re.compile(r'[\[{,]?"(Running|Pid|User|Name|Image|com\.docker\.compose\.service|com\.docker\.compose\.project)"'
+                    r':(?:"([^"\\]*)"|([a-z0-9]+))')
+_DOCKER_HOST = re.compile(r'"DOCKER_HOST=([^"\\]*)"')
+_KINDS = {"fields": "config.v2", "hostconfigs": "hostconfig"}   # the section's lines: KIND <base64>
 
 
 class ContainersMalformed(ValueError):
@@ -74,21 +80,29 @@ def _scalars(text: str) -> dict[str, str]:
     return out
 
 
+def _list(v: Any) -> list[Any]:
+    return v if isinstance(v, list) else []
+
+
+def _dict(v: Any) -> dict[str, Any]:
+    return v if isinstance(v, dict) else {}
+
+
 def _mounts(host: dict[str, Any]) -> tuple[Mount, ...]:
-    """Binds (``src:dst[:opts]``), Mounts (long syntax) and Tmpfs from a host config."""
+    """Binds (``src:dst[:opts]``), Mounts (long syntax) and Tmpfs from a host config (wrong types: none)."""
     out: list[Mount] = []
-    for b in host.get("Binds") or []:
+    for b in _list(host.get("Binds")):
         parts = str(b).split(":")
         if len(parts) >= 2:
             src = parts[0]
             out.append(Mount(src if src.startswith("/") else None, parts[1], "bind" if src.startswith("/") else "volume",
                              "ro" in (parts[2].split(",") if len(parts) > 2 else [])))
-    for m in host.get("Mounts") or []:
+    for m in _list(host.get("Mounts")):
         if isinstance(m, dict) and isinstance(m.get("Target"), str):
             kind = str(m.get("Type") or "bind")
             source = m.get("Source") if kind == "bind" and isinstance(m.get("Source"), str) else None
             out.append(Mount(source, m["Target"], kind, bool(m.get("ReadOnly"))))
-    for target in (host.get("Tmpfs") or {}):
+    for target in _dict(host.get("Tmpfs")):
         out.append(Mount(None, str(target), "tmpfs"))
     return tuple(out)
 
@@ -96,8 +110,8 @@ def _mounts(host: dict[str, Any]) -> tuple[Mount, ...]:
 def _published(host: dict[str, Any]) -> tuple[str, ...]:
     """Ports bound on a host address (``PortBindings``); host networking publishes everything."""
     out = []
-    for port, binds in sorted((host.get("PortBindings") or {}).items()):
-        for b in binds or []:
+    for port, binds in sorted(_dict(host.get("PortBindings")).items()):
+        for b in _list(binds):
             if isinstance(b, dict):
                 out.append(f"{b.get('HostIp') or '0.0.0.0'}:{b.get('HostPort') or '?'}->{port}")
     if host.get("NetworkMode") == "host":
@@ -109,10 +123,9 @@ def _one(cid: str, config: str, host_text: str) -> ContainerFacts:
     f = _scalars(config)
     dh = _DOCKER_HOST.search(config)
     try:
-        host = json.loads(host_text) if host_text.strip() else {}
+        host = _dict(loads(host_text, "hostconfig") if host_text.strip() else {})
     except ValueError:
         raise ContainersMalformed(f"container {cid[:12]}: malformed hostconfig JSON") from None
-    host = host if isinstance(host, dict) else {}
     mode = host.get("NetworkMode")
     return ContainerFacts(
         id=cid, name=(f.get("Name") or "").lstrip("/") or None, service=f.get("com.docker.compose.service") or None,
@@ -123,25 +136,46 @@ def _one(cid: str, config: str, host_text: str) -> ContainerFacts:
     )
 
 
-def parse_containers(body: str) -> tuple[ContainerFacts, ...]:
-    """The probe's ``containers`` section: ``<id>/config.v2.json:<field>`` lines (grep -o) and one
-    ``<id>/hostconfig.json:<json>`` line per container, in id order.
+def _decoded(body: str) -> list[tuple[str, str]]:
+    """(kind, line) of the section's ``fields <base64>`` / ``hostconfigs <base64>`` lines, decoded."""
+    out: list[tuple[str, str]] = []
+    for line in lines(body):
+        kind, _, value = line.partition(" ")
+        if kind not in _KINDS:
+            if line.strip():
+                raise ContainersMalformed(f"malformed containers line: {line[:60]!r}")
+            continue
+        try:
+            text = base64.b64decode(value.strip(), validate=True).decode("utf-8", "surrogateescape")
+        except (binascii.Error, ValueError):
+            raise ContainersMalformed(f"malformed base64 in the containers section ({kind})") from None
+        out += [(_KINDS[kind], ln) for ln in lines(text)]
+    return out
 
-    >>> c = parse_containers("\\n".join([f"{'a' * 64}/config.v2.json:" + x for x in
-    ...     ('"Running":true', '"Name":"/p-w-1"', '"com.docker.compose.service":"w"')] +
-    ...     [f"{'a' * 64}/hostconfig.json:" + '{"Binds": ["/var/run/docker.sock:/var/run/docker.sock:ro"]}']))[0]
+
+def parse_containers(body: str) -> tuple[ContainerFacts, ...]:
+    """The probe's ``containers`` section: ``fields`` (``<id>/config.v2.json:<field>`` lines of grep -o) and
+    ``hostconfigs`` (one ``<id>/hostconfig.json:<json>`` line per container), each base64 on one line.
+
+    >>> cid, enc = "a" * 64, lambda *x: base64.b64encode("\\n".join(x).encode()).decode()
+    >>> fields = enc(*(f"{cid}/config.v2.json:" + x for x in ('{"Running":true', ',"Name":"/p-w-1"',
+    ...                                                        ',"com.docker.compose.service":"w"')))
+    >>> host = enc(f"{cid}/hostconfig.json:" + '{"Binds": ["/var/run/docker.sock:/var/run/docker.sock:ro"]}')
+    >>> c = parse_containers(f"fields {fields}\\nhostconfigs {host}")[0]
     >>> (c.name, c.service, c.running, c.mounts_path("/var/run/docker.sock"), c.mounts[0].read_only)
     ('p-w-1', 'w', True, True, True)
     """
     configs: dict[str, list[str]] = {}
     hosts: dict[str, str] = {}
-    for line in body.splitlines():
+    for kind, line in _decoded(body):
         if not line.strip():
             continue
         m = _LINE.fullmatch(line)
-        if m is None:
+        if m is None or m.group(2) != kind:
             raise ContainersMalformed(f"malformed containers line: {line[:60]!r}")
-        if m.group(2) == "hostconfig":
+        if kind == "hostconfig":
+            if m.group(1) in hosts:
+                raise ContainersMalformed(f"container {m.group(1)[:12]}: two host configs")
             hosts[m.group(1)] = m.group(3)
         else:
             configs.setdefault(m.group(1), []).append(m.group(3))

@@ -9,14 +9,14 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-import json
 import re
 from dataclasses import asdict, dataclass, replace
 from importlib import resources
-from typing import Any
+from typing import Any, Collection
 
 from hostprep import compose
 from hostprep.host_lock import HostLock, parse_lock
+from hostprep.hostdata import lines, loads
 from hostprep.containers import ContainerFacts, ContainersMalformed, parse_containers
 from hostprep.posture_facts import DaemonFacts, DagLine, PostureMalformed, parse_daemon, parse_dags
 from hostprep.journal import RUN_ID, Run, parse_runs
@@ -242,7 +242,7 @@ REQUIRED_SECTIONS = ("os", "docker_group", "socket", "dockerd", "compose", "dock
                      "bind_dirs", "record")
 _DIGITS = re.compile(r"[0-9]{1,10}")
 _MARK = "@@hostprep:"
-DAG_PREFIX = "dag: "   # the DAG folder's lines, inside the bind_dirs section (a folder label has no ':')
+DAG_PREFIX = "dags: "   # the DAG scan: one base64 line inside the bind_dirs section (a folder label has no ':')
 
 
 def sections(text: str) -> dict[str, str]:
@@ -253,18 +253,18 @@ def sections(text: str) -> dict[str, str]:
     """
     out: dict[str, str] = {}
     key: str | None = None
-    lines: list[str] = []
-    for line in text.splitlines():
+    kept: list[str] = []
+    for line in lines(text):
         if line.startswith(_MARK):
             if key is not None:
-                out[key] = "\n".join(lines).strip("\n")
-            key, lines = line[len(_MARK):].strip(), []
+                out[key] = "\n".join(kept).strip("\n")
+            key, kept = line[len(_MARK):].strip(), []
             if key in out:
                 raise ProbeFailed(f"probe output has section {key[:60]!r} twice")
         elif key is not None:
-            lines.append(line)
+            kept.append(line)
     if key is not None:
-        out[key] = "\n".join(lines).strip("\n")
+        out[key] = "\n".join(kept).strip("\n")
     return out
 
 
@@ -309,13 +309,13 @@ def _octal(v: str, what: str) -> int:
 
 
 def parse_socket(path: str, body: str) -> SocketFacts:
-    lines = body.splitlines()
-    if not lines or not lines[0].strip():
+    rows = lines(body)
+    if not rows or not rows[0].strip():
         return SocketFacts(path=path, exists=False)
-    fields = lines[0].split()
+    fields = rows[0].split()
     if len(fields) < 5 or not re.fullmatch(r"[0-9a-f]{1,8}", fields[0]):
-        raise ProbeFailed(f"malformed socket line in probe output: {lines[0][:80]!r}")
-    perms = lines[1].strip() if len(lines) > 1 else ""
+        raise ProbeFailed(f"malformed socket line in probe output: {rows[0][:80]!r}")
+    perms = rows[1].strip() if len(rows) > 1 else ""
     return SocketFacts(path=path, exists=True, mode=int(fields[0], 16) & 0o7777, uid=_need(fields[1], "socket uid"),
                        gid=_need(fields[2], "socket gid"), owner=fields[3], group=fields[4],
                        has_acl=perms.endswith("+"))
@@ -329,38 +329,59 @@ def _b64(text: str, what: str) -> bytes:
 
 
 def parse_file(name: str, body: str) -> FileFacts:
-    lines = body.splitlines()
-    if not lines:
+    rows = lines(body)
+    if not rows:
         return FileFacts(name=name, exists=False)
-    if lines[0].startswith("unsafe "):
-        return FileFacts(name=name, exists=True, unsafe=lines[0][len("unsafe "):].strip())
-    fields = lines[0].split()
-    if len(fields) != 4 or len(lines) > 2:
+    if rows[0].startswith("unsafe "):
+        return FileFacts(name=name, exists=True, unsafe=rows[0][len("unsafe "):].strip())
+    fields = rows[0].split()
+    if len(fields) != 4 or len(rows) > 2:
         raise ProbeFailed(f"truncated file section {name!r} in probe output")
-    content = _b64(lines[1] if len(lines) == 2 else "", name)
+    content = _b64(rows[1] if len(rows) == 2 else "", name)
     if _int(fields[3]) != len(content):
         raise ProbeFailed(f"file {name!r}: probe read {len(content)} bytes, stat said {fields[3][:20]}")
     return FileFacts(name=name, exists=True, mode=_octal(fields[0], f"{name} mode"), uid=_need(fields[1], f"{name} uid"),
                      gid=_need(fields[2], f"{name} gid"), content=from_bytes(content))
 
 
-def parse_bind_dirs(body: str) -> tuple[DirFacts, ...]:
-    """The bind folders' lines (the DAG folder's ``dag: `` lines are :func:`parse_dags`')."""
-    out = []
-    for line in body.splitlines():
-        if line.startswith(DAG_PREFIX):
+def parse_bind_dirs(body: str, configured: Collection[str]) -> tuple[DirFacts, ...]:
+    """The bind folders' lines, one per folder the settings name (``configured``); the DAG scan's line is
+    :func:`parse_dag_scan`'s. A label the settings do not name, or one seen twice, is not what the probe
+    printed (forged facts): :class:`ProbeFailed` naming it. Root chowns and creates these folders.
+    """
+    out: list[DirFacts] = []
+    for line in lines(body):
+        if line.startswith(DAG_PREFIX) or not line.strip():
             continue
-        parts = line.split()
-        if len(parts) >= 3 and parts[1] == "unsafe":
-            out.append(DirFacts(name=parts[0], exists=True, unsafe=line.split(None, 2)[2].strip()))
-        elif len(parts) == 2 and parts[1] == "missing":
-            out.append(DirFacts(name=parts[0], exists=False))
-        elif len(parts) == 4:
-            out.append(DirFacts(name=parts[0], exists=True, uid=_need(parts[1], "bind dir uid"),
-                                gid=_need(parts[2], "bind dir gid"), mode=_octal(parts[3], "bind dir mode")))
-        elif line.strip():
-            raise ProbeFailed(f"malformed bind dir line in probe output: {line[:80]!r}")
+        d = _bind_dir(line)
+        if d.name not in configured:
+            raise ProbeFailed(f"bind folder {d.name[:80]!r} in probe output is not in hostprep_bind_dirs (forged facts)")
+        if any(x.name == d.name for x in out):
+            raise ProbeFailed(f"bind folder {d.name[:80]!r} is twice in probe output (forged facts)")
+        out.append(d)
     return tuple(out)
+
+
+def _bind_dir(line: str) -> DirFacts:
+    """``LABEL uid gid mode``, ``LABEL missing`` or ``LABEL unsafe <why>``."""
+    parts = line.split()
+    if len(parts) >= 3 and parts[1] == "unsafe":
+        return DirFacts(name=parts[0], exists=True, unsafe=line.split(None, 2)[2].strip())
+    if len(parts) == 2 and parts[1] == "missing":
+        return DirFacts(name=parts[0], exists=False)
+    if len(parts) == 4:
+        return DirFacts(name=parts[0], exists=True, uid=_need(parts[1], "bind dir uid"),
+                        gid=_need(parts[2], "bind dir gid"), mode=_octal(parts[3], "bind dir mode"))
+    raise ProbeFailed(f"malformed bind dir line in probe output: {line[:80]!r}")
+
+
+def parse_dag_scan(body: str) -> tuple[DagLine, ...]:
+    """The DAG folder's Docker-option lines: ``grep -rn`` output, base64 on one ``dags:`` line of the
+    bind_dirs section, so nothing a DAG author writes (a separator, a newline in a file name) opens a line."""
+    found = [ln[len(DAG_PREFIX):] for ln in lines(body) if ln.startswith(DAG_PREFIX)]
+    if len(found) > 1:
+        raise ProbeFailed("the DAG scan is twice in probe output")
+    return parse_dags(from_bytes(_b64(found[0], "DAG scan"))) if found else ()
 
 
 def _state_name(state: dict[str, Any]) -> str:
@@ -389,7 +410,7 @@ def _json_obj(line: str, what: str) -> dict[str, Any]:
     if not line.strip():
         return {}
     try:
-        data = json.loads(_b64(line, what))
+        data = loads(_b64(line, what), what)
     except ValueError:
         raise ProbeFailed(f"malformed {what} JSON in probe output") from None
     if not isinstance(data, dict):
@@ -417,7 +438,7 @@ def parse_worker_files(body: str) -> WorkerFacts:
     found: list[tuple[dict[str, Any], dict[str, Any], dict[str, list[str]]]] = []
     config: dict[str, Any] = {}
     host: dict[str, Any] = {}
-    for line in body.splitlines():
+    for line in lines(body):
         kind, _, value = line.partition(" ")
         if kind == "config":
             config = _json_obj(value, "container config")
@@ -456,17 +477,17 @@ def worker_sections(body: str) -> dict[str, str]:
     pose as a section of the probe, nor as one of its own fields. Without the markers (the exec
     itself failed) both fields get the whole output and the exec's exit code.
     """
-    lines = body.splitlines()
-    head = lines[0].split() if lines else []
+    rows = lines(body)
+    head = rows[0].split() if rows else []
     if len(head) != 2 or not re.fullmatch(r"[0-9a-f]{8,64}", head[0]) or _int(head[1]) is None:
         raise ProbeFailed("malformed worker_exec section in probe output")
     nonce, rc = head
-    text = from_bytes(_b64(lines[1] if len(lines) > 1 else "", "worker output"))
+    text = from_bytes(_b64(rows[1] if len(rows) > 1 else "", "worker output"))
     mark = f"@@hostprep-{nonce}:"
     out: dict[str, str] = {}
     key: str | None = None
     kept: list[str] = []
-    for line in text.splitlines():
+    for line in lines(text):
         if line.startswith(mark):
             if key is not None:
                 out.setdefault(key, "\n".join(kept).strip("\n"))
@@ -476,7 +497,7 @@ def worker_sections(body: str) -> dict[str, str]:
     if key is not None:
         out.setdefault(key, "\n".join(kept).strip("\n"))
     if "worker_id" not in out or "worker_docker_ps" not in out:
-        said = "\n".join(text.strip().splitlines()[-3:])
+        said = "\n".join(lines(text.strip())[-3:])
         return {"worker_id": f"{said}\nrc={rc}", "worker_docker_ps": f"{said}\nrc={rc}"}
     return {k: out[k] for k in ("worker_id", "worker_docker_ps", "worker_denied") if k in out}
 
@@ -488,7 +509,7 @@ def parse_denied(body: str | None) -> tuple[tuple[str, str], ...]:
     (('volumes', '403'), ('exec', 'not-refused'))
     """
     out = []
-    for line in (body or "").splitlines():
+    for line in lines(body):
         parts = line.split()
         if len(parts) == 2 and re.fullmatch(r"[a-z]{1,20}", parts[0]) and parts[1] in ("403", "not-refused"):
             out.append((parts[0], parts[1]))
@@ -502,9 +523,9 @@ def parse_worker(sec: dict[str, str]) -> WorkerFacts:
         return base
     inner = worker_sections(sec["worker_exec"]) if "worker_exec" in sec else {}
     id_rc, id_out = _body_rc(inner.get("worker_id"))
-    has_airflow = None if id_out is None else "airflow=yes" in id_out.splitlines()
+    has_airflow = None if id_out is None else "airflow=yes" in lines(id_out)
     if id_out is not None:
-        id_out = "\n".join(ln for ln in id_out.splitlines() if not ln.startswith("airflow=")).strip()
+        id_out = "\n".join(ln for ln in lines(id_out) if not ln.startswith("airflow=")).strip()
     ps_rc, ps_out = _body_rc(inner.get("worker_docker_ps"))
     method = None
     if ps_out is not None:
@@ -520,11 +541,11 @@ def parse_worker_inspect(sec: dict[str, str]) -> WorkerFacts:
     body = sec.get("worker", "").strip()
     if not body:
         return WorkerFacts(found=False)
-    name, state, pid, image, image_id, user, group_add, project = (body.splitlines()[0].split("|") + [""] * 8)[:8]
-    proc = dict(ln.split(":", 1) for ln in sec.get("worker_proc", "").splitlines() if ":" in ln)
+    name, state, pid, image, image_id, user, group_add, project = (lines(body)[0].split("|") + [""] * 8)[:8]
+    proc = dict(ln.split(":", 1) for ln in lines(sec.get("worker_proc")) if ":" in ln)
     ids = {k: v.split() for k, v in proc.items()}
     try:
-        groups = json.loads(group_add) if group_add.strip() not in ("", "null") else []
+        groups = loads(group_add, "GroupAdd") if group_add.strip() not in ("", "null") else []
     except ValueError:
         raise ProbeFailed("malformed GroupAdd in probe output") from None
     return WorkerFacts(
@@ -557,7 +578,7 @@ def parse_record(text: str) -> dict[str, Any] | None:
     if not text.strip():
         return None
     try:
-        record = json.loads(text)
+        record = loads(text, "state.json")
     except ValueError:
         return {"corrupt": True}
     if not isinstance(record, dict) or not _record_types_ok(record):
@@ -614,7 +635,7 @@ def _parse_probe(host: str, text: str, settings: HostSettings, *, deep: bool, do
         project_dir=settings.project_dir,
         project_exists=project == "exists",
         files={k[5:]: parse_file(k[5:], v) for k, v in sec.items() if k.startswith("file:")},
-        bind_dirs=parse_bind_dirs(sec["bind_dirs"]),
+        bind_dirs=parse_bind_dirs(sec["bind_dirs"], settings.bind_dirs),
         worker=parse_worker(sec),
         record=parse_record(sec["record"]),
         deep=deep,
@@ -624,8 +645,7 @@ def _parse_probe(host: str, text: str, settings: HostSettings, *, deep: bool, do
         containers=_containers(sec.get("containers", "")),
         docker_url=docker_url,
         daemon=_daemon(sec.get("daemon", "")),
-        dags=parse_dags("\n".join(ln[len(DAG_PREFIX):] for ln in sec["bind_dirs"].splitlines()
-                                   if ln.startswith(DAG_PREFIX))),
+        dags=parse_dag_scan(sec["bind_dirs"]),
         socket_unit=parse_show(from_bytes(_b64(sec.get("socket_unit", ""), "socket unit"))),
         dockerd_argv=tuple(a for a in from_bytes(_b64(sec.get("dockerd_cmdline", ""), "dockerd command line"))
                            .split("\0") if a),

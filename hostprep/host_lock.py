@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from hostprep.hostdata import lines
+
 HOLDER_KEYS = ("pid", "start", "boot", "since", "owner", "mode", "snapshot")
 _VALUE = re.compile(r"[A-Za-z0-9._:+-]{1,100}")
 
@@ -62,7 +64,7 @@ def parse_lock(text: str | None) -> HostLock | None:
     """
     holder: dict[str, str] | None = None
     stale = None
-    for line in (text or "").splitlines():
+    for line in lines(text):
         if line.startswith("held"):
             holder = parse_holder(line[4:])
         elif line.startswith("stale ") and holder is not None:

@@ -10,16 +10,20 @@ from hostprep.facts import Facts
 
 
 def lock_age(since: str | None, now: datetime) -> str:
-    """``95s`` from an ISO time (``?`` when it cannot be read).
+    """``95s`` from an ISO time with its zone (``?`` when it cannot be read: the holder record is the
+    host's data, and a time without a zone, or out of range, is no age).
 
     >>> from datetime import timezone
-    >>> lock_age("2026-12-02T01:00:00Z", datetime(2026, 12, 2, 1, 1, 35, tzinfo=timezone.utc))
-    '95s'
+    >>> now = datetime(2026, 12, 2, 1, 1, 35, tzinfo=timezone.utc)
+    >>> lock_age("2026-12-02T01:00:00Z", now), lock_age("2026-12-02T01:00:00", now)
+    ('95s', '?')
     """
     try:
         started = datetime.fromisoformat((since or "").replace("Z", "+00:00"))
+        if started.tzinfo is None or now.tzinfo is None:
+            return "?"
         return f"{max(0, int((now - started).total_seconds()))}s"
-    except ValueError:
+    except (ValueError, OverflowError):
         return "?"
 
 

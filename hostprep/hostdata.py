@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any
 
-__all__ = ["MAX_JSON_DEPTH", "lines", "loads"]
+__all__ = ["MAX_JSON_DEPTH", "lines", "lines_kept", "loads"]
 
 MAX_JSON_DEPTH = 64   # deeper than anything hostprep, dockerd or Compose writes
 
@@ -32,6 +32,17 @@ def lines(text: str | None) -> list[str]:
     if out[-1] == "":
         out.pop()
     return out
+
+
+def lines_kept(text: str | None) -> list[str]:
+    r"""Like ``splitlines(keepends=True)``, at ``"\n"`` only: joined, the lines give ``text`` back exactly.
+
+    >>> lines_kept("a\x85b\nc")
+    ['a\x85b\n', 'c']
+    """
+    rows = [ln + "\n" for ln in (text or "").split("\n")]
+    rows[-1] = rows[-1][:-1]
+    return rows if rows[-1] else rows[:-1]
 
 
 _TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]')

@@ -31,6 +31,22 @@ def bind_path(project_dir: str, name: str) -> str:
     return name if name.startswith("/") else path_in(project_dir, name)
 
 
+def configured_bind_path(project_dir: str, configured: tuple[str, ...], name: str) -> str:
+    """The path of a bind folder the settings name; any other name is ``ValueError``: a path root
+    chowns or creates is never one a host's output chose.
+
+    >>> configured_bind_path("/opt/airflow", ("dags",), "dags")
+    '/opt/airflow/dags'
+    >>> configured_bind_path("/opt/airflow", ("dags",), "/var/run/docker.sock")
+    Traceback (most recent call last):
+    ...
+    ValueError: bind folder '/var/run/docker.sock' is not in hostprep_bind_dirs
+    """
+    if name not in configured:
+        raise ValueError(f"bind folder {name[:80]!r} is not in hostprep_bind_dirs")
+    return bind_path(project_dir, name)
+
+
 def writable_by(airflow_uid: int, uid: int | None, gid: int | None, mode: int) -> bool:
     """A folder AIRFLOW_UID can write without it being open to the world: owned by that uid, or
     group 0 (the worker's primary group) with rwx.

@@ -10,16 +10,30 @@ from __future__ import annotations
 from hostprep import compose, strategies
 from hostprep.facts import Facts
 from hostprep.findings import override_document, override_services
-from hostprep.layout import COMPOSE_FILES, OVERRIDE_FILE, bind_path, writable_by
+from hostprep.layout import COMPOSE_FILES, OVERRIDE_FILE, configured_bind_path, writable_by
 from hostprep.settings import HostSettings
 from hostprep.steps import SAFE_ARG, Action, Draft, Plan, Step, file_step
 
 __all__ = ["SAFE_ARG", "Action", "Draft", "Plan", "Step", "file_step", "make_plan", "preconditions"]
 
+FORGED = ("refused: the facts name {what}, which hostprep_bind_dirs does not (forged facts: a DAG file or a "
+          "container's output posing as the probe's); nothing was changed")
+
+
+def forged_bind_dirs(facts: Facts, settings: HostSettings) -> list[str]:
+    """Bind folders in the facts that the settings do not name, or name twice: the probe prints each
+    configured folder once (``facts.parse_bind_dirs`` refuses the others; this is the second check)."""
+    names = [d.name for d in facts.bind_dirs]
+    bad = [n for n in names if n not in settings.bind_dirs] + sorted({n for n in names if names.count(n) > 1})
+    return [FORGED.format(what=f"bind folder {n[:80]!r}" + (" twice" if n in settings.bind_dirs else ""))
+            for n in dict.fromkeys(bad)]
+
+
 def preconditions(facts: Facts, settings: HostSettings, strategy: str) -> list[str]:
     """Problems that make any strategy unsafe to apply."""
-    out = [f"refused: {why}; hostprep never reads or changes anything through a link or in place of a "
-           "file or folder it expects (remove it, then re-run)" for why in facts.unsafe_paths]
+    out = forged_bind_dirs(facts, settings)
+    out += [f"refused: {why}; hostprep never reads or changes anything through a link or in place of a "
+            "file or folder it expects (remove it, then re-run)" for why in facts.unsafe_paths]
     if not facts.dockerd_running:
         out.append("dockerd is not running on the host")
     if not facts.socket.exists:
@@ -61,10 +75,15 @@ def check_user_trap(facts: Facts, settings: HostSettings, draft: Draft) -> None:
 
 
 def bind_dir_steps(facts: Facts, settings: HostSettings, draft: Draft) -> None:
-    """Make bind-mounted folders usable by AIRFLOW_UID without opening them to the world."""
+    """Make bind-mounted folders usable by AIRFLOW_UID without opening them to the world; a folder's path
+    is always ``project_dir/<configured name>`` (a name the settings do not give: a problem, no step)."""
     uid = settings.airflow_uid
     for d in facts.bind_dirs:
-        path = bind_path(facts.project_dir, d.name)
+        try:
+            path = configured_bind_path(settings.project_dir, settings.bind_dirs, d.name)
+        except ValueError:
+            draft.problems.append(FORGED.format(what=f"bind folder {d.name[:80]!r}"))
+            continue
         if not d.exists:
             draft.steps.append(Step(f"mkdir {d.name}", f"missing; Docker would create it owned by root",
                                     (Action("mkdir", (path, str(uid), "0", "755")),), None, f"{uid}:0 755"))
@@ -136,6 +155,10 @@ def make_plan(facts: Facts, settings: HostSettings, strategy: str | None = None)
             up = (*draft.more_services, *settings.services)
             draft.steps.append(Step(f"recreate {' '.join(up)}", "containers pick up the change",
                                     (Action("compose-up", up),)))
+    refused = foreign_paths(draft.steps, settings)
+    if refused or forged_bind_dirs(facts, settings):   # no step survives, not even to be shown
+        draft.problems = list(dict.fromkeys([*draft.problems, *refused]))
+        draft.steps.clear()
     if not draft.steps and not draft.problems:
         draft.notes.append("nothing to do: the host already matches the desired state")
     added_services, added_networks = _added(facts, draft)
@@ -143,6 +166,22 @@ def make_plan(facts: Facts, settings: HostSettings, strategy: str | None = None)
                 warnings=tuple(draft.warnings), notes=tuple(draft.notes), services=settings.services,
                 docker_gid=facts.access_gid, more_services=tuple(draft.more_services), added_services=added_services,
                 added_networks=added_networks, project=facts.worker.compose_project)
+
+
+OWNERSHIP_OPS = ("mkdir", "chown", "chmod")   # the actions that hand a path to someone
+
+
+def foreign_paths(steps: list[Step], settings: HostSettings) -> list[str]:
+    """Ownership and mode changes on a path that is neither a configured bind folder nor the socket:
+    whatever planned them, such a plan is refused before any action (defence in depth).
+
+    >>> foreign_paths([Step("x", "y", (Action("mkdir", ("/etc/x", "1", "0", "755")),))], HostSettings())
+    ["refused: the plan would mkdir '/etc/x', a path hostprep does not manage; nothing was changed"]
+    """
+    allowed = {*settings.bind_paths, settings.socket_path}
+    bad = {a.args[0]: a.op for s in steps for a in s.actions if a.op in OWNERSHIP_OPS and a.args[0] not in allowed}
+    return [f"refused: the plan would {op} {p[:80]!r}, a path hostprep does not manage; nothing was changed"
+            for p, op in bad.items()]
 
 
 def _added(facts: Facts, draft: Draft) -> tuple[tuple[str, ...], tuple[str, ...]]:

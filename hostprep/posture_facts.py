@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from dataclasses import dataclass
+
+from hostprep.hostdata import lines, loads
 
 __all__ = ["DaemonFacts", "DagLine", "PostureMalformed", "parse_daemon", "parse_dags"]
 
@@ -59,7 +60,7 @@ def _flags(cmdline: str) -> tuple[list[str], bool]:
 
 def _daemon_json(b64: str) -> tuple[list[str], bool, str | None]:
     try:
-        data = json.loads(base64.b64decode(b64, validate=True) or b"{}")
+        data = loads(base64.b64decode(b64, validate=True) or b"{}", "daemon.json")
     except (binascii.Error, ValueError):
         return [], False, "/etc/docker/daemon.json is not valid JSON"
     if not isinstance(data, dict):
@@ -78,7 +79,7 @@ def parse_daemon(body: str) -> DaemonFacts:
     hosts: list[str] = []
     listening: list[str] = []
     verify, error = False, None
-    for line in body.splitlines():
+    for line in lines(body):
         kind, _, value = line.partition(" ")
         if kind == "cmdline":
             found, v = _flags(value)
@@ -110,14 +111,14 @@ _DAG = re.compile(r"\./([^:\n]{1,300}\.py):([0-9]{1,7}):(.*)")
 
 
 def parse_dags(body: str) -> tuple[DagLine, ...]:
-    """``grep -rn`` output run in the DAG folder: ``./FILE.py:LINE:TEXT``; anything else is skipped
-    (grep's own messages), never trusted.
+    """``grep -rn`` output run in the DAG folder (decoded from the probe's base64): ``./FILE.py:LINE:TEXT``,
+    split at ``"\\n"`` only; anything else is skipped (grep's own messages), never trusted.
 
     >>> parse_dags("./etl/run.py:12:    privileged=True,")
     (DagLine(file='etl/run.py', line=12, text='    privileged=True,'),)
     """
     out = []
-    for line in body.splitlines():
+    for line in lines(body):
         m = _DAG.fullmatch(line)
         if m:
             out.append(DagLine(m.group(1), int(m.group(2)), m.group(3)))

@@ -35,11 +35,13 @@ probe_dir() {    # LABEL DIR NAME [scan]: "LABEL uid gid mode", "LABEL missing" 
     enter "${2:-/}" || { if [ -n "$unsafe" ]; then echo "$1 unsafe $unsafe"; else echo "$1 missing"; fi; return 0; }
     case $(kind "$3") in
     dir) stat -c "$1 %u %g %a" -- "$3"
-         # the DAG folder: lines that set Docker options (posture), as "dag: ./FILE:LINE:TEXT"; entered only
-         # if it is the directory NAME here and no link (cd -P sets PWD to where it really landed)
+         # the DAG folder: lines that set Docker options (posture), "./FILE:LINE:TEXT" as grep prints them, all
+         # base64 on one "dags: " line: no byte a DAG author writes (in a line or a file name) opens a line here.
+         # Entered only if it is the directory NAME here and no link (cd -P sets PWD to where it really landed)
          if [ "${4:-}" = scan ]; then _at=$PWD; cd -P -- "$3" 2>/dev/null && [ "$PWD" = "${_at%/}/$3" ] && \
-             grep -r -n -I --include='*.py' -E 'docker_url|privileged|docker\.sock|Mount\(|source *=|volumes *=|mounts *=' \
-                 . 2>/dev/null | awk 'NR <= 400 { print "dag: " substr($0, 1, 400) }'; fi ;;
+             printf 'dags: %s\n' "$(grep -r -n -I --include='*.py' -E \
+                 'docker_url|privileged|docker\.sock|Mount\(|source *=|volumes *=|mounts *=' . 2>/dev/null |
+                 awk 'NR <= 400 { print substr($0, 1, 400) }' | base64 -w0)"; fi ;;
     missing) echo "$1 missing" ;;
     symlink) echo "$1 unsafe $2/$3 is a symlink" ;;
     *) echo "$1 unsafe $2/$3 is not a directory" ;;
@@ -112,14 +114,19 @@ if [ -d /var/lib/docker/containers ]; then
     done
     # the project's containers and any other that mounts the socket: a few scalar fields of each
     # config (no env but DOCKER_HOST) and its one-line host config, every line prefixed by its path
-    # (grep -H); three processes however many containers. hostprep.containers parses it.
+    # (grep -H); each kind base64 on one line ("fields ", "hostconfigs "): dockerd's JSON leaves U+0085
+    # unescaped, and a compose value must not open a line of the probe. A field counts only where a JSON
+    # token starts (after [ { or ,) and holds no escape: text inside a value cannot pose as one.
+    # Five processes however many containers. hostprep.containers parses it.
     m containers
     set -- $(grep -l -F -e "\"com.docker.compose.project.working_dir\":\"$PROJ\"" -e docker.sock -e "$SOCK" \
         /var/lib/docker/containers/*/config.v2.json 2>/dev/null)
     if [ $# -gt 0 ]; then
-        grep -o -H -E '"(Running|Pid|User|Name|Image|com\.docker\.compose\.(service|project))":("[^"]*"|[a-z0-9]+)|"DOCKER_HOST=[^"]*"' "$@" 2>/dev/null
+        printf 'fields %s\n' "$(grep -o -H -E \
+            '[{,]"(Running|Pid|User|Name|Image|com\.docker\.compose\.(service|project))":("[^"\\]*"|[a-z0-9]+)|[[,]"DOCKER_HOST=[^"\\]*"' \
+            "$@" 2>/dev/null | base64 -w0)"
         for f; do shift; set -- "$@" "${f%/config.v2.json}/hostconfig.json"; done
-        grep -H '' "$@" 2>/dev/null
+        printf 'hostconfigs %s\n' "$(grep -H '' "$@" 2>/dev/null | base64 -w0)"
     fi
 else
     cid=$(docker ps -aq --no-trunc --filter "label=com.docker.compose.project.working_dir=$PROJ" \

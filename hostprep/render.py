@@ -78,7 +78,7 @@ def host_report(r: HostReport, *, diff: bool = True, use_color: bool = False) ->
         for s in plan.steps:
             out.append(f"  ~ {s.name}  ({redact(s.why, own)})")
             if diff and s.diff():
-                out += ["      " + ln for ln in lines(s.diff())]
+                out += ["      " + ln for ln in lines(s.diff().rstrip("\n"))]
             elif diff and (s.before or s.after):
                 out.append("      " + redact(f"{s.before or '(absent)'} -> {s.after or '(absent)'}", own))
         out += [f"  - {redact(n, own)}" for n in plan.notes]

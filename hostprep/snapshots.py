@@ -339,8 +339,10 @@ def load_local(host: str, snap_id: str | None = None) -> dict[str, Any] | None:
 
 
 def find(t: Transport, snap_id: str | None, settings: HostSettings) -> dict[str, Any] | None:
-    """A snapshot (the latest, or ``snap_id``): the controller's copy, else the host's (kept here too)."""
-    return load_local(t.endpoint.name, snap_id) or fetch_remote(t, snap_id, settings)
+    """A snapshot (the latest, or ``snap_id``): the controller's copy, else the host's (kept here too).
+    Either is checked against the host's settings: its paths (bind folders too) are ones hostprep manages."""
+    local = load_local(t.endpoint.name, snap_id)
+    return check(local, t.endpoint.name, settings) if local is not None else fetch_remote(t, snap_id, settings)
 
 
 def fetch_remote(t: Transport, snap_id: str | None, settings: HostSettings) -> dict[str, Any] | None:

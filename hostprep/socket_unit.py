@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from hostprep.hostdata import lines
+
 SYSTEMD, DOCKERD = "systemd", "dockerd"
 _KEYS = ("Id", "LoadState", "ActiveState", "UnitFileState", "Listen", "SocketMode", "SocketUser", "SocketGroup",
          "FragmentPath", "DropInPaths", "GroupEntry")
@@ -68,7 +70,7 @@ def parse_show(text: str) -> SocketUnit | None:
     (True, ('/run/docker.sock',), '0o660', 'docker', 999)
     """
     props: dict[str, list[str]] = {}
-    for line in text.splitlines():
+    for line in lines(text):
         key, sep, value = line.partition("=")
         if sep and key in _KEYS:
             props.setdefault(key, []).append(value.strip())

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from hostprep.facts import Facts
+from hostprep.hostdata import lines
 from hostprep.layout import path_in
 from hostprep.redact import redact
 
@@ -48,8 +49,8 @@ class Step:
         """Unified diff of before → after (empty when not a text change), credentials masked."""
         if self.before is None and self.after is None:
             return ""
-        a = [ln if ln.endswith("\n") else ln + "\n" for ln in redact(self.before or "").splitlines(keepends=True)]
-        b = [ln if ln.endswith("\n") else ln + "\n" for ln in redact(self.after or "").splitlines(keepends=True)]
+        a = [ln + "\n" for ln in lines(redact(self.before or ""))]   # "\n" only: a file's \x85 opens no line here
+        b = [ln + "\n" for ln in lines(redact(self.after or ""))]
         return "".join(difflib.unified_diff(a, b, f"before/{self.name}", f"after/{self.name}"))
 
 

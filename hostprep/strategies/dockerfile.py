@@ -7,6 +7,7 @@ import re
 from hostprep import compose
 from hostprep.facts import Facts
 from hostprep.findings import WARNING, Finding, Rule, override_services, provision_hint
+from hostprep.hostdata import lines, lines_kept
 from hostprep.settings import HostSettings
 from hostprep.steps import Draft, file_step
 from hostprep.strategies.base import Row, Strategy
@@ -89,7 +90,7 @@ class DockerfileGroup(Strategy):
 def strip_block(dockerfile: str) -> str:
     """The Dockerfile without hostprep's block."""
     out, inside = [], False
-    for line in dockerfile.splitlines(keepends=True):
+    for line in lines_kept(dockerfile):   # the host's file: "\n" ends a line, as for Docker's builder
         if line.startswith(BLOCK_BEGIN):
             inside = True
         elif inside and line.startswith(BLOCK_END):
@@ -100,7 +101,7 @@ def strip_block(dockerfile: str) -> str:
 
 
 def last_user(dockerfile: str) -> str | None:
-    users = [ln.split(None, 1)[1].strip() for ln in dockerfile.splitlines()
+    users = [ln.split(None, 1)[1].strip() for ln in lines(dockerfile)
              if ln.strip().upper().startswith("USER ") and len(ln.split(None, 1)) == 2]
     return users[-1] if users else None
 

@@ -432,7 +432,7 @@ def test_a_group_0_writable_bind_dir_is_already_usable() -> None:
 
 def test_an_absolute_bind_dir_is_used_as_is() -> None:
     settings = HostSettings(bind_dirs=("/data/airflow-logs",))
-    facts = with_dirs(facts_of("lab1_pristine", settings), DirFacts("/data/airflow-logs", False))
+    facts = with_dirs(facts_of("lab1_pristine"), DirFacts("/data/airflow-logs", False))   # captured with the defaults
     mkdir = step(make_plan(facts, settings, "group-add"), "mkdir /data/airflow-logs")
     assert mkdir.actions[0].args[0] == "/data/airflow-logs"
 
