@@ -192,14 +192,17 @@ def _run_audit(fn: Callable[..., commands.Reply], *args: object, **kwargs: objec
     "report_dir": "write audit.json, audit-junit.xml and hostprep_audit.prom into DIR",
     "forks": "hosts audited in parallel (default 32)",
     "shard": "I/N: audit only a stable 1/N of the selected hosts (merge the N reports with audit.merge)",
+    "every": "how often this audit is scheduled (15m, 1h, ...; audit.schedule passes it): written to the "
+             "Prometheus textfile, so an alert fires when the audit has not run for twice that",
 })
 def audit(c: Context, host: str | None = None, group: str | None = None, limit: str | None = None,
           inventory: str | None = None, json: bool = False, deep: bool = False, fix: bool = False,
           junit: str | None = None, prom: str | None = None, json_file: str | None = None,
           report_dir: str | None = None, known_hosts: str | None = None, accept_new: bool = False, timeout: int = 10,
-          forks: int = 32, shard: str | None = None) -> None:
+          forks: int = 32, shard: str | None = None, every: str | None = None) -> None:
     """Report drift from the desired state on each host; read-only unless --fix. Exit 0 clean, 2 drift, 3 unaudited."""
-    outputs = commands.AuditOutputs(as_json=json, junit=junit, prom=prom, json_file=json_file, report_dir=report_dir)
+    outputs = commands.AuditOutputs(as_json=json, junit=junit, prom=prom, json_file=json_file, report_dir=report_dir,
+                                    every=every)
     sel = commands.Selection(inventory=inventory, host=host, group=group, limit=limit, shard=shard)
     _run_audit(commands.audit, sel, _conn(known_hosts, accept_new, timeout), outputs,
                deep=deep, fix=fix, forks=int(forks), progress=_progress())

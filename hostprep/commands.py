@@ -214,6 +214,11 @@ class AuditOutputs:
     prom: str | None = None
     json_file: str | None = None
     report_dir: str | None = None
+    every: str | None = None   # the schedule's period (``audit --every``): the textfile's interval sample
+
+    def interval(self) -> int | None:
+        """``every`` in seconds; a bad one raises ScheduleError before anything is audited."""
+        return schedule.seconds(self.every) if self.every else None
 
     def files(self) -> dict[str, str]:
         named = {"json": self.json_file, "junit": self.junit, "prom": self.prom}
@@ -242,6 +247,7 @@ def audit_job(*, deep: bool, fix: bool) -> HostJob:
 def audit(sel: Selection, conn: ConnectOptions, outputs: AuditOutputs = AuditOutputs(), *, deep: bool = False,
           fix: bool = False, progress: Progress | None = None, forks: int = 32) -> Reply:
     """Audit every selected host (read-only unless ``fix``); 0 no drift, 2 drift, 3 a host not audited."""
+    outputs.interval()
     entries = select(sel)
     at = aud.now()
     fleet = fan_out(entries, audit_job(deep=deep, fix=fix), conn, forks=forks,
@@ -263,7 +269,7 @@ def _audit_outputs(audits: list[aud.HostAudit], at: datetime, outputs: AuditOutp
     """Write the report files; the table or JSON to show, and the audits' exit code."""
     writers: dict[str, Callable[[list[aud.HostAudit], datetime], str]] = {
         "json": lambda a, t: audit_report.as_json(a, t, shard), "junit": audit_report.junit,
-        "prom": audit_report.prometheus}
+        "prom": lambda a, t: audit_report.prometheus(a, t, outputs.interval())}
     for kind, path in outputs.files().items():
         audit_report.write_atomic(path, writers[kind](audits, at))
     shown = audit_report.as_json(audits, at, shard) if outputs.as_json else audit_report.table(audits)
@@ -292,14 +298,15 @@ def audit_history(hosts: str | None, *, as_json: bool) -> Reply:
     return Reply(0, (shown,), (f"skipped {skipped} torn or unreadable history line(s)",) if skipped else ())
 
 
-def schedule_job(sel: Selection, repo: str, report_dir: str, *, deep: bool = False) -> schedule.AuditJob:
+def schedule_job(sel: Selection, repo: str, report_dir: str, *, deep: bool = False,
+                 every: str | None = None) -> schedule.AuditJob:
     """The scheduled command for a selection, with absolute paths; the selection is checked now, not at 3 am."""
     select(sel)
     inventory = sel.inventory or os.environ.get("HOSTPREP_INVENTORY") or DEFAULT_INVENTORY
     state = os.environ.get("HOSTPREP_STATE_DIR")
     return schedule.AuditJob(repo=os.path.abspath(repo), python=sys.executable, report_dir=os.path.abspath(report_dir),
                     inventory=os.path.abspath(inventory), host=sel.host, group=sel.group, limit=sel.limit, deep=deep,
-                    state_dir=os.path.abspath(state) if state else None, flock=shutil.which("flock"))
+                    state_dir=os.path.abspath(state) if state else None, flock=shutil.which("flock"), every=every)
 
 
 def audit_schedule(sel: Selection, every: str, repo: str, report_dir: str | None = None, *, deep: bool = False,
@@ -308,7 +315,7 @@ def audit_schedule(sel: Selection, every: str, repo: str, report_dir: str | None
 
     Reports go to ``report_dir`` (default: ``reports/`` in the controller state dir).
     """
-    job = schedule_job(sel, repo, report_dir or str(controller_dir() / "reports"), deep=deep)
+    job = schedule_job(sel, repo, report_dir or str(controller_dir() / "reports"), deep=deep, every=every)
     if systemd:
         paths, enabled = schedule.install_units(every, job, _unit_dir(unit_dir))
         return Reply(0, ("wrote " + ", ".join(map(str, paths)) + ("; timer enabled" if enabled else

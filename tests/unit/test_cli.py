@@ -120,6 +120,11 @@ def test_a_task_still_runs_and_its_own_bad_input_keeps_its_exit_code(capsys: pyt
     assert run(capsys, "audit", *NO_INVENTORY)[0] == 1
 
 
+def test_an_audit_every_that_no_schedule_can_keep_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "audit", "--every", "7m", *NO_INVENTORY)
+    assert code == 1 and "--every '7m'" in err and "inventory" not in err
+
+
 def test_list_and_version_still_work(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "--list")
     assert code == 0 and "provision" in out and "audit.schedule" in out
