@@ -24,6 +24,7 @@ from tests.integration.conftest import Pristine
 from tests.lab import lab
 
 RULES = lab.REPO / "contrib" / "prometheus" / "hostprep.rules.yml"
+DASHBOARD = lab.REPO / "contrib" / "prometheus" / "hostprep-grafana-dashboard.json"
 T = TypeVar("T")
 
 
@@ -130,5 +131,11 @@ def test_drift_planted_on_lab1_makes_the_critical_drift_alert_go_pending_in_a_re
         assert [(a["state"], a["labels"]["id"], a["labels"]["severity"]) for a in alert] == \
             [("pending", "socket-world-writable", "critical")]
         assert "lab1: critical drift (socket-world-writable)" == alert[0]["annotations"]["summary"]
-        assert query('severity:hostprep_drift_finding:sum{severity="critical"}')[0]["value"][1] == "1"
+        recorded = wait_for("the recording rule's sum", lambda: query(   # its own group, evaluated on its own tick
+            'severity:hostprep_drift_finding:sum{severity="critical"}') or None, procs, logs)
+        assert recorded[0]["value"][1] == "1"
+        panels = json.loads(DASHBOARD.read_text())["panels"]
+        answers = {p["title"]: [query(t["expr"]) for t in p["targets"]] for p in panels}
+        assert all(rows for per_panel in answers.values() for rows in per_panel), answers   # every panel has data
+        assert answers["Hosts with critical drift"][0][0]["value"][1] == "1"
     assert node.returncode is not None and prom.returncode is not None

@@ -1,8 +1,9 @@
-"""contrib/prometheus: the alert and recording rules pass promtool's check and its unit tests, and read only
-metrics the audit's textfile really has."""
+"""contrib/prometheus: the alert and recording rules pass promtool's check and its unit tests; they and the
+Grafana dashboard read only metrics the audit's textfile (or the recording rules) really have."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from datetime import datetime, timezone
@@ -21,6 +22,7 @@ from tests.unit.test_audit import SETTINGS, facts
 CONTRIB = Path(__file__).resolve().parents[2] / "contrib" / "prometheus"
 RULES = CONTRIB / "hostprep.rules.yml"
 RULE_TESTS = CONTRIB / "hostprep_rules_test.yml"
+DASHBOARD = CONTRIB / "hostprep-grafana-dashboard.json"
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -36,6 +38,11 @@ def textfile_metrics() -> set[str]:
     drift = judged(facts("chmod_dockerd_restarted"), SETTINGS)
     text = audit_report.prometheus([drift, HostAudit("down", UNREACHABLE)], datetime.now(timezone.utc), interval=900)
     return set(re.findall(r"^(hostprep_\w+)[{ ]", text, re.M))
+
+
+def dashboard_exprs() -> list[str]:
+    """Every query of the dashboard's panels."""
+    return [t["expr"] for p in json.loads(DASHBOARD.read_text())["panels"] for t in p["targets"]]
 
 
 def test_promtool_accepts_the_rules() -> None:
@@ -69,3 +76,21 @@ def test_every_alert_has_a_severity_and_words_and_a_unit_test_that_fires_it() ->
         assert r["labels"]["severity"] in (CRITICAL, WARNING), r["alert"]
         assert r["annotations"]["summary"] and r["annotations"]["description"], r["alert"]
         assert r["alert"] in fired, f"{r['alert']} has no promtool test that fires it"
+
+
+def test_the_dashboard_reads_only_the_textfiles_metrics_and_the_recording_rules() -> None:
+    recorded = {r["record"] for r in rules() if "record" in r}
+    used = {m for e in dashboard_exprs() for m in re.findall(r"[a-z_:]*hostprep[a-z_:]*", e)}
+    assert used and used <= textfile_metrics() | recorded, used - textfile_metrics() - recorded
+    assert recorded <= used   # every recording rule is shown somewhere
+
+
+def test_the_dashboard_is_grafana_json_with_one_datasource_variable_and_unique_panels() -> None:
+    board = json.loads(DASHBOARD.read_text())
+    assert board["uid"] == "hostprep-audit" and board["templating"]["list"][0]["type"] == "datasource"
+    panels = board["panels"]
+    assert len({p["id"] for p in panels}) == len(panels)
+    for p in panels:
+        assert set(p["gridPos"]) == {"x", "y", "w", "h"} and p["gridPos"]["x"] + p["gridPos"]["w"] <= 24
+        assert p["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, p["title"]
+        assert [t["refId"] for t in p["targets"]] == [chr(65 + i) for i in range(len(p["targets"]))]
