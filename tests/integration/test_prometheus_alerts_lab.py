@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
@@ -49,11 +49,10 @@ def started(argv: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
             yield proc
         finally:
             proc.terminate()
-            try:
+            with suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            proc.kill()   # only if it is still there (Popen does not signal a reaped PID)
+            proc.wait()
 
 
 def get(url: str) -> Any:
