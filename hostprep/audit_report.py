@@ -102,8 +102,12 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def prometheus(audits: Sequence[HostAudit], at: datetime) -> str:
-    """Prometheus text exposition; hosts that could not be audited have no findings sample (not a false 0)."""
+def prometheus(audits: Sequence[HostAudit], at: datetime, interval: int | None = None) -> str:
+    """Prometheus text exposition; hosts that could not be audited have no findings sample (not a false 0).
+
+    ``interval``: seconds between scheduled runs (``audit --every``), so an alert can tell an audit that
+    stopped running (contrib/prometheus/hostprep.rules.yml); no sample when the run was not scheduled.
+    """
     out = [
         "# HELP hostprep_drift_findings Drift findings on the host at the last audit.",
         "# TYPE hostprep_drift_findings gauge",
@@ -128,6 +132,10 @@ def prometheus(audits: Sequence[HostAudit], at: datetime) -> str:
         "# TYPE hostprep_audit_exit_code gauge",
         f"hostprep_audit_exit_code {exit_code(audits)}",
     ]
+    if interval is not None:
+        out += ["# HELP hostprep_audit_interval_seconds Seconds between scheduled audit runs (audit --every).",
+                "# TYPE hostprep_audit_interval_seconds gauge",
+                f"hostprep_audit_interval_seconds {interval}"]
     return "\n".join(out) + "\n"
 
 

@@ -222,6 +222,11 @@ class AuditOutputs:
     prom: str | None = None
     json_file: str | None = None
     report_dir: str | None = None
+    every: str | None = None   # the schedule's period (``audit --every``): the textfile's interval sample
+
+    def interval(self) -> int | None:
+        """``every`` in seconds; a bad one raises ScheduleError before anything is audited."""
+        return schedule.seconds(self.every) if self.every else None
 
     def files(self) -> dict[str, str]:
         named = {"json": self.json_file, "junit": self.junit, "prom": self.prom}
@@ -253,6 +258,7 @@ def audit(sel: Selection, conn: ConnectOptions, outputs: AuditOutputs = AuditOut
     """Audit every selected host (read-only unless ``fix``); 0 no drift, 2 drift, 3 a host not audited.
 
     A shard needs its run (``run_file``, from ``audit.begin``): its report carries the run's id and start."""
+    outputs.interval()
     entries = select(sel)
     run = _run_of(run_file, run_id)
     if sel.shard and run is None:
@@ -279,7 +285,7 @@ def _audit_outputs(audits: list[aud.HostAudit], at: datetime, outputs: AuditOutp
     stamp = run.to_dict() if run else None
     writers: dict[str, Callable[[list[aud.HostAudit], datetime], str]] = {
         "json": lambda a, t: audit_report.as_json(a, t, shard, stamp), "junit": audit_report.junit,
-        "prom": audit_report.prometheus}
+        "prom": lambda a, t: audit_report.prometheus(a, t, outputs.interval())}
     for kind, path in outputs.files().items():
         audit_report.write_atomic(path, writers[kind](audits, at))
     shown = audit_report.as_json(audits, at, shard, stamp) if outputs.as_json else audit_report.table(audits)
@@ -343,14 +349,15 @@ def audit_history(hosts: str | None, *, as_json: bool) -> Reply:
     return Reply(0, (shown,), why)
 
 
-def schedule_job(sel: Selection, repo: str, report_dir: str, *, deep: bool = False) -> schedule.AuditJob:
+def schedule_job(sel: Selection, repo: str, report_dir: str, *, deep: bool = False,
+                 every: str | None = None) -> schedule.AuditJob:
     """The scheduled command for a selection, with absolute paths; the selection is checked now, not at 3 am."""
     select(sel)
     inventory = sel.inventory or os.environ.get("HOSTPREP_INVENTORY") or DEFAULT_INVENTORY
     state = os.environ.get("HOSTPREP_STATE_DIR")
     return schedule.AuditJob(repo=os.path.abspath(repo), python=sys.executable, report_dir=os.path.abspath(report_dir),
                     inventory=os.path.abspath(inventory), host=sel.host, group=sel.group, limit=sel.limit, deep=deep,
-                    state_dir=os.path.abspath(state) if state else None, flock=shutil.which("flock"))
+                    state_dir=os.path.abspath(state) if state else None, flock=shutil.which("flock"), every=every)
 
 
 def audit_schedule(sel: Selection, every: str, repo: str, report_dir: str | None = None, *, deep: bool = False,
@@ -359,7 +366,7 @@ def audit_schedule(sel: Selection, every: str, repo: str, report_dir: str | None
 
     Reports go to ``report_dir`` (default: ``reports/`` in the controller state dir).
     """
-    job = schedule_job(sel, repo, report_dir or str(controller_dir() / "reports"), deep=deep)
+    job = schedule_job(sel, repo, report_dir or str(controller_dir() / "reports"), deep=deep, every=every)
     if systemd:
         paths, enabled = schedule.install_units(every, job, _unit_dir(unit_dir))
         return Reply(0, ("wrote " + ", ".join(map(str, paths)) + ("; timer enabled" if enabled else

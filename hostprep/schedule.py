@@ -42,6 +42,16 @@ def _every(every: str) -> tuple[int, str]:
     return n, unit
 
 
+def seconds(every: str) -> int:
+    """``--every`` in seconds.
+
+    >>> seconds("15m"), seconds("6h"), seconds("1d")
+    (900, 21600, 86400)
+    """
+    n, unit = _every(every)
+    return n * {"m": 60, "h": 3600, "d": 86400}[unit]
+
+
 def cron_spec(every: str) -> str:
     """The five cron time fields for ``--every`` (``1m`` is for tests; daily runs at 00:00)."""
     n, unit = _every(every)
@@ -76,13 +86,14 @@ class AuditJob:
     deep: bool = False
     state_dir: str | None = None
     flock: str | None = None
+    every: str | None = None   # the schedule's period, passed on so the textfile says it (audit --every)
 
     def argv(self) -> list[str]:
         args = [self.python, "-m", "hostprep", "audit", "--inventory", self.inventory, "--report-dir", self.report_dir]
         for flag, value in (("--host", self.host), ("--group", self.group), ("--limit", self.limit)):
             if value:
                 args += [flag, value]
-        return args + (["--deep"] if self.deep else [])
+        return args + (["--deep"] if self.deep else []) + (["--every", self.every] if self.every else [])
 
     def command(self) -> str:
         """One shell line: cd to the repo, run the audit, last run's output in audit.log.

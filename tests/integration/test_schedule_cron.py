@@ -93,7 +93,9 @@ def test_cron_runs_the_scheduled_audit_and_unschedule_leaves_the_users_entries(
     data = json.loads((reports / "audit.json").read_text())
     assert data["hosts"][NAME]["status"] in ("ok", "drift"), data
     assert data["exit_code"] in (0, 2)
-    assert 'hostprep_host_reachable{host="lab2"} 1' in (reports / "hostprep_audit.prom").read_text()
+    textfile = (reports / "hostprep_audit.prom").read_text()
+    assert 'hostprep_host_reachable{host="lab2"} 1' in textfile
+    assert "\nhostprep_audit_interval_seconds 60\n" in textfile   # the schedule's period, for the not-run alert
     assert (reports / "audit-junit.xml").exists()
 
     removed = invoke("audit.unschedule")

@@ -82,6 +82,13 @@ def test_prometheus_textfile_is_valid_exposition_with_the_three_metrics(audits: 
     assert len(types) == len(set(types)) == 5
 
 
+def test_prometheus_textfile_says_the_schedules_interval_only_when_it_has_one(audits: list[HostAudit]) -> None:
+    scheduled = audit_report.prometheus(audits, AT, interval=900)
+    assert "\nhostprep_audit_interval_seconds 900\n" in scheduled
+    assert "# TYPE hostprep_audit_interval_seconds gauge" in scheduled
+    assert "hostprep_audit_interval_seconds" not in audit_report.prometheus(audits, AT)
+
+
 def test_prometheus_label_values_are_escaped() -> None:
     text = audit_report.prometheus([HostAudit('we"ird\\host', "ok")], AT)
     assert 'hostprep_drift_findings{host="we\\"ird\\\\host"} 0' in text

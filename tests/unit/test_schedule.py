@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from hostprep import schedule
+from hostprep import commands, schedule
+from hostprep.fleet import ConnectOptions
 from hostprep.schedule import BEGIN, END, AuditJob, ScheduleError
 
 JOB = AuditJob(repo="/srv/hostprep", python="/srv/venv/bin/python", report_dir="/var/lib/hostprep-reports",
@@ -139,3 +140,23 @@ def test_the_cron_command_really_runs_under_sh_with_awkward_paths(tmp_path: Path
     subprocess.run(["sh", "-c", job.command()], check=True, timeout=30)
     assert (reports / "audit.log").read_text() == (
         f"-m hostprep audit --inventory /i 1.yml --report-dir {reports} --host a$(id)\n")
+
+
+@pytest.mark.parametrize("every, seconds", [("1m", 60), ("15m", 900), ("30m", 1800), ("1h", 3600), ("12h", 43200),
+                                            ("1d", 86400)])
+def test_every_in_seconds_is_what_the_textfile_says_the_interval_is(every: str, seconds: int) -> None:
+    assert schedule.seconds(every) == seconds
+
+
+def test_the_scheduled_audit_passes_its_period_on_so_the_textfile_can_say_it() -> None:
+    job = AuditJob(repo="/r", python="/p", report_dir="/d", inventory="/i.yml", every="15m")
+    assert job.argv()[-2:] == ["--every", "15m"]
+    assert "ExecStart=/p -m hostprep audit --inventory /i.yml --report-dir /d --every 15m\n" in \
+        schedule.units("15m", job)["hostprep-audit.service"]
+    assert job.command().endswith(" --every 15m >/d/audit.log 2>&1")
+
+
+def test_an_audit_with_a_bad_every_is_refused_before_any_host_is_read() -> None:
+    with pytest.raises(ScheduleError, match="--every '7m'"):
+        commands.audit(commands.Selection(inventory="/nonexistent/inventory.yml"), ConnectOptions(),
+                       commands.AuditOutputs(every="7m"))
