@@ -174,13 +174,14 @@ while read -r op rest; do
         t0=$(date +%s.%N); ( cd "$PROJ" && $COMPOSE rm -s -f "$@" ) </dev/null >"$log" 2>&1; rc=$?
         tail -n 15 "$log"; say "compose-seconds $t0 $(date +%s.%N)" ;;
     container-rm)   # ID: a leftover of an interrupted recreate (hostprep.leftovers), re-checked here: a full id,
-        # still stopped, still named "<its id[:12]>_<name>"; gone already is done, anything else is kept
+        # still stopped, still under Compose's temporary name "<12 hex>_<name>"; gone already is done, else kept
         rc=64; case "$1" in *[!0-9a-f]*) ;; *) [ "${#1}" != 64 ] || rc=0 ;; esac
         if [ "$rc" = 0 ]; then
             now=$(docker inspect -f '{{.Name}} {{.State.Running}}' -- "$1" 2>/dev/null </dev/null)
+            h='[0-9a-f]'
             case "$now" in
             '') ;;
-            "/$(printf '%.12s' "$1")_"*" false") docker rm -- "$1" </dev/null >/dev/null; rc=$? ;;
+            /$h$h$h$h$h$h$h$h$h$h$h${h}_*" false") docker rm -- "$1" </dev/null >/dev/null; rc=$? ;;
             *) say "kept $1: not a leftover now (${now%% *})" ;;
             esac
         fi ;;

@@ -1,10 +1,12 @@
 """Compose's leftovers from an interrupted recreate, recognised from the facts. Pure.
 
-To recreate a container Compose (v1 and v2) stops it, renames it ``<its own id[:12]>_<name>``, creates
-the new one under the old name, starts it and only then removes the renamed one. A run cut in between
-(killed, SIGTERM, a reboot) leaves that renamed copy behind, stopped, still labelled with its service.
-It is not part of the service: a snapshot never records it, a rollback never judges the service by it,
-and the next provision or rollback removes it (by container id, re-checked on the host).
+To recreate a container Compose gives a copy of the service a temporary name, ``<12 hex digits of a container
+id>_<name>``: Compose v1 (and early v2) renames the old container so (its own id), stops it, creates the new one
+under the real name and then removes the old; Compose 2.2x creates the new container under that name (the old
+one's id), stops and removes the old, then renames the new one. A run cut in between (killed, SIGTERM, a reboot)
+leaves that copy behind, stopped (or created and never started), still labelled with its service. It is not
+what Compose runs for the service: a snapshot never records it, a rollback never judges the service by it, and
+the next provision or rollback removes it (by container id, re-checked on the host).
 """
 
 from __future__ import annotations
@@ -24,17 +26,16 @@ WHY = "left by an interrupted recreate"
 
 
 def is_leftover(cid: Any, name: Any, service: Any, running: Any) -> bool:
-    """A stopped container of a Compose service named ``<its own id[:12]>_<name>`` (Compose's temporary name).
+    """A stopped container of a Compose service under Compose's temporary name ``<12 hex digits>_<name>``.
 
-    >>> is_leftover("ab" * 32, "abababababab_airflow-airflow-worker-1", "airflow-worker", False)
-    True
     >>> is_leftover("ab" * 32, "cdcdcdcdcdcd_airflow-airflow-worker-1", "airflow-worker", False)
+    True
+    >>> is_leftover("ab" * 32, "cdcdcdcdcdcd_airflow-airflow-worker-1", "airflow-worker", True)
     False
     """
     if not (isinstance(cid, str) and isinstance(name, str) and isinstance(service, str) and service):
         return False
-    m = _RENAMED.fullmatch(name.lstrip("/"))
-    return running is False and m is not None and CONTAINER_ID.fullmatch(cid) is not None and cid.startswith(m.group(1))
+    return running is False and _RENAMED.fullmatch(name.lstrip("/")) is not None and CONTAINER_ID.fullmatch(cid) is not None
 
 
 def leftovers(containers: Iterable[ContainerFacts], project: str | None) -> list[ContainerFacts]:

@@ -37,14 +37,16 @@ RUNNING = worker(NEW, "airflow-airflow-worker-1", True)
     (LEFT, True),
     (dataclasses.replace(LEFT, name="/3f9a1c2b4d5e_airflow-airflow-worker-1"), True),   # dockerd's own spelling
     (dataclasses.replace(LEFT, running=True), False),                    # running: not Compose's temporary copy
-    (dataclasses.replace(LEFT, name="aaaaaaaaaaaa_airflow-airflow-worker-1"), False),   # not its own id
+    (dataclasses.replace(LEFT, name="aaaaaaaaaaaa_airflow-airflow-worker-1"), True),    # Compose 2.2x: the old one's id
+    (dataclasses.replace(LEFT, name="aaaaaaaaaaa_airflow-airflow-worker-1"), False),     # 11 digits
+    (dataclasses.replace(LEFT, name="AAAAAAAAAAAA_airflow-airflow-worker-1"), False),    # not Compose's hex
     (dataclasses.replace(LEFT, service=None), False),                    # no Compose service
     (dataclasses.replace(LEFT, id=OLD[:12]), False),                     # not a full id
     (dataclasses.replace(LEFT, name="3f9a1c2b4d5e_a b"), False),         # not a name dockerd allows
     (RUNNING, False),
     (dataclasses.replace(RUNNING, running=False), False),                # a stopped worker is the worker
 ])
-def test_a_leftover_is_a_stopped_service_container_renamed_to_its_own_id(container: ContainerFacts, left: bool) -> None:
+def test_a_leftover_is_a_stopped_service_container_under_composes_temporary_name(container: ContainerFacts, left: bool) -> None:
     assert is_leftover(container.id, container.name, container.service, container.running) is left
 
 
