@@ -39,6 +39,8 @@ over() {
 # nor removed its run.sh (the .env bytes it carried): its log and pid stay (`hostprep status` reads them, and the
 # next run recovers from the lock and the snapshot, not from these), its scripts go now.
 prune() {
+    # a put cut by a crash leaves its hidden temp file (a snapshot's holds .env bytes): gone after 10 minutes
+    find "$STATE_DIR" -maxdepth 3 -type f -name '.*.??????????' -mmin +10 -delete 2>/dev/null
     for old in $(ls -1 "$STATE_DIR/runs" | sort); do
         o="$STATE_DIR/runs/$old"
         [ "$o" != "$d" ] && over "$o" && rm -f -- "$o/run.sh" "$o/start.sh"

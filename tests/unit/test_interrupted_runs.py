@@ -183,10 +183,16 @@ def test_a_new_run_prunes_the_scripts_of_runs_that_died_and_keeps_what_status_re
     state = tmp_path / "state"
     died = dead_run(state, "20261202T010000Z-aaaa")
     alive = dead_run(state, "20261202T010001Z-bbbb", pid=f"{os.getpid()} {own_start()} apply")
+    (state / "snapshots").mkdir()
+    cut, writing = state / "snapshots" / f".{SNAP}.json.a1B2c3D4e5", state / "snapshots" / f".{SNAP}.json.f6G7h8I9j0"
+    cut.write_text("AIRFLOW_PASSWORD=...")   # a put a crash cut (its hidden temp file), and one being written now
+    writing.write_text("AIRFLOW_PASSWORD=...")
+    os.utime(cut, (time.time() - 3600, time.time() - 3600))
     detach.run_detached(LocalShell(state), new_run_id(), "exit 0", {})  # type: ignore[arg-type]
     assert not (died / "run.sh").exists() and not (died / "start.sh").exists()
     assert (died / "log").exists() and (died / "pid").exists()
     assert (alive / "run.sh").exists(), "a run whose process lives keeps its script"
+    assert not cut.exists() and writing.exists()
     run = {r.id: r for r in parse_runs(probe_runs(state))}["20261202T010000Z-aaaa"]
     assert run.state == "died" and run.mid_change
 
