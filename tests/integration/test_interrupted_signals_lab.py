@@ -10,11 +10,13 @@ leaves that copy behind; the interruption comes while it is held."""
 from __future__ import annotations
 
 import re
+import threading
 
 import pytest
 
+from hostprep import provision as prov
 from hostprep.host_lock import parse_holder
-from hostprep.results import CHANGED
+from hostprep.results import CHANGED, FAILED
 from tests.integration.conftest import Pristine, state_of
 from tests.integration.test_interrupted_lab import (COMPOSE_UP, UNMOUNT, controller, kill, no_lock, provision,
                                                     rollback, status, wait_for)
@@ -109,3 +111,22 @@ def test_a_signal_to_the_run_during_compose_up_with_the_controller_killed_recove
     assert not no_lock(lab1), "a run signalled mid-change leaves its lock for the next run to recover"
     assert f"interrupted by SIG{sig} mid-change" in lab1.exec("cat /var/lib/hostprep/journal.log")
     recovers_and_rolls_back(lab1, holder, original)
+
+
+def test_a_sigterm_to_the_run_while_the_controller_follows_it_is_restored_by_that_controller(
+        lab1: lab.LabHost) -> None:
+    """With the controller still there: it sees the run end mid-change and restores the snapshot at once (its own
+    token names the lock the run left), removing Compose's leftover first."""
+    original = state_of("lab1")
+    lab1.exec(HOLD)
+    wait_for(lab1, "pgrep -f '[d]ocker events --filter type=container'")
+    box: list[prov.HostReport] = []
+    th = threading.Thread(target=lambda: box.append(provision("lab1", smoke=False)))
+    th.start()
+    wait_for(lab1, "cat /tmp/hp-held 2>/dev/null", timeout=180)
+    signal_run(lab1, parse_holder(lab1.exec("cat /var/lib/hostprep/lock/holder")), "TERM")
+    th.join(600)
+    report = box[0]
+    assert report.status == FAILED and "restored from snapshot" in (report.error or ""), report.error
+    assert lab1.exec(LEFTOVERS).strip() == "" and no_lock(lab1)
+    assert state_of("lab1") == original
