@@ -6,7 +6,10 @@
 # with O_CREAT|O_EXCL|O_NOFOLLOW in the target's own directory, chown -h, chmod only on a held
 # directory (".") or inside a root-only one. A refusal prints "@@hostprep:refused <why>", exits 77.
 # Every write is checked (its size on disk); a short one prints "@@hostprep:short-write <path> <need>
-# <wrote> <free>" and exits 72. The lock is released on every way out (the EXIT trap).
+# <wrote> <free>" and exits 72. The lock is released on every way out (the EXIT trap), but one: a SIGTERM or
+# SIGINT (a shutdown, a person) while the host may be half-changed ends the run as kill -9 or a reboot would,
+# its lock left for the next run, which finds its holder gone and puts the snapshot back (recovery never
+# rests on this run's last moments). Writes a later run reads are atomic (lock.sh's put; the write action).
 # Inputs (shell variables, quoted by the transport and read from stdin):
 #   MODE      apply | restore | release
 #   STATE_DIR root-only state dir; LOCK_OWNER this run's token; LOCK_WAIT seconds to wait
@@ -37,7 +40,17 @@ finish() {
 trap finish EXIT
 # A dropped SSH session must not cut a change in half: the run goes on to its end (and its record).
 trap '' HUP PIPE
-trap 'exit 143' TERM INT
+changing=   # 1 while the host may be half-changed: from the snapshot stored (a restore: its first action) to done
+# interrupted SIG CODE: mid-change, the lock stays (its holder, this pid, is gone once we exit: stale), with a note
+interrupted() {
+    if [ -n "$changing" ] && [ -n "$held" ]; then
+        note "run ${RUN_ID:-} ($LOCK_OWNER, $MODE) interrupted by SIG$1 mid-change; lock left for recovery (snapshot ${SNAP_ID:-none})"
+        say "interrupted SIG$1 mid-change"; held=
+    fi
+    exit "$2"
+}
+trap 'interrupted TERM 143' TERM
+trap 'interrupted INT 130' INT
 
 mkdir -p "$STATE_DIR/snapshots" && chmod 700 "$STATE_DIR" "$STATE_DIR/snapshots" || exit 70
 case "$MODE" in
@@ -96,7 +109,7 @@ if [ "$MODE" = apply ]; then
     done || exit 76
     drain || exit $?   # running tasks finish first; a timeout stops here, before the snapshot: nothing changed
     printf '%s' "$SNAP_B64" | base64 -d | put "$STATE_DIR/snapshots/$SNAP_ID.json" "$SNAP_SIZE" || exit 72
-    say "snapshot $SNAP_ID"
+    changing=1; say "snapshot $SNAP_ID"
 fi
 
 # same_file NAME "UID GID MODE": NAME already holds content (a regular file, those owners and mode)
@@ -129,7 +142,10 @@ while read -r op rest; do
           [ -f "$tmp" ] || { say "cause cannot write $1: ${err##*: }"; exit 1; }
           got=$(stat -c %s -- "$tmp")
           [ "$got" = "${size:-$got}" ] || { rm -f -- "$tmp"; short "$1" "$size" "$got"; exit 72; }
-          chown -h "$2:$3" -- "$tmp" && mv -f -T -- "$tmp" "$base" || { rm -f -- "$tmp"; exit 1; } ); rc=$? ;;
+          # flushed before the rename and the rename after it: a power loss leaves the old bytes or the new
+          sync -- "$tmp" 2>/dev/null
+          chown -h "$2:$3" -- "$tmp" && mv -f -T -- "$tmp" "$base" || { rm -f -- "$tmp"; exit 1; }
+          sync . 2>/dev/null; exit 0 ); rc=$? ;;
     delete)  ( at "$1"; case $(kind "$base") in dir|other) refuse "$1 is not a file" ;; esac
                rm -f -- "$base" ); rc=$? ;;
     rmdir)   ( at "$1"; [ "$(kind "$base")" = dir ] && rmdir -- "$base" 2>/dev/null ); rc=0 ;;   # only if empty: never delete what others wrote
@@ -157,6 +173,18 @@ while read -r op rest; do
     compose-rm)   # stop and remove services the change added (their definition is still loaded)
         t0=$(date +%s.%N); ( cd "$PROJ" && $COMPOSE rm -s -f "$@" ) </dev/null >"$log" 2>&1; rc=$?
         tail -n 15 "$log"; say "compose-seconds $t0 $(date +%s.%N)" ;;
+    container-rm)   # ID: a leftover of an interrupted recreate (hostprep.leftovers), re-checked here: a full id,
+        # still stopped, still under Compose's temporary name "<12 hex>_<name>"; gone already is done, else kept
+        rc=64; case "$1" in *[!0-9a-f]*) ;; *) [ "${#1}" != 64 ] || rc=0 ;; esac
+        if [ "$rc" = 0 ]; then
+            now=$(docker inspect -f '{{.Name}} {{.State.Running}}' -- "$1" 2>/dev/null </dev/null)
+            h='[0-9a-f]'
+            case "$now" in
+            '') ;;
+            /$h$h$h$h$h$h$h$h$h$h$h${h}_*" false") docker rm -- "$1" </dev/null >/dev/null; rc=$? ;;
+            *) say "kept $1: not a leftover now (${now%% *})" ;;
+            esac
+        fi ;;
     network-rm)   # PROJECT NETWORK: the Compose network the change added, once nothing uses it
         ids=$(docker network ls -q --filter "label=com.docker.compose.project=$1" \
               --filter "label=com.docker.compose.network=$2" </dev/null); rc=$?
@@ -174,7 +202,7 @@ EOF_ACTIONS
 [ "$n" = "${_count:-$n}" ] || { say "incomplete ran $n of $_count actions"; return 73; }
 }
 
-if [ "$MODE" = restore ]; then drain || exit $?; fi
+if [ "$MODE" = restore ]; then drain || exit $?; changing=1; fi
 run_actions "$ACTIONS" "${N_ACTIONS:-}" W; failed=$?
 if [ "$failed" != 0 ]; then
     # a failed apply puts its snapshot back here, on the host: no controller is needed for that
@@ -185,6 +213,7 @@ if [ "$failed" != 0 ]; then
     fi
     exit "$failed"
 fi
+changing=
 undrain   # a drained worker is recreated by now (then this does nothing); its note goes
 release; held=
 say done

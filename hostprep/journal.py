@@ -2,7 +2,9 @@
 
 Each apply or restore runs detached from its SSH session (``runner.sh``) in a folder of its own:
 its log, its pid and, when it ended, its exit code. A run with no exit code whose process is gone
-died mid-change (killed, or the host rebooted); one whose process lives is still running.
+died mid-change (killed, or the host rebooted); one whose process lives is still running. One that ended
+by a signal (exit 128+N: a SIGTERM at shutdown, a SIGINT) died too: mid-change it left the lock for the next
+run to recover, as a ``kill -9`` does.
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from hostprep.hostdata import lines
 from hostprep.layout import STATE_DIR
 
 RUNS_DIR = f"{STATE_DIR}/runs"
 RUN_ID = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{4,32}")
 RUNNING, DIED = "running", "died"
+SIGNALS = {1: "SIGHUP", 2: "SIGINT", 9: "SIGKILL", 15: "SIGTERM"}
+_EXIT = re.compile(r"[0-9]{1,3}")
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -40,20 +45,24 @@ class Run:
 
     @property
     def state(self) -> str:
-        """ok | failed (exit N) | restored | running | died."""
+        """ok | failed (exit N) | restored | running | died | died (SIGTERM)."""
         if self.exit_code is None:
             return RUNNING if self.alive else DIED
         if self.exit_code == 0:
             return "ok"
+        if self.exit_code > 128 and not self.restored:
+            return f"{DIED} ({SIGNALS.get(self.exit_code - 128, f'signal {self.exit_code - 128}')})"
         return "restored" if self.restored else f"failed (exit {self.exit_code})"
 
     @property
     def mid_change(self) -> bool:
         """It may have left the host half-changed: an apply or restore that began acting, then died,
         or failed and was not restored."""
-        if self.alive or self.mode not in ("apply", "restore") or self.last_action is None:
+        if self.mode not in ("apply", "restore") or self.last_action is None:
             return False
-        return self.exit_code is None or (self.exit_code != 0 and not self.restored)
+        if self.exit_code is None:   # one with an exit code has ended, whatever its pid says (a zombie)
+            return not self.alive
+        return self.exit_code != 0 and not self.restored
 
     def describe(self) -> str:
         where = f", last action: {self.last_action}" if self.last_action else ""
@@ -75,7 +84,7 @@ def parse_runs(text: str | None) -> list[Run]:
     """
     runs: list[Run] = []
     fields: dict[str, str] = {}
-    for line in (text or "").splitlines():
+    for line in lines(text):
         words = line.split()
         if len(words) >= 2 and words[0] == "run" and RUN_ID.fullmatch(words[1]):
             if fields:
@@ -94,6 +103,6 @@ def _run(f: dict[str, str]) -> Run:
     code = f.get("exit", "")
     mode = f.get("mode", "?")
     return Run(id=f["id"], mode=mode if mode in ("apply", "restore") else "?",
-               exit_code=int(code) if code.isdigit() else None, alive=f.get("alive") == "1",
+               exit_code=int(code) if _EXIT.fullmatch(code) else None, alive=f.get("alive") == "1",
                snapshot=f.get("snapshot") if RUN_ID.fullmatch(f.get("snapshot", "")) else None,
                last_action=f.get("action") or None, failed=f.get("failed") or None, restored="restored" in f)

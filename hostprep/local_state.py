@@ -2,9 +2,9 @@
 
 Snapshots hold the bytes of files hostprep edits (a .env with passwords), so every directory
 from the state root down is 0700 and every file 0600 from the moment it exists: content goes
-to a ``mkstemp`` file (unpredictable name, O_EXCL, 0600) in the target's directory, then is
-renamed over the target, as ansible-core's ``atomic_move`` does. A host name becomes a
-directory only after :func:`host_dir` accepted it.
+to a ``mkstemp`` file (unpredictable name, O_EXCL, 0600) in the target's directory, flushed to
+disk, then renamed over the target (the rename flushed too), as ansible-core's ``atomic_move``
+does. A host name becomes a directory only after :func:`host_dir` accepted it.
 """
 
 from __future__ import annotations
@@ -70,7 +70,16 @@ def write_private(path: Path, text: str) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)   # the rename itself survives a power loss
     return path
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def append_private(path: Path, line: str) -> None:

@@ -23,11 +23,16 @@ lock_stale() {
 say() { printf '@@hostprep:%s\n' "$*"; }
 # short PATH NEED WROTE: name a short write, with the free space where it was written
 short() { say "short-write $1 $2 $3 $(df -P -B1 -- "${1%/*}" 2>/dev/null | awk 'NR==2 {print $4}')"; }
-# put PATH SIZE < bytes: a new file, checked to hold all SIZE bytes (else removed, named, exit 72;
-# in a pipeline that is the pipeline's status: callers add "|| exit 72")
+# put PATH SIZE < bytes: PATH replaced atomically by a file checked to hold all SIZE bytes: written to a new
+# temp file beside it (mktemp: O_EXCL, 0600, a hidden name no reader lists), flushed to disk, renamed over PATH,
+# the rename flushed too; a power loss leaves the old file or the new one, never a truncated one. A short write
+# is removed, named, exit 72 (in a pipeline that is the pipeline's status: callers add "|| exit 72").
 put() {
-    cat > "$1"; _w=$(stat -c %s -- "$1" 2>/dev/null || echo 0)
-    [ "$_w" = "$2" ] && return 0
-    short "$1" "$2" "$_w"; rm -f -- "$1"; exit 72
+    _t=$(mktemp -- "${1%/*}/.${1##*/}.XXXXXXXXXX" 2>/dev/null) || { short "$1" "$2" 0; exit 72; }
+    cat > "$_t"; _w=$(stat -c %s -- "$_t" 2>/dev/null || echo 0)
+    if [ "$_w" = "$2" ] && sync -- "$_t" 2>/dev/null && mv -f -T -- "$_t" "$1"; then
+        sync -- "${1%/*}" 2>/dev/null; return 0
+    fi
+    short "$1" "$2" "$_w"; rm -f -- "$_t"; exit 72
 }
 

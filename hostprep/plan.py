@@ -11,6 +11,7 @@ from hostprep import compose, strategies
 from hostprep.facts import Facts
 from hostprep.findings import override_document, override_services
 from hostprep.layout import COMPOSE_FILES, OVERRIDE_FILE, configured_bind_path, writable_by
+from hostprep.leftovers import removal_steps
 from hostprep.settings import HostSettings
 from hostprep.steps import SAFE_ARG, Action, Draft, Plan, Step, file_step
 
@@ -145,6 +146,8 @@ def make_plan(facts: Facts, settings: HostSettings, strategy: str | None = None)
     name = strategy or settings.strategy
     strat = strategies.get(name)
     draft = Draft(problems=preconditions(facts, settings, name))
+    if not draft.problems:   # Compose's leftovers from an interrupted recreate go first (hostprep.leftovers)
+        draft.steps += removal_steps(facts)
     if not draft.problems and _strategy_planned(facts, settings, draft, strat):
         override_steps(facts, settings, draft, name)
         bind_dir_steps(facts, settings, draft)

@@ -15,7 +15,8 @@ from typing import Any
 from hostprep import apply, draining, smoke, snapshots, strategies, switch
 from hostprep.access import worker_view
 from hostprep.facts import Facts, gather, parse_probe, probe_env
-from hostprep.plan import Plan, make_plan
+from hostprep.leftovers import removal_steps
+from hostprep.plan import Action, Plan, make_plan
 from hostprep.results import CHANGED, OK, HostReport
 from hostprep.settings import HostSettings
 from hostprep.transport import Transport
@@ -210,8 +211,9 @@ def _reconnected(outcome: apply.Outcome) -> list[str]:
 
 def restore(t: Transport, facts: Facts, snap: dict[str, Any], owner: str, report: HostReport,
             lock: apply.LockPolicy | None = None, drain: apply.Drain | None = None) -> bool:
-    """Replay a snapshot on the host under the lock; on failure the reason is the report's last warning."""
-    actions = snapshots.restore_plan(snap)
+    """Replay a snapshot on the host under the lock (Compose's leftovers removed first); on failure the reason
+    is the report's last warning."""
+    actions = [*_leftovers(facts, report), *snapshots.restore_plan(snap)]
     outcome = apply.run(t, facts, "restore", owner=owner, actions=actions,
                         lock=lock or apply.LockPolicy(snapshot=snap["id"]), drain=drain)
     report.warnings += outcome.lock_notes + draining.notes(outcome.log)
@@ -237,7 +239,7 @@ def rollback(t: Transport, settings: HostSettings, snap_id: str | None = None, *
     if before.unsafe_paths:   # re-checked on the host too, by every action
         return report.fail("refused: " + "; ".join(before.unsafe_paths) + "; nothing was changed")
     owner = apply.lock_owner()
-    actions = snapshots.restore_plan(snap)
+    actions = [*_leftovers(before, report), *snapshots.restore_plan(snap)]
     deep = bool(snap["facts"].get("deep", True))   # compare like with like (and ask Docker where it was asked)
     url = snap["facts"].get("docker_url")
     outcome = apply.run(t, before, "restore", owner=owner, actions=actions, lock_wait=lock_wait,
@@ -262,6 +264,13 @@ def rollback(t: Transport, settings: HostSettings, snap_id: str | None = None, *
     if diffs:
         return report.fail("host does not match the snapshot after rollback: " + "; ".join(diffs))
     return report
+
+
+def _leftovers(facts: Facts, report: HostReport) -> list[Action]:
+    """The actions that remove Compose's leftovers of an interrupted recreate, each said in the report."""
+    steps = removal_steps(facts)
+    report.warnings += [s.name.replace("remove ", "removing ", 1) for s in steps]
+    return [a for s in steps for a in s.actions]
 
 
 def _snapshot_to_restore(t: Transport, settings: HostSettings, facts: Facts,

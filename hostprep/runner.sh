@@ -20,9 +20,7 @@ launch() {
     : > "$d/log" || exit 70
     # a file, not a command line: systemd-run would expand its "$" signs
     printf '%s\n' "$RUN" | put "$d/start.sh" $(( ${#RUN} + 1 )) || exit 72
-    # the journal keeps the last 20 runs that ended
-    ls -1 "$STATE_DIR/runs" | sort | head -n -20 | while read -r old; do
-        [ -e "$STATE_DIR/runs/$old/exit" ] && rm -rf -- "$STATE_DIR/runs/$old"; done
+    prune
     RUN_DIR=$d; RUN_MODE=${RUN_MODE:-?}; export STATE_DIR RUN_ID RUN_DIR RUN_MODE
     if [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ] && command -v systemd-run >/dev/null 2>&1; then
         systemd-run --unit "hostprep-run-$RUN_ID" --collect --quiet --property=KillMode=process --setenv=HOME=/root \
@@ -31,10 +29,29 @@ launch() {
     fi
     setsid -f /bin/sh "$d/start.sh" "$d" </dev/null >/dev/null 2>&1
 }
+# over: DIR's run ended (its exit code), or died (its process gone, or it never started in 10 minutes)
+over() {
+    [ -e "$1/exit" ] && return 0
+    if read -r _p _s _ < "$1/pid" 2>/dev/null; then [ "$(proc_start "$_p")" != "$_s" ]
+    else [ -n "$(find "$1" -maxdepth 0 -mmin +10 2>/dev/null)" ]; fi
+}
+# The journal keeps the last 20 runs that are over. A run that died (killed, a reboot) never wrote its exit code
+# nor removed its run.sh (the .env bytes it carried): its log and pid stay (`hostprep status` reads them, and the
+# next run recovers from the lock and the snapshot, not from these), its scripts go now.
+prune() {
+    # a put cut by a crash leaves its hidden temp file (a snapshot's holds .env bytes): gone after 10 minutes
+    find "$STATE_DIR" -maxdepth 3 -type f -name '.*.??????????' -mmin +10 -delete 2>/dev/null
+    for old in $(ls -1 "$STATE_DIR/runs" | sort); do
+        o="$STATE_DIR/runs/$old"
+        [ "$o" != "$d" ] && over "$o" && rm -f -- "$o/run.sh" "$o/start.sh"
+    done
+    ls -1 "$STATE_DIR/runs" | sort | head -n -20 | while read -r old; do
+        [ "$STATE_DIR/runs/$old" != "$d" ] && over "$STATE_DIR/runs/$old" && rm -rf -- "$STATE_DIR/runs/$old"; done
+}
 # the run: "<pid> <start ticks> <mode>" to pid, the script with its output to log, its exit code to exit
 RUN='d=$1; printf "%s %s %s\n" $$ "$(sed "s/^.*) //" /proc/$$/stat | cut -d" " -f20)" "$RUN_MODE" > "$d/pid"
 /bin/sh "$d/run.sh" >>"$d/log" 2>&1 </dev/null; rc=$?
-rm -f "$d/run.sh" "$d/start.sh"; printf "%s\n" $rc > "$d/exit.new" && mv -f "$d/exit.new" "$d/exit"'
+rm -f "$d/run.sh" "$d/start.sh"; printf "%s\n" $rc > "$d/exit.new" && sync "$d/exit.new" 2>/dev/null; mv -f "$d/exit.new" "$d/exit"'
 
 # the run's log as it grows, until the run has ended; then its exit code
 follow() {

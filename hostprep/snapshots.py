@@ -18,6 +18,8 @@ from typing import Any, NoReturn
 
 from hostprep import __version__
 from hostprep.facts import DOCKER_URL, PROBED_FILES, Facts, from_bytes, to_bytes
+from hostprep.hostdata import lines, loads
+from hostprep.leftovers import without_leftovers
 from hostprep.layout import SNAPSHOT_DIR, STATE_DIR, STATE_FILE, bind_path, path_in
 from hostprep.local_state import append_private, controller_dir, host_dir, write_private
 from hostprep.settings import HostSettings
@@ -79,8 +81,14 @@ def take(facts: Facts, plan: Plan, snap_id: str) -> dict[str, Any]:
         "image": {"ref": facts.worker.image, "id": facts.worker.image_id} if builds else None,
         "record": facts.record,
         "steps": [s.name for s in plan.steps],
-        "facts": facts.to_dict(),
+        "facts": _facts_record(facts),
     }
+
+
+def _facts_record(facts: Facts) -> dict[str, Any]:
+    """The facts a snapshot keeps: Compose's leftovers from an interrupted recreate are no part of any service."""
+    data = facts.to_dict()
+    return {**data, "containers": without_leftovers(data.get("containers"))}
 
 
 def restore_actions(snap: dict[str, Any]) -> tuple[list[Action], list[str]]:
@@ -153,14 +161,16 @@ def fingerprint(facts: dict[str, Any]) -> dict[str, Any]:
 
 
 def _service_view(containers: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per Compose service: what its containers mount, publish and get as DOCKER_HOST (ids change, these must not)."""
-    out: dict[str, Any] = {}
-    for c in sorted(containers, key=lambda c: (str(c.get("service")), str(c.get("name")))):
+    """Per Compose service, what Compose runs for it: what its containers mount, publish and get as DOCKER_HOST
+    (ids change, these must not). Leftovers of an interrupted recreate are no part of it, and a service with a
+    running container is judged by its running ones (a stopped copy beside them is not what it runs)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for c in sorted(without_leftovers(containers), key=lambda c: (str(c.get("service")), str(c.get("name")))):
         key = c.get("service") or c.get("name")
         mounts = sorted(f"{m['source']}:{m['target']}:{m['kind']}:{'ro' if m['read_only'] else 'rw'}" for m in c["mounts"])
         out.setdefault(str(key), []).append({"mounts": mounts, "published": list(c["published"]),
                                              "docker_host": c["docker_host"], "running": c["running"]})
-    return out
+    return {k: [v for v in views if v["running"]] or views for k, views in out.items()}
 
 
 def kept_dirs(snap: dict[str, Any]) -> list[str]:
@@ -213,13 +223,24 @@ def check(snap: Any, host: str, settings: HostSettings | None = None) -> dict[st
             except SnapshotRefused as exc:
                 why = f"its base: {str(exc).split('snapshot refused: ', 1)[-1]}"
     if why is None:
-        try:
-            restore_actions(snap)
-        except (ValueError, KeyError, TypeError) as exc:
-            why = f"it does not translate into safe actions ({str(exc)[:80]})"
+        why = _use_problem(snap)
     if why is not None:
         raise SnapshotRefused(f"{host}: snapshot refused: {why}")
     return dict(snap)
+
+
+def _use_problem(snap: dict[str, Any]) -> str | None:
+    """Every pure use a rollback or a switch makes of a snapshot, tried now, before anything on the host changes:
+    its restore actions, and the fingerprint the host is judged by afterwards."""
+    try:
+        restore_actions(snap)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        return f"it does not translate into safe actions ({str(exc)[:80]})"
+    try:
+        reachable(snap, snap["facts"])
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        return f"its facts cannot judge a rollback ({type(exc).__name__}: {str(exc)[:80]})"
+    return None
 
 
 def _shape_problem(snap: Any, host: str) -> str | None:
@@ -233,9 +254,9 @@ def _shape_problem(snap: Any, host: str) -> str | None:
         return f"it names host {str(snap.get('host'))[:60]!r}"
     if not isinstance(snap.get("strategy"), str) or not isinstance(snap.get("facts"), dict):
         return "strategy or facts missing"
-    url = snap["facts"].get("docker_url")
-    if url is not None and not (isinstance(url, str) and DOCKER_URL.fullmatch(url)):
-        return "facts name a Docker URL hostprep would not use"
+    why = _facts_problem(snap["facts"])
+    if why:
+        return why
     services = snap.get("services")
     if not isinstance(services, list) or not all(isinstance(x, str) and SAFE_ARG.fullmatch(x) for x in services):
         return "services must be a list of service names"
@@ -261,6 +282,52 @@ def _shape_problem(snap: Any, host: str) -> str | None:
         return "image must name an image ref and id"
     if snap.get("record") is not None and not isinstance(snap.get("record"), dict):
         return "record must be an object"
+    return None
+
+
+_WORKER_KEYS = ("user", "group_add", "proc_uid", "proc_gid", "proc_groups", "id_output", "docker_ps_rc", "image_id",
+                "state")
+
+
+def _facts_problem(facts: dict[str, Any]) -> str | None:
+    """What is wrong with the facts a snapshot keeps (the ones a rollback is judged by), naming the field, or None."""
+    url = facts.get("docker_url")
+    if url is not None and not (isinstance(url, str) and DOCKER_URL.fullmatch(url)):
+        return "facts name a Docker URL hostprep would not use"
+    missing = [k for k in ("docker_gid", "socket", "files", "bind_dirs", "worker", "record", "project_dir")
+               if k not in facts]
+    if missing:
+        return f"facts.{missing[0]} is missing"
+    sock, worker, record = facts["socket"], facts["worker"], facts["record"]
+    if not isinstance(sock, dict) or not all(k in sock for k in ("mode", "uid", "gid", "has_acl")) or \
+            not (sock["mode"] is None or _small_int(sock["mode"])):
+        return "facts.socket must hold mode, uid, gid and has_acl"
+    if not isinstance(worker, dict) or not all(k in worker for k in _WORKER_KEYS):
+        return "facts.worker must hold " + ", ".join(_WORKER_KEYS)
+    if not isinstance(facts["files"], dict) or not all(isinstance(f, dict) for f in facts["files"].values()):
+        return "facts.files must be an object of objects"
+    dirs = facts["bind_dirs"]
+    if not isinstance(dirs, (list, tuple)) or not all(isinstance(d, dict) and isinstance(d.get("name"), str) for d in dirs):
+        return "facts.bind_dirs must be a list of folders with a name"
+    if not isinstance(facts["project_dir"], str) or not (record is None or isinstance(record, dict)):
+        return "facts.project_dir must be a path and facts.record an object"
+    if facts.get("deep") is not None and not isinstance(facts["deep"], bool):
+        return "facts.deep must be true or false"
+    return _containers_problem(facts.get("containers"))
+
+
+def _containers_problem(containers: Any) -> str | None:
+    """What is wrong with the containers a snapshot's facts list (what a rollback judges the services by), or None."""
+    if not containers:
+        return None
+    if not isinstance(containers, (list, tuple)) or not all(isinstance(c, dict) for c in containers):
+        return "facts.containers must be a list of objects"
+    for c in containers:
+        mounts, published = c.get("mounts"), c.get("published")
+        if not all(k in c for k in ("docker_host", "running")) or not isinstance(published, (list, tuple)) or \
+                not isinstance(mounts, (list, tuple)) or not all(isinstance(m, dict) and all(
+                    k in m for k in ("source", "target", "kind", "read_only")) for m in mounts):
+            return f"facts.containers: container {str(c.get('name'))[:60]!r} is malformed"
     return None
 
 
@@ -319,7 +386,7 @@ def list_local(host: str) -> list[dict[str, Any]]:
     out = []
     for p in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:
-            out.append(check(json.loads(p.read_text()), host))
+            out.append(check(loads(p.read_bytes(), str(p)), host))
         except (ValueError, OSError):
             continue
     return out
@@ -357,9 +424,9 @@ def fetch_remote(t: Transport, snap_id: str | None, settings: HostSettings) -> d
     if not res.stdout.strip():
         return None
     try:
-        data = json.loads(res.stdout)
-    except ValueError:
-        raise SnapshotRefused(f"{host}: snapshot refused: not JSON") from None
+        data = loads(res.stdout, "snapshot")
+    except ValueError as exc:
+        raise SnapshotRefused(f"{host}: snapshot refused: not JSON ({str(exc)[:80]})") from None
     snap = check(data, host, settings)
     if snap_id is not None and snap["id"] != snap_id:
         raise SnapshotRefused(f"{host}: snapshot refused: asked for {snap_id}, got {snap['id']}")
@@ -371,9 +438,9 @@ def list_remote(t: Transport) -> list[dict[str, Any]]:
     """Snapshots stored on the host (id, strategy, created, steps), oldest first; what is not one is skipped."""
     res = t.run_script(_READ_ALL, {"D": SNAPSHOT_DIR}, sudo=True)
     out = []
-    for line in res.stdout.splitlines():
+    for line in lines(res.stdout):
         try:
-            s = check(json.loads(line), t.endpoint.name) if line.strip() else None
+            s = check(loads(line, "snapshot"), t.endpoint.name) if line.strip() else None
         except ValueError:
             continue
         if s is not None:

@@ -204,7 +204,7 @@ def test_status_shows_the_holder_its_age_the_last_run_and_what_to_run() -> None:
     row = host_status(lab_facts(lock=lock, runs=runs, latest_snapshot="20261202T021459Z-ab12"),
                       datetime(2026, 12, 2, 1, 2, 0, tzinfo=timezone.utc))
     assert row["lock"] == "STALE (its holder (pid 42) is gone): pid 42 (apply) from ? since 2026-12-02T01:00:00Z (120s)"
-    assert row["mid_change"] == "yes" and "failed (exit 137)" in row["last_run"]
+    assert row["mid_change"] == "yes" and "died (SIGKILL)" in row["last_run"]   # exit 128+9
     assert row["latest_snapshot"] == "20261202T021459Z-ab12" and "hostprep rollback --host lab1" in row["next"]
     quiet = host_status(lab_facts(), datetime.now(timezone.utc))
     assert (quiet["lock"], quiet["last_run"], quiet["mid_change"], quiet["next"]) == ("free", "none", "no", "")
