@@ -13,6 +13,7 @@ the code's names: a name the code gains or loses without an entry here stops the
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -63,8 +64,10 @@ def task_options() -> str:
         for flags, text in ctx.help_tuples():
             long = flags.split(", ")[-1].split("=")[0].lstrip("-")
             arg = ctx.flags.get(f"--{long}")
-            default = "" if arg is None or arg.default in (None, False, [], "") else f"`{arg.default}`"
-            out.append(f"| `{cell(flags)}` | {default} | {cell(text)} |\n")
+            unset = arg is None or arg.default is inspect.Parameter.empty or arg.default in (None, False, [], "")
+            default = "" if unset else f"`{arg.default}`"
+            again = " (repeatable)" if arg is not None and arg.kind is list else ""
+            out.append(f"| `{cell(flags)}` | {default} | {cell(text)}{again} |\n")
     return "".join(out)
 
 
