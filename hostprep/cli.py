@@ -5,13 +5,14 @@ This is the edge: tasks parse arguments, call the library and print what it retu
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import sys
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from invoke import Argument, Collection, Context, Exit, ParseError, Program, task
+from invoke import Argument, Collection, Context, Exit, ParseError, Program, Task, task
 from invoke.completion.complete import complete, print_completion_script
 
 from hostprep import __version__, commands, rollout, strategies, usage, validate
@@ -277,12 +278,20 @@ def audit_unschedule(c: Context, systemd: bool = False, unit_dir: str | None = N
     _run_audit(commands.audit_unschedule, systemd=systemd, unit_dir=unit_dir)
 
 
+def _fresh(t: Task) -> Task:
+    """A copy of a task with its own help dict: Invoke pops a task's help while building a parser, so a
+    second program in the same process (a test, the manual's generator) would otherwise show none."""
+    copied = copy.copy(t)
+    copied.help = dict(t.help)
+    return copied
+
+
 def collection() -> Collection:
     """A fresh collection of the operator's tasks (a clone's tasks.py adds the lab and the benchmark)."""
-    ns = Collection(facts, provision, rollback, snapshots, status)
+    ns = Collection(*(_fresh(t) for t in (facts, provision, rollback, snapshots, status)))
     audit_ns = Collection("audit")
     for t in (audit, audit_begin, audit_merge, audit_history, audit_schedule, audit_unschedule):
-        audit_ns.add_task(t)
+        audit_ns.add_task(_fresh(t))
     ns.add_collection(audit_ns)
     return ns
 

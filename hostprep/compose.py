@@ -53,6 +53,23 @@ class ComposeError(ValueError):
     """A compose file hostprep cannot use; the message names the file."""
 
 
+def same_document(before: str | None, after: str | None, name: str = "compose file") -> bool:
+    r"""True when two compose texts differ only in what Compose never reads (comments, layout, key order):
+    their parsed YAML is equal. A text that does not parse is never "the same".
+
+    >>> same_document("# old words\nservices: {w: {group_add: ['999']}}\n", "# new\nservices:\n  w:\n    group_add: ['999']\n")
+    True
+    >>> same_document("services: {w: {group_add: ['999']}}", "services: {w: {group_add: ['121']}}")
+    False
+    """
+    if before is None or after is None:
+        return before is after
+    try:
+        return load_compose(before, name) == load_compose(after, name)
+    except ComposeError:
+        return False
+
+
 def load_compose(text: str | None, name: str = "compose file") -> dict[str, Any]:
     """Parse a compose file (anchors and merge keys resolved); {} when absent or empty.
 
@@ -179,7 +196,7 @@ def render_override(services: dict[str, dict[str, Any]], strategy: str, gid: int
     ``top``: top-level keys beside ``services`` (e.g. ``networks``).
     """
     head = [
-        f"# {MANAGED_MARK} (strategy {strategy}). Do not edit: `invoke rollback` removes this file.",
+        f"# {MANAGED_MARK} (strategy {strategy}). Do not edit: `hostprep rollback` removes this file.",
     ]
     if gid is not None:
         head.append(f"# Adds the host's docker group (GID {gid}) as a supplementary group; the primary")

@@ -13,7 +13,7 @@ from hostprep.findings import override_document, override_services
 from hostprep.layout import COMPOSE_FILES, OVERRIDE_FILE, configured_bind_path, writable_by
 from hostprep.leftovers import removal_steps
 from hostprep.settings import HostSettings
-from hostprep.steps import SAFE_ARG, Action, Draft, Plan, Step, file_step
+from hostprep.steps import SAFE_ARG, Action, Draft, Plan, Step, comments_only, file_step
 
 __all__ = ["SAFE_ARG", "Action", "Draft", "Plan", "Step", "file_step", "make_plan", "preconditions"]
 
@@ -56,7 +56,7 @@ def preconditions(facts: Facts, settings: HostSettings, strategy: str) -> list[s
     if recorded and recorded != strategy:
         out.append(f"strategy {recorded} is applied on this host, and the snapshot from before hostprep's first fix "
                    f"(which switching to {strategy} undoes to) is on neither this controller nor the host; "
-                   f"`invoke rollback` it before applying {strategy}")
+                   f"`hostprep rollback` it before applying {strategy}")
     return out
 
 
@@ -115,7 +115,9 @@ def override_steps(facts: Facts, settings: HostSettings, draft: Draft, strategy:
     text = compose.render_override(draft.override, strategy, draft.override_gid, draft.override_notes,
                                    draft.override_top)
     step = file_step(facts, OVERRIDE_FILE, text, "hostprep's own override: the operator's compose file is untouched")
-    if step:
+    if step and compose.same_document(current.content if current and current.exists else None, text, OVERRIDE_FILE):
+        draft.steps.append(comments_only(step))   # e.g. an upgrade's new header: no container reads it
+    elif step:
         draft.steps.append(step)
         draft.recreate = True
     env_file = facts.files.get(".env")

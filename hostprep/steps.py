@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from hostprep.facts import Facts
 from hostprep.hostdata import lines
@@ -117,3 +117,12 @@ def file_step(facts: Facts, name: str, after: str | None, why: str) -> Step | No
         (str(ref.uid if ref else 0), str(ref.gid if ref else 0), "644")
     return Step(f"{'edit' if before is not None else 'create'} {name}", why,
                 (Action("write", (path, *owner), after),), before, after)
+
+
+COMMENTS_ONLY = "comments only: no service recreated"
+
+
+def comments_only(step: Step) -> Step:
+    """A file write that changes only text no container reads (comments): said so in the plan, and it
+    asks for no recreate or rebuild (a host provisioned by an older hostprep is not restarted for a comment)."""
+    return replace(step, name=f"rewrite {step.name.split(' ', 1)[1]}", why=COMMENTS_ONLY)

@@ -9,7 +9,7 @@ from hostprep.facts import Facts
 from hostprep.findings import WARNING, Finding, Rule, override_services, provision_hint
 from hostprep.hostdata import lines, lines_kept
 from hostprep.settings import HostSettings
-from hostprep.steps import Draft, file_step
+from hostprep.steps import Draft, comments_only, file_step
 from hostprep.strategies.base import Row, Strategy
 from hostprep.strategies.groups import (GID_STALE, OVERRIDE_MISSING, gid_stale, group_mapped, id_shows_gid,
                                         override_gone, recorded_services, socket_gid_warning)
@@ -51,10 +51,13 @@ class DockerfileGroup(Strategy):
                 draft.override.setdefault(svc, {})["user"] = uid_part
         wanted = with_block(df.content, facts.access_gid, settings.airflow_uid)
         step = file_step(facts, name, wanted, f"add the docker group (GID {facts.access_gid}) to the image")
-        if step:
+        if step and instructions(df.content) == instructions(wanted):
+            draft.steps.append(comments_only(step))   # e.g. an upgrade's new block comment: the image is the same
+            step = None
+        elif step:
             draft.steps.append(step)
             draft.build = True
-        elif facts.access_gid not in facts.worker.proc_groups:
+        if step is None and facts.access_gid not in facts.worker.proc_groups:
             draft.build = True
 
     def satisfied(self, facts: Facts, settings: HostSettings) -> list[Row]:
@@ -100,6 +103,21 @@ def strip_block(dockerfile: str) -> str:
     return "".join(out)
 
 
+def instructions(dockerfile: str) -> list[str]:
+    r"""What Docker's builder reads of a Dockerfile: its lines without the comment lines it drops, except at
+    the top, where a ``# directive=value`` line is a parser directive (kept verbatim up to the first other line).
+
+    >>> instructions("# syntax=docker/dockerfile:1\nFROM x\n# old words\nRUN a \\\n# inside\n  b\n")
+    ['# syntax=docker/dockerfile:1', 'FROM x', 'RUN a \\', '  b']
+    """
+    out, head = [], True
+    for line in lines(dockerfile):   # the host's file: "\n" ends a line
+        head = head and line.lstrip().startswith("#")
+        if head or not line.lstrip().startswith("#"):
+            out.append(line)
+    return out
+
+
 def last_user(dockerfile: str) -> str | None:
     users = [ln.split(None, 1)[1].strip() for ln in lines(dockerfile)
              if ln.strip().upper().startswith("USER ") and len(ln.split(None, 1)) == 2]
@@ -113,7 +131,7 @@ def with_block(dockerfile: str, gid: int, uid: int) -> str:
         base += "\n"
     back_to = last_user(base)
     lines = [
-        f"{BLOCK_BEGIN} (GID {gid}; managed by hostprep, `invoke rollback` removes this block)",
+        f"{BLOCK_BEGIN} (GID {gid}; managed by hostprep, `hostprep rollback` removes this block)",
         "USER root",
         f'RUN set -e; g=$(getent group {gid} | cut -d: -f1); '
         f'if [ -z "$g" ]; then if getent group docker >/dev/null; then g=hostdocker; else g=docker; fi; '

@@ -13,6 +13,7 @@ from hostprep.facts import Facts
 from hostprep.leftovers import is_leftover, removal_steps, without_leftovers
 from hostprep.plan import make_plan
 from hostprep.snapshots import differences, fingerprint, take
+from tests.unit.test_plan import in_current_words
 from tests.unit.test_snapshots import LAB, facts_of
 
 OLD = "3f9a1c2b4d5e" + "0" * 52          # the worker Compose renamed, then never removed
@@ -60,7 +61,7 @@ def test_the_next_provision_removes_a_leftover_first_by_id_with_a_line_saying_so
 
 
 def test_a_host_already_fixed_plans_only_the_leftovers_removal() -> None:
-    fixed = facts_of("lab1_audit_groupadd")
+    fixed = in_current_words(facts_of("lab1_audit_groupadd"))
     assert not make_plan(fixed, LAB, "group-add").changed
     facts = dataclasses.replace(fixed, containers=(LEFT, RUNNING),
                                 worker=dataclasses.replace(fixed.worker, compose_project="airflow"))

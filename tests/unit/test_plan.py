@@ -14,6 +14,7 @@ import yaml
 from hostprep import compose
 from hostprep.facts import OVERRIDE_FILE, DirFacts, Facts, FileFacts, parse_probe
 from hostprep.plan import Action, Plan, Step, make_plan
+from hostprep.steps import COMMENTS_ONLY
 from hostprep.settings import HostSettings
 from hostprep.strategies import NAMES, dockerfile, get
 from hostprep.strategies.chmod import plan_warning
@@ -55,6 +56,18 @@ def applied(facts: Facts, plan: Plan) -> Facts:
             path, uid, gid, mode = a.args
             facts = with_file(facts, path.rsplit("/", 1)[1], a.content, int(mode, 8), int(uid), int(gid))
     return facts
+
+
+PREVIOUS_WORDS = ("`invoke rollback` removes", "`hostprep rollback` removes")   # the old comment, the new
+
+
+def in_current_words(facts: Facts) -> Facts:
+    """A captured host (provisioned by a hostprep whose comments said `invoke rollback`) with the comments
+    this version writes: what the host looks like once this version has provisioned it."""
+    old, new = PREVIOUS_WORDS
+    files = {n: dataclasses.replace(f, content=f.content.replace(old, new)) if f.content else f
+             for n, f in facts.files.items()}
+    return dataclasses.replace(facts, files=files)
 
 
 def step(plan: Plan, name: str) -> Step:
@@ -167,16 +180,66 @@ def test_second_provision_changes_nothing(capture: str, strategy: str) -> None:
 @pytest.mark.parametrize(("capture", "strategy"), [("lab2_groupadd", "group-add"), ("lab2_dockerfile", "dockerfile"),
                                                  ("lab2_chmod", "chmod"), ("lab2_groupadd_shallow", "group-add")])
 def test_a_really_provisioned_lab_host_plans_nothing(capture: str, strategy: str) -> None:
-    facts = facts_of(capture)
+    facts = in_current_words(facts_of(capture))
     assert (facts.record or {}).get("strategy") == strategy
     plan = make_plan(facts, LAB, strategy)
     assert (plan.changed, plan.problems, plan.notes) == (False, (), (NOTHING_TO_DO,))
 
 
+@pytest.mark.parametrize(("capture", "strategy", "files"), [
+    ("lab2_groupadd", "group-add", [OVERRIDE_FILE]), ("lab2_groupadd_shallow", "group-add", [OVERRIDE_FILE]),
+    ("lab2_dockerfile", "dockerfile", ["Dockerfile", OVERRIDE_FILE])])
+def test_a_host_the_previous_version_provisioned_gets_its_comments_rewritten_and_nothing_recreated(
+        capture: str, strategy: str, files: list[str]) -> None:
+    facts = facts_of(capture)   # captured from a real host provisioned when the comments said `invoke rollback`
+    plan = make_plan(facts, LAB, strategy)
+    assert [(s.name, s.why) for s in plan.steps] == [(f"rewrite {n}", COMMENTS_ONLY) for n in files]
+    assert [a.op for a in plan.actions] == ["write"] * len(files)   # no compose-build, no compose-up
+    assert all("+# " in s.diff() and "`hostprep rollback` removes" in s.diff() for s in plan.steps)
+    assert make_plan(applied(facts, plan), LAB, strategy).steps == ()
+
+
+def test_an_override_that_differs_in_meaning_is_not_a_comment_rewrite() -> None:
+    old = compose.render_override({"airflow-worker": {"group_add": ["998"]}}, "group-add", 998)
+    facts = with_file(provisioned_group_add(facts_of("lab1_pristine"), 998), OVERRIDE_FILE,
+                      old.replace("`hostprep", "`invoke").replace("- '998'", "- '998'\n    user: '50000:0'"))
+    plan = make_plan(facts, LAB, "group-add")
+    assert [s.name for s in plan.steps] == [f"edit {OVERRIDE_FILE}", "recreate airflow-worker"]
+
+
+def test_an_override_that_does_not_parse_is_rewritten_and_recreated() -> None:
+    facts = with_file(provisioned_group_add(facts_of("lab1_pristine"), 998), OVERRIDE_FILE, "services: [\n")
+    assert [s.name for s in make_plan(facts, LAB, "group-add").steps] == [f"edit {OVERRIDE_FILE}",
+                                                                            "recreate airflow-worker"]
+
+
+def test_a_reordered_or_recommented_override_is_rewritten_without_a_recreate() -> None:
+    facts = provisioned_group_add(facts_of("lab1_pristine"), 998)
+    mine = facts.files[OVERRIDE_FILE].content or ""
+    moved = "# someone's note\n" + yaml.safe_dump(yaml.safe_load(mine), default_flow_style=True)
+    plan = make_plan(with_file(facts, OVERRIDE_FILE, moved), LAB, "group-add")
+    assert [(s.name, s.why, s.after) for s in plan.steps] == [(f"rewrite {OVERRIDE_FILE}", COMMENTS_ONLY, mine)]
+
+
+def test_a_dockerfile_whose_instructions_changed_is_rebuilt_even_if_its_comments_did_too() -> None:
+    facts = facts_of("lab2_dockerfile")
+    text = facts.files["Dockerfile"].content or ""
+    assert "`invoke rollback` removes this block" in text
+    edited = with_file(facts, "Dockerfile", text.replace("usermod -aG", "usermod -G"))
+    names = [s.name for s in make_plan(edited, LAB, "dockerfile").steps]
+    assert names == ["edit Dockerfile", f"rewrite {OVERRIDE_FILE}", "build airflow-worker", "recreate airflow-worker"]
+
+
+def test_dockerfile_comment_lines_are_dropped_but_the_parser_directives_at_its_top_are_kept() -> None:
+    text = "# syntax=docker/dockerfile:1\n# escape=`\nFROM x\n  # indented\nRUN a\n"
+    assert dockerfile.instructions(text) == ["# syntax=docker/dockerfile:1", "# escape=`", "FROM x", "RUN a"]
+    assert dockerfile.instructions(text.replace("escape=`", "escape=\\")) != dockerfile.instructions(text)
+
+
 @pytest.mark.parametrize(("capture", "strategy"), [("lab2_groupadd", "group-add"), ("lab2_dockerfile", "dockerfile")])
 def test_the_planned_files_are_byte_for_byte_what_a_real_provision_left_on_the_host(capture: str,
                                                                                      strategy: str) -> None:
-    plan, done = make_plan(facts_of("lab2_pristine"), LAB, strategy), facts_of(capture)
+    plan, done = make_plan(facts_of("lab2_pristine"), LAB, strategy), in_current_words(facts_of(capture))
     written = {a.args[0].rsplit("/", 1)[1]: a.content for a in plan.actions if a.op == "write"}
     assert written == {n: done.files[n].content for n in written}
 
@@ -195,7 +258,8 @@ def test_a_docker_gid_changed_on_a_provisioned_host_rewrites_the_override() -> N
 
 def test_a_removed_dockerfile_block_is_put_back_rebuilt_and_recreated() -> None:
     plan = make_plan(facts_of("lab2_dockerfile_block_removed"), LAB, "dockerfile")
-    assert [s.name for s in plan.steps] == ["edit Dockerfile", "build airflow-worker", "recreate airflow-worker"]
+    assert [s.name for s in plan.steps] == ["edit Dockerfile", f"rewrite {OVERRIDE_FILE}", "build airflow-worker",
+                                            "recreate airflow-worker"]
 
 
 def test_a_dockerd_restart_undoes_chmod_and_the_plan_redoes_it() -> None:
@@ -344,7 +408,7 @@ def test_another_recorded_strategy_must_be_rolled_back_first() -> None:
     plan = make_plan(facts, LAB, "group-add")
     (problem,) = plan.problems   # without the snapshot from before it (see test_switch.py for the switch)
     assert problem.startswith("strategy dockerfile is applied on this host") and problem.endswith(
-        "`invoke rollback` it before applying group-add")
+        "`hostprep rollback` it before applying group-add")
 
 
 def test_the_same_recorded_strategy_is_not_a_problem() -> None:

@@ -17,6 +17,7 @@ from hostprep.posture import socket_views
 from hostprep.strategies import socket_proxy as sp
 from hostprep.validate import host_settings
 from hostprep.verify import verify
+from tests.unit.test_plan import in_current_words
 
 FIXTURES = Path(__file__).parent / "fixtures"
 LAB = host_settings({"hostprep_proxy_image": "hostprep-lab/docker-proxy:v1"})   # the lab inventory's
@@ -63,7 +64,7 @@ def test_the_plan_adds_the_proxy_and_takes_the_socket_from_the_worker(host: str)
 
 @pytest.mark.parametrize("host", ["lab1", "lab2"])
 def test_an_applied_proxy_plans_nothing_and_verifies(host: str) -> None:
-    facts = facts_of(f"{host}_proxy_applied", url=sp.DOCKER_URL)
+    facts = in_current_words(facts_of(f"{host}_proxy_applied", url=sp.DOCKER_URL))
     plan = make_plan(facts, LAB, "socket-proxy")
     assert plan.steps == () and not plan.blocked
     checks = verify(facts, LAB, "socket-proxy")
@@ -79,7 +80,7 @@ def test_verification_fails_when_the_proof_did_not_go_through_the_proxy() -> Non
 
 
 def test_a_worker_that_still_mounts_the_socket_is_recreated() -> None:
-    facts = facts_of("lab1_proxy_applied", url=sp.DOCKER_URL)
+    facts = in_current_words(facts_of("lab1_proxy_applied", url=sp.DOCKER_URL))
     worker = facts.service_containers("airflow-worker")[0]
     back = dataclasses.replace(worker, mounts=(*worker.mounts, dataclasses.replace(worker.mounts[0], source=SOCK,
                                                                                    target=SOCK)))

@@ -19,6 +19,7 @@ from hostprep.render import facts_table
 from hostprep.settings import HostSettings
 from hostprep.socket_unit import (DOCKERD, SYSTEMD, canonical, dockerd_group, dockerd_hosts, manager, parse_show,
                                   undone_by)
+from tests.unit.test_plan import in_current_words
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SOCK = "/var/run/docker.sock"
@@ -124,7 +125,7 @@ def test_an_older_probe_without_the_new_sections_cannot_tell_and_claims_nothing(
 def test_after_groupmod_the_socket_keeps_its_gid_and_the_worker_is_mapped_to_it() -> None:
     f = probe("lab3_systemd_groupmod_kept")          # group-add with 995, then groupmod -g 1999, restart docker
     assert (f.docker_gid, f.socket.gid, f.access_gid, f.next_socket_gid) == (1999, 995, 995, 1999)
-    plan = make_plan(f, HostSettings(), "group-add")
+    plan = make_plan(in_current_words(f), HostSettings(), "group-add")
     assert (plan.changed, plan.docker_gid) == (False, 995)
     assert any("hostprep maps 995" in w and "makes it 1999" in w for w in plan.warnings)
     found = {x.id: x for x in audit(f, HostSettings())}

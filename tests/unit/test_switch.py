@@ -95,7 +95,7 @@ def test_switching_back_reaches_the_same_host_as_the_first_provision(group_added
 def test_a_switch_with_nothing_to_undo_to_is_refused_naming_the_way_out() -> None:
     facts = dataclasses.replace(facts_of("lab1_pristine"), record={"strategy": "dockerfile", "snapshot_id": "x"})
     (problem,) = make_plan(facts, LAB, "group-add").problems
-    assert problem.startswith("strategy dockerfile is applied on this host") and "`invoke rollback` it" in problem
+    assert problem.startswith("strategy dockerfile is applied on this host") and "`hostprep rollback` it" in problem
 
 
 def test_step_back_follows_a_reprovision_and_stops_where_there_is_no_way_back(group_added) -> None:
