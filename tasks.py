@@ -1,6 +1,6 @@
 """The repository's `invoke --list`: hostprep's own tasks, plus the test lab and the benchmark.
 
-The operator's tasks live in ``hostprep.cli`` (installed as the `hostprep` command); this file
+The operator's tasks live in ``hostprep.cli.program`` (installed as the `hostprep` command); this file
 only adds what needs the repository's tests/ tree.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from invoke import Collection, task
 
-from hostprep import cli
+from hostprep.cli import program as cli
 
 
 @task(help={"hosts": "number of light lab hosts to start (default 2)",

@@ -21,11 +21,11 @@ from typing import Any, Callable
 
 # Where each source lives in the package: the ONE place to update when modules move.
 MODULES = {
-    "cli": "hostprep.cli",              # collection(), new_program(): tasks, options, global options
-    "usage": "hostprep.usage",          # EXIT_CODES
-    "audit": "hostprep.audit",          # RULES: the audit's rules, the strategies' and posture's included
-    "posture": "hostprep.posture",      # RULES: the posture findings
-    "settings": "hostprep.settings",    # KNOWN_SETTINGS, HostSettings (defaults)
+    "cli": "hostprep.cli.program",              # collection(), new_program(): tasks, options, global options
+    "usage": "hostprep.cli.usage",          # EXIT_CODES
+    "audit": "hostprep.audit.run",          # RULES: the audit's rules, the strategies' and posture's included
+    "posture": "hostprep.audit.posture",      # RULES: the posture findings
+    "settings": "hostprep.inventory.settings",    # KNOWN_SETTINGS, HostSettings (defaults)
     "strategies": "hostprep.strategies",  # REGISTRY: each strategy's settings and rules
     "socket_proxy": "hostprep.strategies.socket_proxy",   # proxy_options(): its settings' defaults
 }

@@ -1,5 +1,5 @@
 """`python -m hostprep`: the same as the `hostprep` command."""
 
-from hostprep.cli import main
+from hostprep.cli.program import main
 
 main()

@@ -7,7 +7,7 @@ see ``base.py``), plus one line in ``REGISTRY`` below.
 
 from __future__ import annotations
 
-from hostprep.findings import Rule
+from hostprep.strategies.findings import Rule
 from hostprep.strategies.base import Strategy
 from hostprep.strategies.chmod import ChmodSocket
 from hostprep.strategies.dockerfile import DockerfileGroup

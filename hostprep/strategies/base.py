@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Mapping
 
-from hostprep.facts import Facts
-from hostprep.findings import Finding, Rule
-from hostprep.settings import HostSettings
-from hostprep.steps import Draft
+from hostprep.host.facts import Facts
+from hostprep.strategies.findings import Finding, Rule
+from hostprep.inventory.settings import HostSettings
+from hostprep.strategies.steps import Draft
 
 Row = tuple[str, bool, str]   # (check, ok, detail)
 

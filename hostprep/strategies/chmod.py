@@ -7,11 +7,11 @@ socket, every dockerd restart.
 
 from __future__ import annotations
 
-from hostprep.facts import Facts
-from hostprep.findings import CRITICAL, Finding, Rule, provision_hint
-from hostprep.settings import HostSettings
-from hostprep.socket_unit import REMADE_BY, undone_by
-from hostprep.steps import Action, Draft, Step
+from hostprep.host.facts import Facts
+from hostprep.strategies.findings import CRITICAL, Finding, Rule, provision_hint
+from hostprep.inventory.settings import HostSettings
+from hostprep.host.socket_unit import REMADE_BY, undone_by
+from hostprep.strategies.steps import Action, Draft, Step
 from hostprep.strategies.base import Row, Strategy
 
 INSECURE = "chmod 666 on the Docker socket gives every local user root-equivalent access to the host"

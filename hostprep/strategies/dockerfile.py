@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 
-from hostprep import compose
-from hostprep.facts import Facts
-from hostprep.findings import WARNING, Finding, Rule, override_services, provision_hint
+from hostprep.host import compose
+from hostprep.host.facts import Facts
+from hostprep.strategies.findings import WARNING, Finding, Rule, override_services, provision_hint
 from hostprep.hostdata import lines, lines_kept
-from hostprep.settings import HostSettings
-from hostprep.steps import Draft, comments_only, file_step
+from hostprep.inventory.settings import HostSettings
+from hostprep.strategies.steps import Draft, comments_only, file_step
 from hostprep.strategies.base import Row, Strategy
 from hostprep.strategies.groups import (GID_STALE, OVERRIDE_MISSING, gid_stale, group_mapped, id_shows_gid,
                                         override_gone, recorded_services, socket_gid_warning)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from hostprep.facts import Facts
-from hostprep.findings import Finding, override_services
+from hostprep.host.facts import Facts
+from hostprep.strategies.findings import Finding, override_services
 from hostprep.layout import OVERRIDE_FILE
-from hostprep.settings import HostSettings
-from hostprep.steps import Draft
+from hostprep.inventory.settings import HostSettings
+from hostprep.strategies.steps import Draft
 from hostprep.strategies.base import Row, Strategy
 from hostprep.strategies.groups import (GID_STALE, OVERRIDE_MISSING, gid_stale, group_mapped, id_shows_gid,
                                         override_gone, recorded_services, socket_gid_warning)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from hostprep.access import id_groups
-from hostprep.facts import Facts
-from hostprep.findings import CRITICAL, WARNING, Finding, Rule, override_chain_broken, provision_hint
+from hostprep.host.access import id_groups
+from hostprep.host.facts import Facts
+from hostprep.strategies.findings import CRITICAL, WARNING, Finding, Rule, override_chain_broken, provision_hint
 from hostprep.layout import OVERRIDE_FILE
-from hostprep.settings import HostSettings
-from hostprep.socket_unit import REMADE_BY
+from hostprep.inventory.settings import HostSettings
+from hostprep.host.socket_unit import REMADE_BY
 from hostprep.strategies.base import Row
 
 GID_STALE = Rule("gid-mapping-stale", CRITICAL, "the mapped GID is the host's current docker GID")

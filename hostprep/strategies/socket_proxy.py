@@ -23,15 +23,15 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from hostprep import compose
-from hostprep.access import id_groups
-from hostprep.containers import ContainerFacts
+from hostprep.host import compose
+from hostprep.host.access import id_groups
+from hostprep.host.containers import ContainerFacts
 from hostprep.errors import SettingsError
-from hostprep.facts import Facts
-from hostprep.findings import CRITICAL, WARNING, Finding, Rule, override_chain_broken, override_document, provision_hint
-from hostprep.posture import exposed_at, socket_views
-from hostprep.settings import HostSettings
-from hostprep.steps import Draft
+from hostprep.host.facts import Facts
+from hostprep.strategies.findings import CRITICAL, WARNING, Finding, Rule, override_chain_broken, override_document, provision_hint
+from hostprep.host.socket_exposure import exposed_at, socket_views
+from hostprep.inventory.settings import HostSettings
+from hostprep.strategies.steps import Draft
 from hostprep.strategies.base import Row, Strategy
 from hostprep.strategies.groups import recorded_services
 
@@ -134,7 +134,7 @@ def proxy_service(settings: HostSettings) -> dict[str, Any]:
 
 def socket_targets(facts: Facts, settings: HostSettings, svc: str) -> list[str]:
     """Where a service sees the Docker socket through a bind (the socket or a folder above it, any
-    alias, ``posture.exposed_at``): in the compose files, and in its running container."""
+    alias, ``socket_exposure.exposed_at``): in the compose files, and in its running container."""
     targets: set[str] = set()
     docs = [(facts.compose_file.name if facts.compose_file else "compose file", facts.compose_data)]
     extra = facts.files.get("docker-compose.override.yml")

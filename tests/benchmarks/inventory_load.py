@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from hostprep.inventory import load_inventory
+from hostprep.inventory.hosts import load_inventory
 
 
 def write(folder: Path, hosts: int) -> tuple[Path, Path]:

@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from hostprep.inventory import load_inventory
-from hostprep.inventory_sources import load_any
+from hostprep.inventory.hosts import load_inventory
+from hostprep.inventory.sources import load_any
 from tests.lab.fake_ec2 import LAB_FILE, moto_server
 
 Log = Callable[[str], None]

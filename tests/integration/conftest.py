@@ -14,13 +14,13 @@ from typing import Any, Protocol
 
 import pytest
 
-from hostprep.endpoint import endpoint_for
-from hostprep.facts import Facts, gather
-from hostprep.inventory import HostEntry, load_inventory
-from hostprep.settings import HostSettings
-from hostprep.validate import validate_host
-from hostprep.snapshots import fingerprint
-from hostprep.transport import Transport
+from hostprep.ssh.endpoint import endpoint_for
+from hostprep.host.facts import Facts, gather
+from hostprep.inventory.hosts import HostEntry, load_inventory
+from hostprep.inventory.settings import HostSettings
+from hostprep.fleet.validate import validate_host
+from hostprep.change.snapshots import fingerprint
+from hostprep.ssh.transport import Transport
 from tests.lab import lab
 
 

@@ -21,18 +21,19 @@ from typing import Any
 
 import pytest
 
-from hostprep.endpoint import endpoint_for
-from hostprep import commands, history
-from hostprep import provision as prov
-from hostprep.facts import Facts, gather, probe_env, probe_script
-from hostprep.fleet import ConnectOptions
-from hostprep.inventory import load_inventory
-from hostprep.results import CHANGED
-from hostprep.validate import validate_host
-from hostprep.snapshots import controller_dir, fingerprint
-from hostprep.transport import Transport
+from hostprep.ssh.endpoint import endpoint_for
+from hostprep.cli import commands
+from hostprep.audit import history
+from hostprep.change import provision as prov
+from hostprep.host.facts import Facts, gather, probe_env, probe_script
+from hostprep.fleet.fanout import ConnectOptions
+from hostprep.inventory.hosts import load_inventory
+from hostprep.change.results import CHANGED
+from hostprep.fleet.validate import validate_host
+from hostprep.change.snapshots import controller_dir, fingerprint
+from hostprep.ssh.transport import Transport
 from tests.lab import lab, real_airflow
-from tests.unit.test_audit import EXPECTED
+from tests.unit.audit.test_audit import EXPECTED
 
 pytestmark = pytest.mark.lab
 INVENTORY = Path(os.environ.get("HOSTPREP_AUDIT_LAB_INVENTORY") or lab.INVENTORY)

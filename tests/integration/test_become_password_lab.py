@@ -17,7 +17,7 @@ from typing import Iterator
 import pytest
 import yaml
 
-from hostprep.inventory import load_inventory
+from hostprep.inventory.hosts import load_inventory
 from tests.integration.conftest import Pristine
 from tests.lab import lab
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import base64
 import json
 
-from hostprep import provision as prov
+from hostprep.change import provision as prov
 from hostprep.layout import OVERRIDE_FILE, STATE_FILE
-from hostprep.results import CHANGED, OK
-from hostprep.steps import COMMENTS_ONLY
+from hostprep.change.results import CHANGED, OK
+from hostprep.strategies.steps import COMMENTS_ONLY
 from tests.integration.conftest import Pristine, connect, facts_of, settings
 from tests.lab import lab
 

@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from hostprep import apply
-from hostprep import provision as prov
-from hostprep.results import CHANGED, FAILED
+from hostprep.change import apply
+from hostprep.change import provision as prov
+from hostprep.change.results import CHANGED, FAILED
 from tests.integration.conftest import Pristine, connect, facts_of, settings
 from tests.lab import lab, real_airflow
 

@@ -21,10 +21,10 @@ from typing import Iterator
 import pytest
 import yaml
 
-from hostprep import commands
-from hostprep import provision as prov
-from hostprep.fleet import ConnectOptions
-from hostprep.inventory import InventoryError
+from hostprep.cli import commands
+from hostprep.change import provision as prov
+from hostprep.fleet.fanout import ConnectOptions
+from hostprep.inventory.hosts import InventoryError
 from tests.lab import lab
 from tests.lab.fake_ec2 import LAB_FILE, FakeEC2, free_port, moto_server
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hostprep import commands
-from hostprep.facts import gather
-from hostprep.fleet import ConnectOptions
-from hostprep.settings import SettingsError
+from hostprep.cli import commands
+from hostprep.host.facts import gather
+from hostprep.fleet.fanout import ConnectOptions
+from hostprep.inventory.settings import SettingsError
 from tests.integration.conftest import Pristine, connect, settings
 from tests.lab import lab
 

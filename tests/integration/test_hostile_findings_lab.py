@@ -15,8 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from hostprep.facts import gather
-from hostprep.verify import verify
+from hostprep.host.facts import gather
+from hostprep.change.verify import verify
 from tests.integration.conftest import connect, settings
 from tests.integration.test_hostile_host_lab import hostile, hostprep, owner_writes
 from tests.lab import lab

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from hostprep import audit as aud
-from hostprep import commands
-from hostprep import provision as prov
-from hostprep import snapshots
-from hostprep.fleet import ConnectOptions
-from hostprep.host_lock import parse_holder
-from hostprep.results import CHANGED, FAILED, OK
+from hostprep.audit import run as aud
+from hostprep.cli import commands
+from hostprep.change import provision as prov
+from hostprep.change import snapshots
+from hostprep.fleet.fanout import ConnectOptions
+from hostprep.host.lock import parse_holder
+from hostprep.change.results import CHANGED, FAILED, OK
 from tests.integration.conftest import Pristine, connect, facts_of, settings, state_of
 from tests.lab import lab
 

@@ -14,9 +14,9 @@ import threading
 
 import pytest
 
-from hostprep import provision as prov
-from hostprep.host_lock import parse_holder
-from hostprep.results import CHANGED, FAILED
+from hostprep.change import provision as prov
+from hostprep.host.lock import parse_holder
+from hostprep.change.results import CHANGED, FAILED
 from tests.integration.conftest import Pristine, state_of
 from tests.integration.test_interrupted_lab import (COMPOSE_UP, UNMOUNT, controller, kill, no_lock, provision,
                                                     rollback, status, wait_for)

@@ -7,8 +7,8 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from hostprep.endpoint import endpoint_for
-from hostprep.transport import HostKeyRejected, Transport
+from hostprep.ssh.endpoint import endpoint_for
+from hostprep.ssh.transport import HostKeyRejected, Transport
 from tests.integration.conftest import Pristine, connect, entry
 from tests.lab import lab
 

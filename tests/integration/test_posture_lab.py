@@ -9,7 +9,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from hostprep.audit import audit_host
+from hostprep.audit.run import audit_host
 from tests.integration.conftest import Pristine, connect, settings
 from tests.lab import docker_proxy, lab
 

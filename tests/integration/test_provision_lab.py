@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from hostprep import commands
-from hostprep import provision as prov
-from hostprep.fleet import ConnectOptions
-from hostprep.results import CHANGED, FAILED, OK
+from hostprep.cli import commands
+from hostprep.change import provision as prov
+from hostprep.fleet.fanout import ConnectOptions
+from hostprep.change.results import CHANGED, FAILED, OK
 from tests.integration.conftest import Pristine, connect, facts_of, settings, state_of
 from tests.integration.test_facts_lab import inventory_with_dead_host
 from tests.lab import lab

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from hostprep import provision as prov
-from hostprep import smoke
-from hostprep.results import CHANGED
+from hostprep.change import provision as prov
+from hostprep.change import smoke
+from hostprep.change.results import CHANGED
 from tests.integration.conftest import Pristine, connect, facts_of, settings
 from tests.integration.test_provision_lab import provision, rollback
 from tests.lab import lab, real_airflow

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import yaml
 
-from hostprep import commands
-from hostprep import provision as prov
-from hostprep import rollout
-from hostprep.fleet import ConnectOptions
+from hostprep.cli import commands
+from hostprep.change import provision as prov
+from hostprep.fleet import rolling as rollout
+from hostprep.fleet.fanout import ConnectOptions
 from tests.integration.conftest import Pristine, facts_of
 from tests.integration.test_facts_lab import closed_port
 from tests.lab import lab

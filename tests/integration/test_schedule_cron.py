@@ -19,7 +19,7 @@ from typing import Iterator
 
 import pytest
 
-from hostprep import schedule
+from hostprep.audit import schedule
 from tests.integration.test_audit_lab import INVENTORY, NAME, _running
 from tests.lab import lab
 

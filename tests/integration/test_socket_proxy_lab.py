@@ -9,14 +9,14 @@ from typing import Any, Callable
 
 import pytest
 
-from hostprep import provision as prov
-from hostprep.audit import audit_host
-from hostprep.facts import Facts, gather
-from hostprep.results import CHANGED, OK
-from hostprep.settings import HostSettings
+from hostprep.change import provision as prov
+from hostprep.audit.run import audit_host
+from hostprep.host.facts import Facts, gather
+from hostprep.change.results import CHANGED, OK
+from hostprep.inventory.settings import HostSettings
 from hostprep.strategies.socket_proxy import AREAS, DOCKER_URL, NETWORK, SERVICE
-from hostprep.validate import host_settings
-from hostprep.verify import verify
+from hostprep.fleet.validate import host_settings
+from hostprep.change.verify import verify
 from tests.integration.conftest import Pristine, connect, entry, state_of
 from tests.lab import docker_proxy, lab
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from hostprep import provision as prov
-from hostprep import smoke
-from hostprep.audit import audit_host
-from hostprep.results import CHANGED
+from hostprep.change import provision as prov
+from hostprep.change import smoke
+from hostprep.audit.run import audit_host
+from hostprep.change.results import CHANGED
 from hostprep.strategies.socket_proxy import NETWORK
-from hostprep.validate import host_settings
+from hostprep.fleet.validate import host_settings
 from tests.integration.conftest import REAL_HOSTS, Pristine, connect, entry, facts_of
 from tests.lab import docker_proxy, lab, real_airflow
 

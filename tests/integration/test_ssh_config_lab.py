@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hostprep.inventory import load_inventory
+from hostprep.inventory.hosts import load_inventory
 from tests.lab import lab
 
 

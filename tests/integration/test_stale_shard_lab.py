@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from hostprep.shards import shard_of
+from hostprep.audit.shards import shard_of
 from tests.integration.conftest import Pristine
 from tests.lab import lab
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from hostprep import commands
-from hostprep import provision as prov
-from hostprep.fleet import ConnectOptions
-from hostprep.results import CHANGED, OK
+from hostprep.cli import commands
+from hostprep.change import provision as prov
+from hostprep.fleet.fanout import ConnectOptions
+from hostprep.change.results import CHANGED, OK
 from tests.integration.conftest import Pristine, connect, facts_of, settings
 from tests.lab import lab
 

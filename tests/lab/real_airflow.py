@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from hostprep import smoke
+from hostprep.change import smoke
 from tests.lab import lab as _lab
 
 Log = Callable[[str], None]

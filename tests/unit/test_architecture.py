@@ -13,8 +13,8 @@ import pytest
 from hostprep import strategies
 
 PACKAGE = Path(__file__).resolve().parents[2] / "hostprep"
-EDGE = {"hostprep.cli"}                 # the command line: the one place that prints
-SMALL_ROOMS = {"hostprep.inventory": 400, "hostprep.transport": 400}
+EDGE = {"hostprep.cli.program"}                 # the command line: the one place that prints
+SMALL_ROOMS = {"hostprep.inventory.hosts": 400, "hostprep.ssh.transport": 400}
 LONGEST_FUNCTION = 50                   # lines, docstring included ("functions under ~50 lines")
 
 

@@ -17,7 +17,7 @@ from types import ModuleType
 import pytest
 from invoke import Exit, ParseError
 
-from hostprep.cli import new_program
+from hostprep.cli.program import new_program
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = sorted((ROOT / "docs").rglob("*.md")) + [ROOT / "README.md"]

@@ -14,14 +14,16 @@ from typing import Any
 import pytest
 from hypothesis import given, strategies as st
 
-from hostprep import compose, ssh_config, yaml_limits
-from hostprep.endpoint import Endpoint
+from hostprep.host import compose
+from hostprep.ssh import config as ssh_config
+from hostprep.inventory import yaml_limits
+from hostprep.ssh.endpoint import Endpoint
 from hostprep.errors import InventoryError, SettingsError
-from hostprep.inventory import HostEntry, _Builder, load_inventory
-from hostprep.inventory_formats import parse_ini, parse_yaml
-from hostprep.patterns import select_hosts
-from hostprep.settings import proxy_safe, valid_host_name
-from hostprep.validate import host_settings, validate_host
+from hostprep.inventory.hosts import HostEntry, _Builder, load_inventory
+from hostprep.inventory.formats import parse_ini, parse_yaml
+from hostprep.inventory.patterns import select_hosts
+from hostprep.inventory.settings import proxy_safe, valid_host_name
+from hostprep.fleet.validate import host_settings, validate_host
 from tests.unit.fuzz import FUZZ
 
 
@@ -106,8 +108,8 @@ def test_a_proxycommand_never_gets_a_host_or_user_that_opensshs_check_refuses(
 def test_a_host_name_with_a_command_substitution_never_reaches_an_ssh_config_proxycommand(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The reported case end to end: no ansible_host, ProxyCommand with %h; the name is refused first."""
-    from hostprep import commands
-    from hostprep.fleet import ConnectOptions
+    from hostprep.cli import commands
+    from hostprep.fleet.fanout import ConnectOptions
 
     canary = tmp_path / "canary"
     cfg = tmp_path / "ssh_config"

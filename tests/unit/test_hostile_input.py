@@ -15,16 +15,17 @@ from pathlib import Path
 import pytest
 from hypothesis import given, strategies as st
 
-from hostprep import history, local_state, snapshots
-from hostprep.audit import audit
-from hostprep.facts import ProbeFailed, parse_probe, parse_record, sections, worker_sections
-from hostprep.plan import make_plan
-from hostprep.steps import Action, Step
+from hostprep.audit import history
+from hostprep.change import local_state, snapshots
+from hostprep.audit.run import audit
+from hostprep.host.facts import ProbeFailed, parse_probe, parse_record, sections, worker_sections
+from hostprep.change.plan import make_plan
+from hostprep.strategies.steps import Action, Step
 from hostprep.redact import redact
-from hostprep.settings import HostSettings
-from hostprep.access import id_groups
-from hostprep.verify import verify
-from tests.unit.test_facts_parser import capture, facts_of, with_section, with_worker_field
+from hostprep.inventory.settings import HostSettings
+from hostprep.host.access import id_groups
+from hostprep.change.verify import verify
+from tests.unit.host.test_facts_parser import capture, facts_of, with_section, with_worker_field
 from tests.unit.fuzz import FUZZ
 
 LAB = HostSettings()
@@ -135,8 +136,8 @@ def test_an_env_diff_masks_every_credential_but_shows_the_change() -> None:
 
 
 def test_check_output_and_json_of_a_host_with_passwords_show_none() -> None:
-    from hostprep import render
-    from hostprep.results import HostReport
+    from hostprep.cli import render
+    from hostprep.change.results import HostReport
 
     text = capture("lab1_pristine")
     env_b64 = base64.b64encode(ENV.encode()).decode()
@@ -355,7 +356,7 @@ def test_a_host_script_runs_no_command_from_the_logins_path_and_drops_docker_hos
     """The exact command line hostprep sends, run here with a poisoned environment (no sudo env_reset)."""
     import subprocess
 
-    from hostprep.ssh_exec import script_invocation
+    from hostprep.ssh.exec import script_invocation
 
     evil = tmp_path / "bin"
     evil.mkdir()

@@ -18,16 +18,17 @@ import time
 import pytest
 from hypothesis import assume, given, strategies as st
 
-from hostprep import compose, render
-from hostprep.audit import audit
-from hostprep.facts import ProbeFailed, parse_probe
-from hostprep.plan import make_plan
+from hostprep.host import compose
+from hostprep.cli import render
+from hostprep.audit.run import audit
+from hostprep.host.facts import ProbeFailed, parse_probe
+from hostprep.change.plan import make_plan
 from hostprep.redact import MASK, for_terminal, redact, redact_data, redact_line
-from hostprep.results import HostReport
-from hostprep.settings import HostSettings
-from hostprep.verify import verify
+from hostprep.change.results import HostReport
+from hostprep.inventory.settings import HostSettings
+from hostprep.change.verify import verify
 from tests.unit.fuzz import FUZZ
-from tests.unit.test_facts_parser import capture, with_section
+from tests.unit.host.test_facts_parser import capture, with_section
 
 LAB = HostSettings()
 CAPTURES = ("lab1_audit_pristine", "lab1_audit_groupadd")

@@ -13,13 +13,14 @@ from datetime import datetime, timezone
 import paramiko
 import pytest
 
-from hostprep import audit_report, cli, commands, render
-from hostprep.audit import FAILED as AUDIT_FAILED, HostAudit
-from hostprep.endpoint import Endpoint
+from hostprep.audit import report as audit_report
+from hostprep.cli import program as cli, commands, render
+from hostprep.audit.run import FAILED as AUDIT_FAILED, HostAudit
+from hostprep.ssh.endpoint import Endpoint
 from hostprep.redact import MASK, credential_name, for_terminal, redact
-from hostprep.results import CHANGED, FAILED, UNREACHABLE, FleetReport, HostReport
-from hostprep.ssh_config import refusal
-from hostprep.verify import Check
+from hostprep.change.results import CHANGED, FAILED, UNREACHABLE, FleetReport, HostReport
+from hostprep.ssh.config import refusal
+from hostprep.change.verify import Check
 
 NAMES = ["badkey", "token-1", "passau", "secretary"]
 SECRET = "Zq7-hunter2"

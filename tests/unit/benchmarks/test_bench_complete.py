@@ -1,0 +1,59 @@
+"""The benchmark counts a sample only if each tool's per-host results show the whole audit done.
+
+Fixtures: each tool's real output on a 2-host bench fleet (tests/unit/fixtures/README.md).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.benchmarks.complete import missing
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+HOSTS = ["lab1", "lab2"]
+
+
+def _out(tool: str) -> str:
+    return (FIXTURES / f"bench_{tool}_2_hosts.txt").read_text()
+
+
+@pytest.mark.parametrize("tool", ["hostprep", "ansible-raw", "ansible-tasks", "pyinfra"])
+def test_a_real_complete_run_counts_whatever_the_exit_code(tool: str) -> None:
+    assert missing(tool, _out(tool), HOSTS) == []
+    assert missing(tool, _out(tool), HOSTS + ["lab3"]) == ["lab3"]   # a host the tool never reported
+
+
+def test_a_hostprep_host_that_was_not_audited_does_not_count() -> None:
+    data = json.loads(_out("hostprep"))
+    data["hosts"]["lab2"]["status"] = "unreachable"
+    assert missing("hostprep", json.dumps(data), HOSTS) == ["lab2"]
+
+
+@pytest.mark.parametrize("tool", ["ansible-raw", "ansible-tasks"])
+def test_ansible_failing_on_a_host_or_losing_a_check_does_not_count(tool: str) -> None:
+    data = json.loads(_out(tool))
+    data["stats"]["lab2"]["failures"] = 1   # e.g. "The module interpreter '/usr/bin/python3' was not found"
+    assert missing(tool, "[WARNING]: noise before the JSON\n" + json.dumps(data), HOSTS) == ["lab2"]
+    data = json.loads(_out(tool))
+    for task in data["plays"][0]["tasks"]:
+        if "lab1" in task["hosts"]:
+            task["hosts"]["lab1"]["stdout"] = task["hosts"]["lab1"].get("stdout", "").replace("uid=", "")
+    assert missing(tool, json.dumps(data), HOSTS) == ["lab1"]
+
+
+def test_pyinfra_counts_only_hosts_whose_lines_hold_every_check() -> None:
+    text = "\n".join(ln for ln in _out("pyinfra").splitlines() if not ln.startswith("[lab2] uid="))
+    assert missing("pyinfra", text, HOSTS) == ["lab2"]
+    assert missing("pyinfra", "garbage", HOSTS) == HOSTS
+
+
+def test_pyinfra_pads_host_names_to_the_longest_and_echoes_the_command() -> None:
+    """Seen at N=10: ``[lab1]  660 root docker`` beside ``[lab10] ...``; the padding hid the stat line."""
+    one = [ln for ln in _out("pyinfra").splitlines() if ln.startswith("[lab1] ")]
+    padded = "\n".join(["[lab1]  >>> sudo -H -n sh -c 'getent group docker; ...'"]
+                       + [ln.replace("[lab1] ", "[lab1]  ", 1) for ln in one])
+    assert missing("pyinfra", padded, ["lab1"]) == []
+    assert missing("pyinfra", "[lab1]  >>> docker:x:998: 660 root docker uid=0 CONTAINER ID", ["lab1"]) == ["lab1"]
