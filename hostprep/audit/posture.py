@@ -16,7 +16,7 @@ from hostprep.host.containers import ContainerFacts
 from hostprep.host.facts import Facts
 from hostprep.strategies.findings import CRITICAL, WARNING, Finding, Rule
 from hostprep.inventory.settings import HostSettings
-from hostprep.host.socket_exposure import exposed_at, socket_paths, socket_views
+from hostprep.host.socket_exposure import socket_views
 
 TCP_NO_TLS = Rule("dockerd-tcp-no-tls", CRITICAL, "dockerd does not listen on TCP without TLS client verification",
                   fixable=False)

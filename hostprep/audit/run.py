@@ -19,7 +19,8 @@ from typing import Any, Callable, Iterable
 from hostprep.audit import posture
 from hostprep import strategies
 from hostprep.host.access import can_connect
-from hostprep.host.facts import Facts, gather
+from hostprep.host.facts import Facts
+from hostprep.host.probe import gather
 from hostprep.strategies.findings import CRITICAL, WARNING, Finding, Rule, provision_hint
 from hostprep.layout import writable_by
 from hostprep.change.results import FAILED, UNREACHABLE, FleetReport, HostReport

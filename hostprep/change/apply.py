@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from hostprep.change.detach import run_detached
-from hostprep.host.facts import Facts, host_script, probe_script, to_bytes
+from hostprep.host.facts import Facts, to_bytes
+from hostprep.host.probe import host_script, probe_script
 from hostprep.host.journal import new_run_id
 from hostprep.change import draining
 from hostprep.layout import STATE_DIR, path_in

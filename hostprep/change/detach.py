@@ -15,7 +15,7 @@ import time
 from typing import Mapping
 
 from hostprep.errors import Unreachable
-from hostprep.host.facts import host_script
+from hostprep.host.probe import host_script
 from hostprep.host.journal import RUN_ID
 from hostprep.layout import STATE_DIR
 from hostprep.ssh.transport import CommandResult, Transport, script_invocation

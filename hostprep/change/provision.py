@@ -15,7 +15,8 @@ from typing import Any
 from hostprep.change import apply, draining, smoke, snapshots, switch
 from hostprep import strategies
 from hostprep.host.access import worker_view
-from hostprep.host.facts import Facts, gather, parse_probe, probe_env
+from hostprep.host.facts import Facts
+from hostprep.host.probe import gather, parse_probe, probe_env
 from hostprep.change.leftovers import removal_steps
 from hostprep.change.plan import Action, Plan, make_plan
 from hostprep.change.results import CHANGED, OK, HostReport

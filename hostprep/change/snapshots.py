@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from hostprep import __version__
-from hostprep.host.facts import DOCKER_URL, PROBED_FILES, Facts, from_bytes, to_bytes
+from hostprep.host.facts import PROBED_FILES, Facts, from_bytes, to_bytes
+from hostprep.host.probe import DOCKER_URL
 from hostprep.hostdata import lines, loads
 from hostprep.change.leftovers import without_leftovers
 from hostprep.layout import SNAPSHOT_DIR, STATE_DIR, STATE_FILE, bind_path, path_in

@@ -20,7 +20,7 @@ from hostprep.audit import report as audit_report, history, schedule, shards
 from hostprep.change import provision as prov
 from hostprep.cli import render
 from hostprep.errors import InventoryError
-from hostprep.host.facts import gather
+from hostprep.host.probe import gather
 from hostprep.change.apply import Drain
 from hostprep.fleet.fanout import ConnectOptions, HostJob, fan_out, rolling
 from hostprep.host.status import host_status

@@ -15,7 +15,8 @@ from typing import Any, Protocol
 import pytest
 
 from hostprep.ssh.endpoint import endpoint_for
-from hostprep.host.facts import Facts, gather
+from hostprep.host.facts import Facts
+from hostprep.host.probe import gather
 from hostprep.inventory.hosts import HostEntry, load_inventory
 from hostprep.inventory.settings import HostSettings
 from hostprep.fleet.validate import validate_host

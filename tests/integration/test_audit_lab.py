@@ -25,7 +25,8 @@ from hostprep.ssh.endpoint import endpoint_for
 from hostprep.cli import commands
 from hostprep.audit import history
 from hostprep.change import provision as prov
-from hostprep.host.facts import Facts, gather, probe_env, probe_script
+from hostprep.host.facts import Facts
+from hostprep.host.probe import gather, probe_env, probe_script
 from hostprep.fleet.fanout import ConnectOptions
 from hostprep.inventory.hosts import load_inventory
 from hostprep.change.results import CHANGED

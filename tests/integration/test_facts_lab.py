@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from hostprep.cli import commands
-from hostprep.host.facts import gather
+from hostprep.host.probe import gather
 from hostprep.fleet.fanout import ConnectOptions
 from hostprep.inventory.settings import SettingsError
 from tests.integration.conftest import Pristine, connect, settings

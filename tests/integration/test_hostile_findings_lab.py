@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from hostprep.host.facts import gather
+from hostprep.host.probe import gather
 from hostprep.change.verify import verify
 from tests.integration.conftest import connect, settings
 from tests.integration.test_hostile_host_lab import hostile, hostprep, owner_writes

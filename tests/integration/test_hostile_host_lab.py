@@ -150,7 +150,7 @@ def test_a_bind_folder_swapped_for_a_link_is_refused_before_any_chown(
 def test_apply_refuses_a_link_planted_after_the_facts_were_gathered(lab_hosts: dict[str, lab.LabHost]) -> None:
     """The race: facts said "regular file", the link appears before apply acts. apply.sh re-checks."""
     from hostprep.change import apply
-    from hostprep.host.facts import gather
+    from hostprep.host.probe import gather
     from hostprep.change.plan import Action
 
     h = hostile("lab2")

@@ -11,7 +11,8 @@ import pytest
 
 from hostprep.change import provision as prov
 from hostprep.audit.run import audit_host
-from hostprep.host.facts import Facts, gather
+from hostprep.host.facts import Facts
+from hostprep.host.probe import gather
 from hostprep.change.results import CHANGED, OK
 from hostprep.inventory.settings import HostSettings
 from hostprep.strategies.socket_proxy import AREAS, DOCKER_URL, NETWORK, SERVICE

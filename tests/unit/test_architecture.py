@@ -14,7 +14,10 @@ from hostprep import strategies
 
 PACKAGE = Path(__file__).resolve().parents[2] / "hostprep"
 EDGE = {"hostprep.cli.program"}                 # the command line: the one place that prints
-SMALL_ROOMS = {"hostprep.inventory.hosts": 400, "hostprep.ssh.transport": 400}
+# The package's folders, bottom to top, in the order a run uses them: a folder imports only folders below it.
+FOLDERS = ("inventory", "ssh", "host", "strategies", "change", "audit", "fleet", "cli")
+ENTRY = {"hostprep.__main__"}           # `python -m hostprep`: the one top-level module that may import the edge
+LONGEST_MODULE = 400                    # lines
 LONGEST_FUNCTION = 50                   # lines, docstring included ("functions under ~50 lines")
 
 
@@ -135,9 +138,45 @@ def test_only_a_strategy_tests_for_a_strategy_by_name() -> None:
             for hit in strategy_tests(name)] == []
 
 
-@pytest.mark.parametrize("name,limit", sorted(SMALL_ROOMS.items()))
-def test_the_large_rooms_stay_small(name: str, limit: int) -> None:
-    assert len(MODULES[name].read_text().splitlines()) <= limit
+def folder_of(name: str) -> str | None:
+    """The package folder a module lives in; None for the shared modules at the package's top."""
+    parts = MODULES[name].relative_to(PACKAGE).parts
+    return parts[0] if len(parts) > 1 else None
+
+
+def test_the_package_is_the_eight_folders_and_a_shared_bottom() -> None:
+    assert sorted(p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__") == sorted(FOLDERS)
+
+
+def test_a_folder_imports_only_folders_below_it() -> None:
+    rank = {f: i for i, f in enumerate(FOLDERS)}
+    upward = [f"{MODULES[name].relative_to(PACKAGE.parent)} imports {m}" for name in MODULES for m in imports_of(name)
+              if folder_of(name) is not None and folder_of(m) is not None
+              and rank[folder_of(m)] > rank[folder_of(name)]]   # type: ignore[index]
+    assert upward == []
+
+
+def test_the_shared_bottom_imports_no_folder() -> None:
+    assert [f"{name} imports {m}" for name in MODULES if folder_of(name) is None and name not in ENTRY
+            for m in imports_of(name) if folder_of(m) is not None] == []
+
+
+def test_no_module_is_over_400_lines() -> None:
+    assert [f"{MODULES[n].relative_to(PACKAGE.parent)}: {len(MODULES[n].read_text().splitlines())} lines"
+            for n in MODULES if len(MODULES[n].read_text().splitlines()) > LONGEST_MODULE] == []
+
+
+def test_host_scripts_live_in_a_folder_beside_the_python_that_sends_them() -> None:
+    scripts = sorted(PACKAGE.rglob("*.sh"))
+    assert scripts and all(s.parent != PACKAGE for s in scripts)
+    for s in scripts:
+        senders = [p for p in s.parent.glob("*.py") if f'"{s.name}"' in p.read_text()]
+        assert senders, f"{s.relative_to(PACKAGE.parent)} is sent by no module beside it"
+
+
+def test_unit_tests_mirror_the_package_folders() -> None:
+    unit = Path(__file__).resolve().parent
+    assert {p.name for p in unit.iterdir() if p.is_dir() and p.name != "__pycache__"} <= {*FOLDERS, "fixtures", "benchmarks"}
 
 
 def test_functions_stay_short() -> None:
@@ -156,5 +195,6 @@ def test_the_checks_see_what_they_look_for() -> None:
         assert function_level_imports("hostprep._probe_") and prints("hostprep._probe_")
         assert strategy_tests("hostprep._probe_")
         assert imports_of("hostprep._probe_") == {"hostprep.audit"}
+        assert folder_of("hostprep._probe_") is None and folder_of("hostprep.change.plan") == "change"
     finally:
         del TREES["hostprep._probe_"], MODULES["hostprep._probe_"]

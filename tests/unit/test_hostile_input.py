@@ -18,7 +18,9 @@ from hypothesis import given, strategies as st
 from hostprep.audit import history
 from hostprep.change import local_state, snapshots
 from hostprep.audit.run import audit
-from hostprep.host.facts import ProbeFailed, parse_probe, parse_record, sections, worker_sections
+from hostprep.host.facts import ProbeFailed
+from hostprep.host.probe import parse_probe, parse_record, sections
+from hostprep.host.parse_worker import worker_sections
 from hostprep.change.plan import make_plan
 from hostprep.strategies.steps import Action, Step
 from hostprep.redact import redact

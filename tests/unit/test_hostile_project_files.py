@@ -21,7 +21,8 @@ from hypothesis import assume, given, strategies as st
 from hostprep.host import compose
 from hostprep.cli import render
 from hostprep.audit.run import audit
-from hostprep.host.facts import ProbeFailed, parse_probe
+from hostprep.host.facts import ProbeFailed
+from hostprep.host.probe import parse_probe
 from hostprep.change.plan import make_plan
 from hostprep.redact import MASK, for_terminal, redact, redact_data, redact_line
 from hostprep.change.results import HostReport

@@ -16,7 +16,8 @@ import pytest
 
 from hostprep.audit.run import (CLEAN, DRIFT, EXIT_CLEAN, EXIT_DRIFT, EXIT_INCOMPLETE, RULE, RULES, Finding, HostAudit,
                             audit, can_connect, exit_code, fixable, from_fleet, judged)
-from hostprep.host.facts import OVERRIDE_FILE, DirFacts, Facts, FileFacts, SocketFacts, parse_probe
+from hostprep.host.facts import OVERRIDE_FILE, DirFacts, Facts, FileFacts, SocketFacts
+from hostprep.host.probe import parse_probe
 from hostprep.change.results import FAILED, OK, UNREACHABLE, FleetReport, HostReport
 from hostprep.inventory.settings import HostSettings
 from hostprep.strategies import dockerfile

@@ -24,7 +24,8 @@ import pytest
 
 from hostprep.change import apply, snapshots
 from hostprep.change.apply import DRIFTED, LOCKED, Outcome, expectations, lock_owner, parse_compose_seconds
-from hostprep.host.facts import OVERRIDE_FILE, Facts, SocketFacts, parse_probe, probe_env
+from hostprep.host.facts import OVERRIDE_FILE, Facts, SocketFacts
+from hostprep.host.probe import parse_probe, probe_env
 from hostprep.change.plan import Plan, make_plan
 from hostprep.inventory.settings import HostSettings
 from hostprep.ssh.transport import CommandResult, script_invocation

@@ -11,7 +11,7 @@ import pytest
 
 from hostprep.change import apply, detach
 from hostprep.errors import Unreachable
-from hostprep.host.facts import host_script, sections
+from hostprep.host.probe import host_script, sections
 from hostprep.host.journal import new_run_id, parse_runs
 from hostprep.change.plan import make_plan
 from hostprep.change.snapshots import restore_plan, take

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from hostprep.change import apply, detach
-from hostprep.host.facts import host_script
+from hostprep.host.probe import host_script
 from hostprep.host.journal import new_run_id, parse_runs
 from hostprep.strategies.steps import Action
 from hostprep.ssh.transport import script_invocation

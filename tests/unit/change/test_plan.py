@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from hostprep.host import compose
-from hostprep.host.facts import OVERRIDE_FILE, DirFacts, Facts, FileFacts, parse_probe
+from hostprep.host.facts import OVERRIDE_FILE, DirFacts, Facts, FileFacts
+from hostprep.host.probe import parse_probe
 from hostprep.change.plan import Action, Plan, Step, make_plan
 from hostprep.strategies.steps import COMMENTS_ONLY
 from hostprep.inventory.settings import HostSettings

@@ -10,7 +10,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from hostprep import __version__
-from hostprep.host.facts import OVERRIDE_FILE, DirFacts, Facts, FileFacts, parse_probe
+from hostprep.host.facts import OVERRIDE_FILE, DirFacts, Facts, FileFacts
+from hostprep.host.probe import parse_probe
 from hostprep.change.plan import Action, make_plan
 from hostprep.inventory.settings import HostSettings
 from hostprep.change.snapshots import differences, fingerprint, kept_dirs, new_id, reachable, restore_actions, take

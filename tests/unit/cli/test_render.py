@@ -8,7 +8,8 @@ import re
 from pathlib import Path
 
 from hostprep.cli import render
-from hostprep.host.facts import DirFacts, Facts, parse_probe
+from hostprep.host.facts import DirFacts, Facts
+from hostprep.host.probe import parse_probe
 from hostprep.change.plan import make_plan
 from hostprep.change.results import CHANGED, FAILED, OK, UNREACHABLE, FleetReport, HostReport, recap_counts
 from hostprep.inventory.settings import HostSettings

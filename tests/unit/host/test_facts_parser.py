@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from hostprep.host.facts import (PROBED_FILES, Facts, FileFacts, parse_file, parse_probe, parse_socket, parse_worker,
-                            sections, worker_sections)
+from hostprep.host.facts import PROBED_FILES, Facts, FileFacts
+from hostprep.host.probe import parse_probe, sections
+from hostprep.host.parse_worker import parse_worker, worker_sections
+from hostprep.host.parse_files import parse_file, parse_socket
 from hostprep.change.plan import make_plan
 from hostprep.inventory.settings import HostSettings
 

@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 
 from hostprep.change import snapshots
-from hostprep.host.facts import DirFacts, ProbeFailed, host_script, parse_probe, sections
+from hostprep.host.facts import DirFacts, ProbeFailed
+from hostprep.host.probe import host_script, parse_probe, sections
 from hostprep.layout import bind_path
 from hostprep.change.plan import foreign_paths, make_plan
 from hostprep.inventory.settings import HostSettings

@@ -10,7 +10,7 @@ from typing import Any
 
 from hostprep.change import apply
 from hostprep.change.apply import Outcome
-from hostprep.host.facts import host_script, parse_probe
+from hostprep.host.probe import host_script, parse_probe
 from hostprep.host.lock import parse_holder, parse_lock
 from hostprep.change.plan import make_plan
 from hostprep.inventory.settings import HostSettings

@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from hostprep.host.access import id_groups
 from hostprep.host.compose import parse_env, set_env_var
 from hostprep.host.containers import ContainersMalformed, parse_containers
-from hostprep.host.facts import ProbeFailed, parse_probe, sections
+from hostprep.host.facts import ProbeFailed
+from hostprep.host.probe import parse_probe, sections
 from hostprep.host.lock import parse_lock
 from hostprep.host.status import host_status, lock_age
 from hostprep.host.posture_facts import PostureMalformed, parse_daemon, parse_dags

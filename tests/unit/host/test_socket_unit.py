@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from hostprep.audit.run import audit
-from hostprep.host.facts import Facts, ProbeFailed, parse_probe
+from hostprep.host.facts import Facts, ProbeFailed
+from hostprep.host.probe import parse_probe
 from hostprep.change.plan import make_plan
 from hostprep.cli.render import facts_table
 from hostprep.inventory.settings import HostSettings

@@ -12,7 +12,8 @@ from hostprep.host import compose
 from hostprep.change import snapshots
 from hostprep.host.containers import ContainerFacts, Mount
 from hostprep.errors import SettingsError
-from hostprep.host.facts import OVERRIDE_FILE, Facts, parse_probe, probe_env
+from hostprep.host.facts import OVERRIDE_FILE, Facts
+from hostprep.host.probe import parse_probe, probe_env
 from hostprep.change.plan import make_plan
 from hostprep.host.socket_exposure import socket_views
 from hostprep.strategies import socket_proxy as sp
