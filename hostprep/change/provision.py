@@ -13,6 +13,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from hostprep.change import apply, draining, smoke, snapshots, switch
+
+from hostprep.change import snapshot_store
 from hostprep import strategies
 from hostprep.host.access import worker_view
 from hostprep.host.facts import Facts
@@ -87,7 +89,7 @@ def _switch_base(t: Transport, settings: HostSettings, facts: Facts) -> dict[str
         if not isinstance(sid, str) or not snapshots.SNAPSHOT_ID.fullmatch(sid):
             return None
         try:
-            snap = snapshots.find(t, sid, settings)
+            snap = snapshot_store.find(t, sid, settings)
         except snapshots.SnapshotRefused:
             return None
         if snap is None:
@@ -106,7 +108,7 @@ def recover(t: Transport, settings: HostSettings, facts: Facts, report: HostRepo
     assert facts.lock is not None
     lock = facts.lock
     report.warnings.append(f"stale host lock ({lock.stale}): held by {lock.describe()}")
-    snap = snapshots.fetch_remote(t, lock.snapshot, settings) if lock.snapshot else None
+    snap = snapshot_store.fetch_remote(t, lock.snapshot, settings) if lock.snapshot else None
     if snap is None:
         return True
     ok = restore(t, facts, snap, apply.lock_owner(), report, lock=apply.LockPolicy(takeover=True, snapshot=snap["id"]))
@@ -147,11 +149,11 @@ def _apply(t: Transport, report: HostReport, before: Facts, settings: HostSettin
     previous record back too."""
     snap_id = snapshots.new_id()
     snap = {**snapshots.take(before, plan, snap_id), **({"base": base} if base else {})}   # a switch's: see switch.py
-    snapshots.save_local(snap)
+    snapshot_store.save_local(snap)
     owner = apply.lock_owner()
     record = snapshots.record(plan, snap_id, before.access_gid, _now())
     outcome = apply.run(t, before, "apply", owner=owner, actions=[*plan.actions, snapshots.state_action(record)],
-                        snapshot=(snap_id, snapshots.encode(snap)), expect=apply.expectations(before),
+                        snapshot=(snap_id, snapshot_store.encode(snap)), expect=apply.expectations(before),
                         lock_wait=opts.lock_wait, probe=probe_env(settings, deep=True, docker_url=before.docker_url),
                         lock=apply.LockPolicy(takeover=before.lock is not None and bool(before.lock.stale),
                                               break_lock=opts.break_lock),
@@ -165,7 +167,7 @@ def _apply(t: Transport, report: HostReport, before: Facts, settings: HostSettin
     start = _timed(report, "apply", start)
     if not outcome.ok:
         if "@@hostprep:snapshot " not in outcome.log:   # stopped before its snapshot: nothing was changed
-            snapshots.discard_local(report.host, snap_id)   # nor is it a state to roll back to
+            snapshot_store.discard_local(report.host, snap_id)   # nor is it a state to roll back to
             said = outcome.exit_code in (apply.DRIFTED, apply.DRAIN_TIMEOUT, apply.DRAIN_FAILED)   # their messages say it
             return report.fail(outcome.error() + ("" if said else "; nothing was changed"))
         report.snapshot_id = snap_id
@@ -187,7 +189,7 @@ def _apply(t: Transport, report: HostReport, before: Facts, settings: HostSettin
         failed = "; ".join(f"{c.name}: {c.detail}" for c in report.checks if not c.ok)
         return report.fail(f"verification failed ({failed})" + _restored(t, before, snap, owner, report, opts.drain))
 
-    snapshots.append_history(report.host, {"event": "provision", **record, "steps": snap["steps"]})
+    snapshot_store.append_history(report.host, {"event": "provision", **record, "steps": snap["steps"]})
     report.changed, report.status = len(plan.steps), CHANGED
     return report
 
@@ -261,7 +263,7 @@ def rollback(t: Transport, settings: HostSettings, snap_id: str | None = None, *
                         "only make it again at the recreate, owned by root)" for d in snapshots.kept_dirs(snap)]
     report.data["differences"] = diffs
     report.changed, report.status, report.rolled_back = len(actions), CHANGED, True
-    snapshots.append_history(report.host, {"event": "rollback", "snapshot_id": snap["id"], "at": _now(),
+    snapshot_store.append_history(report.host, {"event": "rollback", "snapshot_id": snap["id"], "at": _now(),
                                            "differences": diffs})
     if diffs:
         return report.fail("host does not match the snapshot after rollback: " + "; ".join(diffs))
@@ -284,7 +286,7 @@ def _snapshot_to_restore(t: Transport, settings: HostSettings, facts: Facts,
     recorded = sid if not snap_id and isinstance(sid, str) and snapshots.SNAPSHOT_ID.fullmatch(sid) else None
     snap_id = snap_id or recorded
     try:
-        snap = snapshots.find(t, snap_id, settings)
+        snap = snapshot_store.find(t, snap_id, settings)
         if snap is None and recorded:
             return (f"the host's record says snapshot {recorded} holds the state before its change, but neither "
                     "this controller nor the host has it; pick one with --snapshot ID (`invoke snapshots` lists them)")

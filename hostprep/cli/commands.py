@@ -31,7 +31,7 @@ from hostprep.change.results import OK, FleetReport, HostReport
 from hostprep.fleet.rolling import Rollout
 from hostprep.inventory.settings import HostSettings
 from hostprep.change.local_state import controller_dir
-from hostprep.change.snapshots import list_remote
+from hostprep.change.snapshot_store import list_remote
 from hostprep.ssh.transport import Transport
 
 DEFAULT_INVENTORY = "inventories/lab.yml"

@@ -17,7 +17,7 @@ import pytest
 from hostprep.audit import run as aud
 from hostprep.cli import commands
 from hostprep.change import provision as prov
-from hostprep.change import snapshots
+from hostprep.change import snapshot_store
 from hostprep.fleet.fanout import ConnectOptions
 from hostprep.host.lock import parse_holder
 from hostprep.change.results import CHANGED, FAILED, OK
@@ -206,14 +206,14 @@ def test_a_run_refused_before_its_snapshot_is_not_what_a_later_rollback_restores
     first = provision("lab1", "group-add", smoke=False)
     assert first.status == CHANGED, first.error
     lab1.exec("rm /opt/airflow/docker-compose.hostprep.yml")   # drift: the next run has a change to make
-    kept = {s["id"] for s in snapshots.list_local("lab1")}
+    kept = {s["id"] for s in snapshot_store.list_local("lab1")}
     pid = hold_lock(lab1)
     try:
         refused = provision("lab1", "group-add", smoke=False, lock_wait=1)
     finally:
         lab1.exec(f"kill {pid}; rm -rf /var/lib/hostprep/lock")
     assert refused.status == FAILED and "nothing was changed" in (refused.error or ""), refused.error
-    assert {s["id"] for s in snapshots.list_local("lab1")} == kept
+    assert {s["id"] for s in snapshot_store.list_local("lab1")} == kept
     undone = rollback("lab1")
     assert (undone.status, undone.snapshot_id) == (CHANGED, first.snapshot_id), undone.error
     assert facts_of("lab1", deep=False).record is None

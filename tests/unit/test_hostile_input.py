@@ -17,6 +17,7 @@ from hypothesis import given, strategies as st
 
 from hostprep.audit import history
 from hostprep.change import local_state, snapshots
+from hostprep.change import snapshot_store
 from hostprep.audit.run import audit
 from hostprep.host.facts import ProbeFailed
 from hostprep.host.probe import parse_probe, parse_record, sections
@@ -88,11 +89,11 @@ def test_a_forged_snapshot_is_refused_with_the_reason(change: dict[str, object],
 def test_a_real_snapshot_passes_the_check_and_is_stored_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOSTPREP_STATE_DIR", str(tmp_path / "state"))
     snap = snapshots.check(_snapshot(), "lab1", LAB)
-    path = snapshots.save_local(snap)
+    path = snapshot_store.save_local(snap)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     for d in (tmp_path / "state", tmp_path / "state" / "hosts", tmp_path / "state" / "hosts" / "lab1", path.parent):
         assert stat.S_IMODE(d.stat().st_mode) == 0o700, d
-    assert snapshots.load_local("lab1") == json.loads(json.dumps(snap))
+    assert snapshot_store.load_local("lab1") == json.loads(json.dumps(snap))
     assert [p.name for p in path.parent.iterdir()] == [path.name]   # no temp file left
 
 
@@ -102,7 +103,7 @@ def test_controller_state_tightens_old_0755_dirs_and_refuses_path_like_host_name
     monkeypatch.setenv("HOSTPREP_STATE_DIR", str(tmp_path / "s"))
     (tmp_path / "s" / "hosts" / "lab1").mkdir(parents=True, mode=0o755)
     os.chmod(tmp_path / "s" / "hosts", 0o755)
-    snapshots.append_history("lab1", {"event": "x"})
+    snapshot_store.append_history("lab1", {"event": "x"})
     hist = tmp_path / "s" / "hosts" / "lab1" / "history.jsonl"
     assert stat.S_IMODE(hist.stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "s" / "hosts").stat().st_mode) == 0o700
@@ -118,7 +119,7 @@ def test_history_append_never_follows_a_planted_link(tmp_path: Path, monkeypatch
     local_state.private_dir(tmp_path / "s" / "hosts" / "h")
     (tmp_path / "s" / "hosts" / "h" / "history.jsonl").symlink_to(victim)
     with pytest.raises(OSError):
-        snapshots.append_history("h", {"event": "x"})
+        snapshot_store.append_history("h", {"event": "x"})
     assert victim.read_text() == "keep\n"
 
 

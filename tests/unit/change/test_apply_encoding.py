@@ -23,6 +23,8 @@ from typing import Any, Mapping
 import pytest
 
 from hostprep.change import apply, snapshots
+
+from hostprep.change import snapshot_store
 from hostprep.change.apply import DRIFTED, LOCKED, Outcome, expectations, lock_owner, parse_compose_seconds
 from hostprep.host.facts import OVERRIDE_FILE, Facts, SocketFacts
 from hostprep.host.probe import parse_probe, probe_env
@@ -212,7 +214,7 @@ def apply_files(tmp_path: Path, facts: Facts, plan: Plan, *, lock_wait: int = 10
     snap = snapshots.take(facts, plan, "20261125T173000Z-0000")
     shell: Any = LocalShell(tmp_path / "state")
     return apply.run(shell, facts, "apply", owner="test:1:aaaa", actions=writes, lock_wait=lock_wait,
-                     snapshot=(snap["id"], snapshots.encode(snap)), expect=expectations(facts))
+                     snapshot=(snap["id"], snapshot_store.encode(snap)), expect=expectations(facts))
 
 
 def test_the_interpreter_writes_exactly_the_planned_bytes_of_a_utf8_env(tmp_path: Path) -> None:

@@ -15,6 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hostprep.change import snapshots, switch
+
+from hostprep.change import snapshot_store
 from hostprep.hostdata import loads
 from hostprep.host.journal import parse_runs
 from hostprep.change.plan import make_plan
@@ -100,11 +102,11 @@ def test_every_snapshot_hostprep_takes_passes_and_serves_a_rollback_and_a_switch
 def test_deeply_nested_json_in_the_controllers_store_is_skipped_not_a_recursion_error(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOSTPREP_STATE_DIR", str(tmp_path))
-    snapshots.save_local(snapshots.check(SNAPS["chmod"], "lab1"))
+    snapshot_store.save_local(snapshots.check(SNAPS["chmod"], "lab1"))
     folder = tmp_path / "hosts" / "lab1" / "snapshots"
     (folder / "20261201T120001Z-dead.json").write_text("[" * 100000)
     (folder / "20261201T120002Z-dead.json").write_text('{"id": ' + "[" * 5000 + "]" * 5000 + "}")
-    assert [s["id"] for s in snapshots.list_local("lab1")] == [SID]
+    assert [s["id"] for s in snapshot_store.list_local("lab1")] == [SID]
 
 
 def test_nested_json_is_a_value_error_naming_what_was_read() -> None:

@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 
 from hostprep.change import snapshots
+
+from hostprep.change import snapshot_store
 from hostprep.host.facts import DirFacts, ProbeFailed
 from hostprep.host.probe import host_script, parse_probe, sections
 from hostprep.layout import bind_path
@@ -162,7 +164,7 @@ def test_every_bind_folder_step_of_a_real_plan_acts_on_a_configured_path() -> No
 # --- snapshots: a forged path never comes back ----------------------------------------------------
 
 class Named:
-    """Only a name: ``snapshots.find`` reads the controller's copy first and never asks this host."""
+    """Only a name: ``snapshot_store.find`` reads the controller's copy first and never asks this host."""
 
     class endpoint:
         name = "lab1"
@@ -177,9 +179,9 @@ def test_a_controller_snapshot_that_would_chown_a_path_outside_the_bind_folders_
     facts = facts_of("lab1_pristine")
     snap = snapshots.take(facts, make_plan(facts, LAB, "group-add"), "20261201T000000Z-abcd")
     snap["dirs"]["/var/run/docker.sock"] = {"existed": True, "uid": 0, "gid": 1000, "mode": 0o660}
-    snapshots.save_local(json.loads(json.dumps(snap)))
+    snapshot_store.save_local(json.loads(json.dumps(snap)))
     with pytest.raises(snapshots.SnapshotRefused, match="'/var/run/docker.sock' is not one hostprep touches"):
-        snapshots.find(Named(), None, LAB)   # type: ignore[arg-type]
+        snapshot_store.find(Named(), None, LAB)   # type: ignore[arg-type]
 
 
 def test_a_snapshot_of_a_real_plan_names_only_configured_bind_folders() -> None:
