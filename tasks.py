@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from invoke import Collection, task
 
-from hostprep.cli import program as cli
+from hostprep.cli.tasks import collection
 
 
 @task(help={"hosts": "number of light lab hosts to start (default 2)",
@@ -76,7 +76,7 @@ lab_ns.add_task(lab_down, "down")
 lab_ns.add_task(lab_status, "status")
 lab_ns.add_task(lab_reset, "reset")
 
-ns = cli.collection()
+ns = collection()
 ns.add_task(bench)
 ns.add_collection(lab_ns)
 

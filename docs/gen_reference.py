@@ -21,7 +21,8 @@ from typing import Any, Callable
 
 # Where each source lives in the package: the ONE place to update when modules move.
 MODULES = {
-    "cli": "hostprep.cli.program",              # collection(), new_program(): tasks, options, global options
+    "cli": "hostprep.cli.program",      # new_program(): the global options
+    "tasks": "hostprep.cli.tasks",      # collection(): the tasks and their options
     "usage": "hostprep.cli.usage",          # EXIT_CODES
     "audit": "hostprep.audit.run",          # RULES: the audit's rules, the strategies' and posture's included
     "posture": "hostprep.audit.posture",      # RULES: the posture findings
@@ -49,7 +50,7 @@ def cell(text: object) -> str:
 
 def task_options() -> str:
     cli = mod("cli")
-    ns, program = cli.collection(), cli.new_program()
+    ns, program = mod("tasks").collection(), cli.new_program()
     out = [HEADER, "# Tasks and options\n\n",
            "Every task of the `hostprep` command with every option, as `hostprep TASK --help` prints them. "
            "What the tasks do together: [Tasks](tasks.md).\n\n",

@@ -13,7 +13,7 @@ import pytest
 from hostprep import strategies
 
 PACKAGE = Path(__file__).resolve().parents[2] / "hostprep"
-EDGE = {"hostprep.cli.program"}                 # the command line: the one place that prints
+EDGE = {"hostprep.cli.program", "hostprep.cli.tasks"}   # the command line: the one place that prints
 # The package's folders, bottom to top, in the order a run uses them: a folder imports only folders below it.
 FOLDERS = ("inventory", "ssh", "host", "strategies", "change", "audit", "fleet", "cli")
 ENTRY = {"hostprep.__main__"}           # `python -m hostprep`: the one top-level module that may import the edge

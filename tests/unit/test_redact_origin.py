@@ -14,7 +14,7 @@ import paramiko
 import pytest
 
 from hostprep.audit import report as audit_report
-from hostprep.cli import program as cli, commands, render
+from hostprep.cli import commands, render, tasks as cli
 from hostprep.audit.run import FAILED as AUDIT_FAILED, HostAudit
 from hostprep.ssh.endpoint import Endpoint
 from hostprep.redact import MASK, credential_name, for_terminal, redact
