@@ -268,7 +268,14 @@ def rollback(t: Transport, settings: HostSettings, snap_id: str | None = None, *
     start = _timed(report, "restore", start)
     if not outcome.ok:
         return report.fail(outcome.error())
-    after = _facts_after(t, settings, outcome, deep=deep, docker_url=url)
+    try:
+        after = _facts_after(t, settings, outcome, deep=deep, docker_url=url)
+    except (ProbeFailed, TransportError, ValueError) as exc:   # restored, not checked: say so, and keep its record
+        snapshots.append_history(report.host, {"event": "rollback", "snapshot_id": snap["id"], "at": _now(),
+                                               "verified": False})
+        report.changed, report.rolled_back = len(actions), True
+        return report.fail(f"snapshot {snap['id']} was restored but the host could not be compared with it: {exc}; "
+                           f"re-run `hostprep rollback --host {report.host} --snapshot {snap['id']}` to check it")
     _timed(report, "verify", start)
     report.after = worker_view(after)
     diffs = snapshots.differences(snapshots.reachable(snap, after.to_dict()), snapshots.fingerprint(after.to_dict()))

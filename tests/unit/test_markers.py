@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from hostprep import apply, dag_run, draining, in_worker, markers
+from hostprep import provision as prov
 from hostprep.apply import Outcome, parse_compose_seconds, parse_seconds
 from tests.unit.fuzz import FUZZ
 
@@ -230,3 +231,11 @@ def test_the_launcher_never_runs_a_python3_from_a_folder_others_can_write(tmp_pa
     assert done.stdout.strip() == "real" and not (tmp_path / "proof").exists()
     alone = _launch(tmp_path, "print('real')", str(shim), {})
     assert alone.returncode == 127 and in_worker.NO_PYTHON in alone.stdout and not (tmp_path / "proof").exists()
+
+
+def test_a_change_that_could_not_be_verified_says_the_host_is_changed_and_how_to_undo_it() -> None:
+
+    report = prov._unverified(prov.HostReport("h1"), 3, "20261202T021459Z-ab12", "unreadable result")
+    assert report.failed and report.changed == 3
+    assert "changed, not verified" in (report.error or "") and "unreadable result" in (report.error or "")
+    assert "hostprep rollback --host h1 --snapshot 20261202T021459Z-ab12" in (report.error or "")
