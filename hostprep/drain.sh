@@ -52,14 +52,11 @@ def resume(qs):
         ctl.add_consumer(q, destination=[node], reply=True, timeout=5)
 if mode == "resume":
     resume(sys.argv[4:]); out("resumed", queues=sys.argv[4:]); sys.exit(0)
-if mode == "cancel":   # the queues the host wrote down first
-    qs = sys.argv[4:]
+if mode == "cancel":   # the queues the host wrote down first; then wait for the running tasks
+    end, total, qs = time.monotonic() + timeout, int(sys.argv[4]), sys.argv[5:]
     for q in qs:
         ctl.cancel_consumer(q, destination=[node], reply=True, timeout=5)
-    out("cancelled", queues=qs, tasks=ask() or []); sys.exit(0)
-if mode == "wait":
-    end, total, qs, tasks = time.monotonic() + timeout, int(sys.argv[4]), sys.argv[5:], ask() or []
-    waited = time.monotonic()
+    tasks, waited = ask() or [], time.monotonic()
     while tasks and time.monotonic() < end:
         time.sleep(2); tasks = ask() or []
     if tasks:
@@ -134,14 +131,12 @@ drain() {
         if [ "$rc" != 0 ] || ! printf '%s\n' "$said" | grep -q '^queues'; then return 79; fi
         note_drained "$cid" "celery@$hn" $qs || { say "drain celery@$hn error $(printf '{"why": "cannot write %s"}' "$DRAINED_FILE" | base64 -w0)"; return 79; }
         drained=$(cat "$DRAINED_FILE" 2>/dev/null)
-        drain_py "$cid" cancel 30 "celery@$hn" $qs; rc=$?
-        [ "$rc" = 0 ] || return 79   # whatever it cancelled is given back on the way out (finish: undrain)
         left=$(( DRAIN_TIMEOUT - ($(date +%s) - t0) )); [ "$left" -gt 0 ] || left=0
-        drain_py "$cid" wait "$left" "celery@$hn" "$DRAIN_TIMEOUT" $qs; rc=$?
+        drain_py "$cid" cancel "$left" "celery@$hn" "$DRAIN_TIMEOUT" $qs; rc=$?   # cancel, then wait
         case "$rc" in
         0) ;;
         5) siblings; return 78 ;;   # it took its consumers back itself; the others are given theirs on the way out
-        *) return 79 ;;
+        *) return 79 ;;   # whatever it cancelled is given back on the way out (finish: undrain)
         esac
     done
 }
