@@ -17,8 +17,9 @@ from typing import Mapping, Sequence
 from hostprep.change.detach import run_detached
 from hostprep.host.facts import Facts, to_bytes
 from hostprep.host.probe import host_script, probe_script
+from hostprep.hostdata import lines
 from hostprep.host.journal import new_run_id
-from hostprep.change import draining
+from hostprep.change import draining, in_worker, markers
 from hostprep.layout import STATE_DIR, path_in
 from hostprep.redact import redact
 from hostprep.strategies.steps import Action
@@ -81,7 +82,13 @@ class Outcome:
 
     @property
     def reconnects(self) -> int:
-        return int(self.marker("reconnected") or 0)
+        said = self.marker("reconnected") or "0"
+        return int(said) if re.fullmatch(r"[0-9]{1,3}", said) else 0
+
+    @property
+    def snapshot_stored(self) -> bool:
+        """The interpreter said it stored its snapshot (it began changing the host after that)."""
+        return self.marker("snapshot") is not None
 
     @property
     def lock_notes(self) -> list[str]:
@@ -107,7 +114,7 @@ class Outcome:
         if self.exit_code in (DRAIN_TIMEOUT, DRAIN_FAILED):
             return draining.failure(self.log)
         cause = self.marker("cause")
-        tail = [redact(ln) for ln in self.log.splitlines() if ln.strip() and not ln.startswith("@@hostprep:")][-8:]
+        tail = [redact(ln) for ln in lines(self.log) if ln.strip() and not ln.startswith("@@hostprep:")][-8:]
         return (f"apply failed at {self.failed_step or 'setup'} (exit {self.exit_code}): "
                 + (redact(cause) if cause else " | ".join(tail)))
 
@@ -148,11 +155,13 @@ class Drain:
     def env(self, actions: Sequence[Action]) -> dict[str, str]:
         """The interpreter's drain inputs: the services ``actions`` recreate (compose-up).
 
-        >>> Drain(60).env([Action("write", ("/x", "0", "0", "644")), Action("compose-up", ("airflow-worker",))])
+        >>> env = Drain(60).env([Action("write", ("/x", "0", "0", "644")), Action("compose-up", ("airflow-worker",))])
+        >>> {k: env[k] for k in ("DRAIN_SVCS", "DRAIN_TIMEOUT", "FORCE")}
         {'DRAIN_SVCS': 'airflow-worker', 'DRAIN_TIMEOUT': '60', 'FORCE': '0'}
         """
         svcs = dict.fromkeys(s for a in actions if a.op == "compose-up" for s in a.args)
-        return {"DRAIN_SVCS": " ".join(svcs), "DRAIN_TIMEOUT": str(self.timeout), "FORCE": "1" if self.force else "0"}
+        return {"DRAIN_SVCS": " ".join(svcs), "DRAIN_TIMEOUT": str(self.timeout), "FORCE": "1" if self.force else "0",
+                "IN_WORKER": in_worker.LAUNCHER}
 
 
 @dataclass(frozen=True)
@@ -214,15 +223,18 @@ def drain_preview(transport: Transport, facts: Facts, actions: Sequence[Action])
     env = Drain(force=True).env(actions)
     if not env["DRAIN_SVCS"]:
         return []
-    env.update(PROJ=facts.project_dir, STATE_DIR=STATE_DIR)
-    res = transport.run_script(host_script("drain.sh", package=__package__) + "drain\n", env, sudo=True, timeout=120)
-    return draining.preview(res.stdout)
+    mark = markers.nonce()
+    env.update(PROJ=facts.project_dir, STATE_DIR=STATE_DIR, MARK=mark)
+    res = transport.run_script(host_script("drain.sh", package=__package__) + "drain\n", env, sudo=True,
+                               timeout=30 + 2 * in_worker.MARGIN + 30)
+    return draining.preview(markers.own(res.stdout, mark))
 
 
-def split_probe(stdout: str) -> tuple[str, str | None]:
-    """The interpreter's own log, and the probe output that follows its ``@@hostprep:probe`` line."""
-    head, mark, tail = stdout.partition("\n@@hostprep:probe\n")   # always after "@@hostprep:done"
-    return head, (tail if mark else None)
+def split_probe(stdout: str, mark: str) -> tuple[str, str | None]:
+    """The interpreter's own log, and the probe output that follows its ``@@hostprep:<mark>:probe`` line
+    (said under the run's nonce: nothing Compose printed can pose as the start of the probe)."""
+    head, found, tail = stdout.partition(f"\n{markers.PREFIX}{mark}:probe\n")   # always after "done"
+    return head, (tail if found else None)
 
 
 def parse_compose_seconds(log: str) -> float:
@@ -232,8 +244,8 @@ def parse_compose_seconds(log: str) -> float:
 
 def parse_seconds(log: str, what: str) -> float:
     """Seconds the host spent in ``what`` (compose, probe), from its start/end markers."""
-    total = 0.0
-    for m in re.finditer(rf"^@@hostprep:{what}-seconds ([\d.]+) ([\d.]+)$", log, re.M):
+    total, number = 0.0, r"([0-9]{1,12}(?:\.[0-9]{1,12})?)"
+    for m in re.finditer(rf"^@@hostprep:{what}-seconds {number} {number}$", log, re.M):
         total += float(m.group(2)) - float(m.group(1))
     return total
 
@@ -261,7 +273,8 @@ def run(
     snapshot's restore actions), a failed apply is undone on the host at once. The host
     releases the lock on every way out.
     """
-    env = interpreter_env(facts, mode, owner, actions, lock_wait=lock_wait, lock=lock)
+    mark = markers.nonce()   # on stdin and in the run's root-only script only, never on a command line
+    env = interpreter_env(facts, mode, owner, actions, lock_wait=lock_wait, lock=lock) | {"MARK": mark}
     env.update(action_env(restore, "R"), R_ACTIONS=action_lines(restore), R_N=str(len(restore)))
     env.update((drain or Drain()).env(actions))
     snap_bytes = base64.b64decode(snapshot[1]) if snapshot else b""
@@ -277,7 +290,6 @@ def run(
     else:
         res = run_detached(transport, new_run_id(), interpreter(), env,
                            timeout=1800 + (drain.timeout if drain and not drain.force else 0))
-    stdout, probe_output = split_probe(res.stdout)
-    log = stdout + ("\n" + res.stderr if res.stderr.strip() else "")
-    return Outcome(res.exit_code, log, parse_compose_seconds(stdout), probe_output,
-                   parse_seconds(stdout, "probe"))
+    stdout, probe_output = split_probe(res.stdout, mark)
+    log = markers.own(stdout + ("\n" + res.stderr if res.stderr.strip() else ""), mark)
+    return Outcome(res.exit_code, log, parse_compose_seconds(log), probe_output, parse_seconds(log, "probe"))

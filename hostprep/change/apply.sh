@@ -20,6 +20,8 @@
 #   SNAP_ID, SNAP_B64, SNAP_SIZE  snapshot written before any change (apply), and its size in bytes
 #   ACTIONS   lines "<op> <args...>"; N_ACTIONS how many; W<n> base64 content, WS<n> its size, n-th write
 #   R_ACTIONS, R_N, R<n>, RS<n>  the snapshot's restore, run here at once when an apply action fails
+#   MARK      this run's marker nonce: every "@@hostprep:" line is said under it (lock.sh's say); what
+#             others print here (Compose) is fenced ("| " before each line), so it can never begin one
 #   RUN_ID    set when run detached (runner.sh keeps its pid, log and exit code in the host's journal)
 #   PROBE     optional: the fact probe, run after a successful apply in the same exec (its own
 #             inputs are set too); its output follows the "@@hostprep:probe" line
@@ -166,13 +168,13 @@ while read -r op rest; do
     tag)     docker tag "$1" "$2" </dev/null; rc=$? ;;
     compose-build)
         t0=$(date +%s.%N); ( cd "$PROJ" && $COMPOSE build "$@" ) </dev/null >"$log" 2>&1; rc=$?
-        tail -n 15 "$log"; say "compose-seconds $t0 $(date +%s.%N)" ;;
+        tail -n 15 "$log" | sed "s/^/| /"; say "compose-seconds $t0 $(date +%s.%N)" ;;
     compose-up)   # -t 120: a warm shutdown (a Celery worker finishing a task) gets 2 min, not Compose's 10 s
         t0=$(date +%s.%N); ( cd "$PROJ" && $COMPOSE up -d --no-deps --force-recreate -t 120 "$@" ) </dev/null >"$log" 2>&1; rc=$?
-        tail -n 15 "$log"; say "compose-seconds $t0 $(date +%s.%N)" ;;
+        tail -n 15 "$log" | sed "s/^/| /"; say "compose-seconds $t0 $(date +%s.%N)" ;;
     compose-rm)   # stop and remove services the change added (their definition is still loaded)
         t0=$(date +%s.%N); ( cd "$PROJ" && $COMPOSE rm -s -f "$@" ) </dev/null >"$log" 2>&1; rc=$?
-        tail -n 15 "$log"; say "compose-seconds $t0 $(date +%s.%N)" ;;
+        tail -n 15 "$log" | sed "s/^/| /"; say "compose-seconds $t0 $(date +%s.%N)" ;;
     container-rm)   # ID: a leftover of an interrupted recreate (hostprep.leftovers), re-checked here: a full id,
         # still stopped, still under Compose's temporary name "<12 hex>_<name>"; gone already is done, else kept
         rc=64; case "$1" in *[!0-9a-f]*) ;; *) [ "${#1}" != 64 ] || rc=0 ;; esac

@@ -37,18 +37,20 @@ def run_detached(transport: Transport, run_id: str, script: str, env: Mapping[st
     # where the run lives is the host's to say (STATE_DIR, RUN_DIR, RUN_ID: set by the launcher)
     _, assigns = script_invocation(script, {k: v for k, v in env.items() if k not in HOST_SET})
     text = (assigns + script).encode()
+    mark = env.get("MARK", "")   # the run's marker nonce: the runner's own markers are said under it too
     launch = {"MODE": "launch", "STATE_DIR": STATE_DIR, "RUN_ID": run_id, "RUN_MODE": env.get("MODE", "?"),
-              "RUN_B64": base64.b64encode(text).decode(), "RUN_SIZE": str(len(text))}
+              "RUN_B64": base64.b64encode(text).decode(), "RUN_SIZE": str(len(text)), "MARK": mark}
     try:
         res = transport.run_script(runner(), launch, sudo=True, timeout=timeout)
         if res.exit_code not in DROPPED:
             return res
     except Unreachable:
         pass
-    return reattach(transport, run_id, timeout=timeout, backoff=backoff)
+    return reattach(transport, run_id, timeout=timeout, backoff=backoff, mark=mark)
 
 
-def reattach(transport: Transport, run_id: str, *, timeout: float = 1800, backoff: float = 1.0) -> CommandResult:
+def reattach(transport: Transport, run_id: str, *, timeout: float = 1800, backoff: float = 1.0,
+             mark: str = "") -> CommandResult:
     """Reconnect and follow run ``run_id`` to its end (its whole log, from the start)."""
     name = transport.endpoint.name
     last = "no answer"
@@ -56,13 +58,14 @@ def reattach(transport: Transport, run_id: str, *, timeout: float = 1800, backof
         time.sleep(min(backoff * 2 ** (attempt - 1), 10.0))
         transport.close()
         try:
-            res = transport.run_script(runner(), {"MODE": "follow", "STATE_DIR": STATE_DIR, "RUN_ID": run_id},
-                                       sudo=True, timeout=timeout)
+            res = transport.run_script(runner(), {"MODE": "follow", "STATE_DIR": STATE_DIR, "RUN_ID": run_id,
+                                                  "MARK": mark}, sudo=True, timeout=timeout)
         except Unreachable as exc:
             last = str(exc)
             continue
         if res.exit_code not in DROPPED:
-            return CommandResult(res.command, res.exit_code, f"@@hostprep:reconnected {attempt}\n" + res.stdout,
+            said = f"@@hostprep:{mark + ':' if mark else ''}reconnected {attempt}\n"
+            return CommandResult(res.command, res.exit_code, said + res.stdout,
                                  res.stderr, res.seconds)
         last = res.stderr.strip() or f"exit {res.exit_code}"
     raise Unreachable(f"{name}: connection lost during run {run_id} and {RECONNECTS} reconnects failed ({last}); "

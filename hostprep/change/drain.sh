@@ -4,21 +4,29 @@
 #                  (its command is `celery worker`) are drained
 #   DRAIN_TIMEOUT  seconds to wait for their running tasks (and at most 120 s for a worker to answer)
 #   FORCE=1        do not wait: name what is running (it will be killed), then go on
-# How: inside the worker, with Celery's own control API (the app the worker itself runs): cancel
-# its consumers (it takes no new work), then ask it for its active and reserved tasks until there are
-# none. On timeout its consumers are added back and the apply stops before its snapshot. What the
-# worker prints is data: only this run's nonce-fenced lines are kept, and they travel base64-encoded.
-# A drained worker is written down in $STATE_DIR/drained ("CID NODE QUEUE...", root-only) before its
-# consumers are cancelled and until it is recreated or resumed, so a run killed in between (SIGKILL,
-# OOM: its traps never ran) leaves a note that the next run holding the lock acts on (resume_stale).
+#   IN_WORKER      hostprep/change/in_worker.sh: how Python runs inside the worker (isolated: `python3 -I`,
+#                  `env -i`, from /), the worker's python3 chosen where no task can plant it
+# How: inside the worker, with Celery's own control API (the app the worker itself runs): learn its
+# queues, write them down, cancel its consumers (it takes no new work), then ask it for its active and
+# reserved tasks until there are none. On timeout its consumers are added back and the apply stops
+# before its snapshot. Every `docker exec` has a timeout on this side (a python3 that hangs in the
+# worker cannot hold the host lock). What the worker prints is data: only the lines fenced by this
+# exec's nonce (sent on stdin, never an argument) are kept, and they travel base64-encoded.
+# A drained worker is written down in $STATE_DIR/drained ("CID NODE QUEUE...", root-only, replaced
+# atomically) with its queues BEFORE any consumer is cancelled, and until it is recreated or resumed,
+# so a run killed in between (SIGKILL, OOM: its traps never ran) leaves a note that the next run
+# holding the lock acts on (resume_stale).
 DRAIN_PY='import json, re, sys, time
-mode, timeout, node, nonce = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+nonce = sys.stdin.readline().strip()
+if not re.fullmatch(r"[0-9a-f]{24}", nonce):
+    sys.exit(2)
+mode, timeout, node = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 def out(kind, **kw):
     print("@@drain-%s %s %s" % (nonce, kind, json.dumps(kw)), flush=True)
 try:
     from airflow.providers.celery.executors.celery_executor import app
 except Exception as exc:
-    out("error", why="cannot load the Celery app: %s" % type(exc).__name__); sys.exit(3)
+    out("error", why="cannot load the Celery app with python3 -I: %s" % type(exc).__name__); sys.exit(3)
 ctl = app.control
 def describe(t):
     d = {"id": str(t.get("id", ""))[:64], "name": str(t.get("name", ""))[:80]}
@@ -43,10 +51,12 @@ def resume(qs):
     for q in qs:
         ctl.add_consumer(q, destination=[node], reply=True, timeout=5)
 if mode == "resume":
-    resume(sys.argv[5:]); out("resumed", queues=sys.argv[5:]); sys.exit(0)
-if mode == "wait":
-    end, total, qs, tasks = time.monotonic() + timeout, int(sys.argv[5]), sys.argv[6:], ask() or []
-    waited = time.monotonic()
+    resume(sys.argv[4:]); out("resumed", queues=sys.argv[4:]); sys.exit(0)
+if mode == "cancel":   # the queues the host wrote down first; then wait for the running tasks
+    end, total, qs = time.monotonic() + timeout, int(sys.argv[4]), sys.argv[5:]
+    for q in qs:
+        ctl.cancel_consumer(q, destination=[node], reply=True, timeout=5)
+    tasks, waited = ask() or [], time.monotonic()
     while tasks and time.monotonic() < end:
         time.sleep(2); tasks = ask() or []
     if tasks:
@@ -60,33 +70,39 @@ if tasks is None:
     out("silent", timeout=min(timeout, 120)); sys.exit(4)
 if mode == "list":
     out("running", tasks=tasks); sys.exit(0)
-qs = queues()
-print("@@drain-%s queues %s" % (nonce, " ".join(qs)), flush=True)
-for q in qs:
-    ctl.cancel_consumer(q, destination=[node], reply=True, timeout=5)
-out("cancelled", queues=qs, tasks=tasks); sys.exit(0)'
+print("@@drain-%s queues %s" % (nonce, " ".join(queues())), flush=True); sys.exit(0)'
 
 drained=        # lines "CID NODE QUEUE...": the workers this run drained and has not recreated yet
 DRAINED_FILE="$STATE_DIR/drained"
 # note_drained CID [NODE QUEUE...]: CID's line in the note replaced by this one (none: CID's line dropped).
-# Written before the worker stops consuming; the note goes once no line is left.
+# Written (temp, fsync, rename, fsync of the folder) before the worker stops consuming; the note goes
+# once no line is left. 1 when it could not be written (then nothing may be cancelled).
 note_drained() {
     _all=$( { grep -v "^$1 " "$DRAINED_FILE" 2>/dev/null; [ $# -lt 2 ] || echo "$*"; } | sed '/^$/d')
-    if [ -z "$_all" ]; then rm -f "$DRAINED_FILE"; return 0; fi
-    printf '%s\n' "$_all" | put "$DRAINED_FILE.new" $(( ${#_all} + 1 )) && mv -f "$DRAINED_FILE.new" "$DRAINED_FILE"
+    if [ -z "$_all" ]; then rm -f "$DRAINED_FILE"; sync -- "$STATE_DIR" 2>/dev/null; return 0; fi
+    rm -f "$DRAINED_FILE.new"
+    ( printf '%s\n' "$_all" | put "$DRAINED_FILE.new" $(( ${#_all} + 1 )) ) && sync -- "$DRAINED_FILE.new" &&
+        mv -f "$DRAINED_FILE.new" "$DRAINED_FILE" && sync -- "$STATE_DIR"
 }
-# drain_py CID MODE TIMEOUT NODE [ARGS...]: the drain script in the worker; only its fenced lines, re-said
-# encoded (a "queues" line, from cancel, is written down with the worker instead)
+# drain_py CID MODE SECONDS NODE [ARGS...]: the drain script in the worker (isolated: $IN_WORKER), ended
+# after SECONDS + 60 by `timeout` here; only the lines fenced by its nonce (on stdin) are re-said, encoded.
+# A "queues" line is printed for the caller (drain), which writes it down.
 drain_py() {
     _cid=$1 _mode=$2 _secs=$3 _node=$4; shift 4
     _nonce=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
-    _out=$(docker exec "$_cid" python3 -c "$DRAIN_PY" "$_mode" "$_secs" "$_node" "$_nonce" "$@" </dev/null 2>/dev/null)
+    _out=$(printf '%s\n' "$_nonce" | timeout -k 5 $((_secs + 60)) docker exec -i -w / "$_cid" /bin/sh -c "$IN_WORKER" sh \
+               $((_secs + 45)) "$DRAIN_PY" "$_mode" "$_secs" "$_node" "$@" 2>/dev/null)
     _rc=$?
+    case "$_rc" in 124|137)
+        say "drain $_node error $(printf '{"why": "python3 in the worker (container %.12s) did not finish within %s s (docker exec timed out)"}' \
+            "$_cid" $((_secs + 60)) | base64 -w0)"; return 124 ;;
+    esac
     printf '%s\n' "$_out" | while IFS= read -r _l; do
         case "$_l" in
+        "@@in-worker no-python") say "drain $_node error $(printf '{"why": "no python3 on the PATH of the worker image that only root can change"}' | base64 -w0)" ;;
         "@@drain-$_nonce queues"*) _q=""
             for q in ${_l#"@@drain-$_nonce queues"}; do case "$q" in *[!A-Za-z0-9_.:-]*) ;; *) _q="$_q $q" ;; esac; done
-            note_drained "$_cid" "$_node" $_q ;;
+            echo "queues$_q" ;;
         "@@drain-$_nonce "*) _l=${_l#"@@drain-$_nonce "}
             say "drain $_node ${_l%% *} $(printf '%s' "${_l#* }" | base64 -w0)" ;;
         esac
@@ -107,21 +123,20 @@ drain() {
         case "$hn" in ''|*[!A-Za-z0-9.-]*) say "drain celery@unknown error $(printf '{"why": "unusable hostname"}' | base64 -w0)"; return 79 ;; esac
         if [ "${FORCE:-0}" = 1 ]; then drain_py "$cid" list 30 "celery@$hn"; siblings; continue; fi
         t0=$(date +%s)
-        note_drained "$cid" "celery@$hn"   # its queues are added once known, before any is cancelled
-        drain_py "$cid" cancel "$DRAIN_TIMEOUT" "celery@$hn"; rc=$?
-        mine=$(grep "^$cid " "$DRAINED_FILE" 2>/dev/null | head -n 1)
-        if [ "$rc" != 0 ]; then   # a cancel that began is undone on the way out (finish: undrain)
-            [ "$(echo "$mine" | wc -w)" -gt 2 ] || note_drained "$cid"   # nothing was cancelled on it
-            drained=$(cat "$DRAINED_FILE" 2>/dev/null); return 79
-        fi
+        secs=$DRAIN_TIMEOUT; [ "$secs" -le 120 ] || secs=120   # a starting worker answers in seconds; a broken one never
+        # its queues first, written down with it; only then is any consumer cancelled
+        said=$(drain_py "$cid" queues "$secs" "celery@$hn"); rc=$?
+        printf '%s\n' "$said" | grep -v '^queues' | sed '/^$/d'
+        qs=$(printf '%s\n' "$said" | sed -n 's/^queues//p' | head -n 1)
+        if [ "$rc" != 0 ] || ! printf '%s\n' "$said" | grep -q '^queues'; then return 79; fi
+        note_drained "$cid" "celery@$hn" $qs || { say "drain celery@$hn error $(printf '{"why": "cannot write %s"}' "$DRAINED_FILE" | base64 -w0)"; return 79; }
         drained=$(cat "$DRAINED_FILE" 2>/dev/null)
         left=$(( DRAIN_TIMEOUT - ($(date +%s) - t0) )); [ "$left" -gt 0 ] || left=0
-        set -- $mine; shift 2
-        drain_py "$cid" wait "$left" "celery@$hn" "$DRAIN_TIMEOUT" "$@"; rc=$?
+        drain_py "$cid" cancel "$left" "celery@$hn" "$DRAIN_TIMEOUT" $qs; rc=$?   # cancel, then wait
         case "$rc" in
         0) ;;
         5) siblings; return 78 ;;   # it took its consumers back itself; the others are given theirs on the way out
-        *) return 79 ;;
+        *) return 79 ;;   # whatever it cancelled is given back on the way out (finish: undrain)
         esac
     done
 }

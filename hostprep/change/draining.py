@@ -1,14 +1,18 @@
 """What the host's drain (``drain.sh``) said, read as data: the worker's own words travel base64-encoded
-JSON, and every field is checked and cut to a plain form before anything shows it. Pure."""
+JSON, and every field is checked and cut to a plain form before anything shows it. Pure.
+
+The log read here is the interpreter's own (:func:`hostprep.markers.own`): only lines said under the
+run's nonce begin with ``@@hostprep:``, and each marker is matched whole."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from hostprep.hostdata import loads
 
 _LINE = re.compile(r"^@@hostprep:drain (celery@[A-Za-z0-9.-]{1,253}|celery@unknown) "
                    r"(cancelled|drained|timeout|running|silent|error|resumed) ([A-Za-z0-9+/=]{0,65536})$", re.M)
@@ -61,7 +65,7 @@ def events(log: str) -> list[Event]:
     out = []
     for m in _LINE.finditer(log):
         try:
-            data = json.loads(base64.b64decode(m.group(3), validate=True) or b"{}")
+            data = loads(base64.b64decode(m.group(3), validate=True) or b"{}", "a drain line")
         except (binascii.Error, ValueError):
             continue
         out.append(Event(m.group(1), m.group(2), data if isinstance(data, dict) else {}))

@@ -12,19 +12,18 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from hostprep.change import apply, draining, smoke, snapshots, switch
-
-from hostprep.change import snapshot_store
 from hostprep import strategies
-from hostprep.host.access import worker_view
-from hostprep.host.facts import Facts
-from hostprep.host.probe import gather, parse_probe, probe_env
+from hostprep.change import apply, draining, smoke, snapshot_store, snapshots, switch
 from hostprep.change.leftovers import removal_steps
 from hostprep.change.plan import Action, Plan, make_plan
 from hostprep.change.results import CHANGED, OK, HostReport
+from hostprep.change.verify import verify
+from hostprep.errors import TransportError
+from hostprep.host.access import worker_view
+from hostprep.host.facts import Facts, ProbeFailed
+from hostprep.host.probe import gather, parse_probe, probe_env
 from hostprep.inventory.settings import HostSettings
 from hostprep.ssh.transport import Transport
-from hostprep.change.verify import verify
 
 __all__ = ["HostReport", "Options", "provision", "restore", "rollback"]
 
@@ -166,7 +165,7 @@ def _apply(t: Transport, report: HostReport, before: Facts, settings: HostSettin
         report.timings["drain"] = drained
     start = _timed(report, "apply", start)
     if not outcome.ok:
-        if "@@hostprep:snapshot " not in outcome.log:   # stopped before its snapshot: nothing was changed
+        if not outcome.snapshot_stored:   # stopped before its snapshot (said under the run's nonce): nothing changed
             snapshot_store.discard_local(report.host, snap_id)   # nor is it a state to roll back to
             said = outcome.exit_code in (apply.DRIFTED, apply.DRAIN_TIMEOUT, apply.DRAIN_FAILED)   # their messages say it
             return report.fail(outcome.error() + ("" if said else "; nothing was changed"))
@@ -177,14 +176,11 @@ def _apply(t: Transport, report: HostReport, before: Facts, settings: HostSettin
                                                   else _restore_failed(report.host, snap_id, "the host's own restore failed")))
         return report.fail(outcome.error() + _restored(t, before, snap, owner, report, opts.drain))
     report.snapshot_id = snap_id
-
-    after = _facts_after(t, settings, outcome, deep=True, docker_url=before.docker_url)
-    start = _timed(report, "verify", start)
-    report.after = worker_view(after)
-    report.checks = verify(after, settings, plan.strategy)
-    report.checks.append(smoke.check(t, after, opts.smoke_dag or settings.smoke_dag, enabled=opts.smoke,
-                                     earlier=report.checks))
-    _timed(report, "smoke", start)
+    try:
+        _verify(t, report, settings, outcome, before, plan, opts, start)
+    except (ProbeFailed, TransportError, ValueError) as exc:   # the host is changed: say so, and keep its record
+        snapshot_store.append_history(report.host, {"event": "provision", **record, "steps": snap["steps"], "verified": False})
+        return _unverified(report, len(plan.steps), snap_id, str(exc))
     if not all(c.ok for c in report.checks):
         failed = "; ".join(f"{c.name}: {c.detail}" for c in report.checks if not c.ok)
         return report.fail(f"verification failed ({failed})" + _restored(t, before, snap, owner, report, opts.drain))
@@ -192,6 +188,27 @@ def _apply(t: Transport, report: HostReport, before: Facts, settings: HostSettin
     snapshot_store.append_history(report.host, {"event": "provision", **record, "steps": snap["steps"]})
     report.changed, report.status = len(plan.steps), CHANGED
     return report
+
+
+def _unverified(report: HostReport, changed: int, snap_id: str, why: str) -> HostReport:
+    """The change was applied but its proof failed to run: the host is changed, not verified (nor rolled back)."""
+    report.changed = changed
+    return report.fail(f"the change was applied (snapshot {snap_id}) but could not be verified: {why}; the host is "
+                       f"changed, not verified: re-run `hostprep provision --host {report.host}` to verify it, or "
+                       f"`hostprep rollback --host {report.host} --snapshot {snap_id}` to undo it")
+
+
+def _verify(t: Transport, report: HostReport, settings: HostSettings, outcome: apply.Outcome, before: Facts,
+            plan: Plan, opts: Options, start: float) -> None:
+    """The proof after a change: facts re-gathered (or read from the apply's own probe), the strategy's
+    checks and the Airflow check, into ``report``."""
+    after = _facts_after(t, settings, outcome, deep=True, docker_url=before.docker_url)
+    start = _timed(report, "verify", start)
+    report.after = worker_view(after)
+    report.checks = verify(after, settings, plan.strategy)
+    report.checks.append(smoke.check(t, after, opts.smoke_dag or settings.smoke_dag, enabled=opts.smoke,
+                                     earlier=report.checks))
+    _timed(report, "smoke", start)
 
 
 def _restored(t: Transport, facts: Facts, snap: dict[str, Any], owner: str, report: HostReport,
@@ -255,7 +272,14 @@ def rollback(t: Transport, settings: HostSettings, snap_id: str | None = None, *
     start = _timed(report, "restore", start)
     if not outcome.ok:
         return report.fail(outcome.error())
-    after = _facts_after(t, settings, outcome, deep=deep, docker_url=url)
+    try:
+        after = _facts_after(t, settings, outcome, deep=deep, docker_url=url)
+    except (ProbeFailed, TransportError, ValueError) as exc:   # restored, not checked: say so, and keep its record
+        snapshot_store.append_history(report.host, {"event": "rollback", "snapshot_id": snap["id"], "at": _now(),
+                                               "verified": False})
+        report.changed, report.rolled_back = len(actions), True
+        return report.fail(f"snapshot {snap['id']} was restored but the host could not be compared with it: {exc}; "
+                           f"re-run `hostprep rollback --host {report.host} --snapshot {snap['id']}` to check it")
     _timed(report, "verify", start)
     report.after = worker_view(after)
     diffs = snapshots.differences(snapshots.reachable(snap, after.to_dict()), snapshots.fingerprint(after.to_dict()))

@@ -5,15 +5,17 @@ DockerOperator task); with ``DAG_ID`` alone it triggers a real DAG run and waits
 (:mod:`hostprep.change.dag_run`); without either, it asks the Docker provider's client
 (docker-py, what DockerOperator uses) to reach the daemon. ``airflow tasks
 test`` exits 0 even when the task failed, so the verdict comes from the
-task's ``new_state``, parsed by a pure function.
+task's ``new_state``, parsed by a pure function. Each runs isolated in the worker
+(:mod:`hostprep.in_worker`: the image's root-owned ``python3 -I`` from ``/``, ``env -i``, a timeout).
 """
 
 from __future__ import annotations
 
 import re
 
-from hostprep.change import dag_run
+from hostprep.change import dag_run, in_worker
 from hostprep.host.facts import Facts
+from hostprep.hostdata import lines
 from hostprep.ssh.transport import Transport
 from hostprep.change.verify import Check
 
@@ -21,6 +23,8 @@ _NEW_STATE = re.compile(r"\bnew_state=([a-z_]+)")
 RACED = "Cannot start Task Instance in invalid state"   # Airflow 3's execution API, when the scheduler got there first
 _WHY = re.compile(r"(PermissionError\(.*?\)|Failed to establish connection.*?$|Permission denied.*?$)", re.M)
 
+# `airflow tasks test DAG TASK`, as Airflow's own CLI, in this (isolated) interpreter
+TASK_TEST = "import runpy, sys\nsys.argv = ['airflow', 'tasks', 'test', *sys.argv[1:]]\nrunpy.run_module('airflow', run_name='__main__')\n"
 PING = (
     "import sys\n"
     "try:\n    import docker\nexcept ImportError:\n    print('skipped: no docker provider (docker-py) in the worker'); sys.exit(0)\n"
@@ -50,7 +54,7 @@ def failure_reason(output: str) -> str:
                 "`airflow tasks test` races the scheduler on an unpaused DAG; use --smoke-dag DAG_ID (a real run) "
                 "or a paused DAG")
     m = _WHY.search(output)
-    return m.group(1).strip() if m else " | ".join(output.strip().splitlines()[-3:])
+    return m.group(1).strip() if m else " | ".join(lines(output.strip())[-3:])
 
 
 NAME = "Airflow check in the worker"
@@ -77,13 +81,21 @@ def run(t: Transport, facts: Facts, dag_task: str | None, *, timeout: float = 60
         return dag_run.run(t, facts, dag_task, timeout=timeout)
     if dag_task:
         dag, task = dag_task.split(":", 1)
-        res = t.run(["docker", "exec", container, "airflow", "tasks", "test", dag, task], sudo=True, timeout=timeout)
+        name = f"Airflow task {dag}.{task} (airflow tasks test)"
+        res = t.run(in_worker.argv(container, int(timeout), TASK_TEST, dag, task), sudo=True,
+                    timeout=timeout + in_worker.MARGIN + 30)
         output = res.stdout + res.stderr
+        why = in_worker.why_not(container, int(timeout), res.exit_code, output)
+        if why:
+            return Check(name, False, why)
         state = smoke_state(output)
         detail = f"new_state={state}" if state == "success" else f"new_state={state}: {failure_reason(output)}"
-        return Check(f"Airflow task {dag}.{task} (airflow tasks test)", state == "success", detail)
+        return Check(name, state == "success", detail)
     url = facts.docker_url or f"unix://{facts.socket.path}"   # a strategy's proxy, else the socket
-    res = t.run(["docker", "exec", container, "sh", "-c", 'exec "$(command -v python3 || command -v python)" -c "$1" "$2"',
-                 "sh", PING, url], sudo=True, timeout=120)
+    name = "Airflow's Docker client reaches the daemon"
+    res = t.run(in_worker.argv(container, 60, PING, url), sudo=True, timeout=60 + in_worker.MARGIN + 30)
     out = (res.stdout + res.stderr).strip()
-    return Check("Airflow's Docker client reaches the daemon", res.ok, out.splitlines()[-1] if out else f"rc={res.exit_code}")
+    why = in_worker.why_not(container, 60, res.exit_code, out)
+    if why:
+        return Check(name, False, why)
+    return Check(name, res.ok, dag_run.printable(lines(out)[-1]) if out else f"rc={res.exit_code}")

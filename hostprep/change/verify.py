@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from hostprep import strategies
 from hostprep.host.access import worker_view
 from hostprep.host.facts import Facts
+from hostprep.hostdata import lines
 from hostprep.inventory.settings import HostSettings
 
 __all__ = ["Check", "first_line", "verify", "worker_view"]
@@ -41,7 +42,7 @@ def first_line(text: str | None, limit: int = 2000) -> str:
     ...            ': dial unix /var/run/docker.sock: connect: permission denied\\nmore')[-58:]
     'dial unix /var/run/docker.sock: connect: permission denied'
     """
-    line = next((ln.strip() for ln in (text or "").splitlines() if ln.strip()), "")
+    line = next((ln.strip() for ln in lines(text) if ln.strip()), "")
     return line if len(line) <= limit else line[:limit].rsplit(" ", 1)[0] + " ..."
 
 
@@ -53,7 +54,7 @@ def verify(facts: Facts, settings: HostSettings, strategy: str) -> list[Check]:
     checks.append(Check("worker is running", w.running, w.state or "not found"))
     if facts.deep:
         checks += [Check(n, ok, d) for n, ok, d in strat.proof(facts)]
-        listed = (w.docker_ps_output or "").splitlines()
+        listed = lines(w.docker_ps_output)
         detail = (f"exit 0, {len(listed)} container(s) listed" if w.docker_ps_rc == 0
                   else f"exit {w.docker_ps_rc}: {first_line(w.docker_ps_output)}")
         checks.append(Check(f"`docker ps` in the worker exits 0 ({w.docker_check_method})", w.docker_ps_rc == 0, detail))

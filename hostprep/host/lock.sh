@@ -20,7 +20,8 @@ lock_stale() {
     esac
 }
 
-say() { printf '@@hostprep:%s\n' "$*"; }
+# say WORDS: a marker line; under the run's nonce (MARK, set by the controller) when there is one
+say() { printf '@@hostprep:%s%s\n' "${MARK:+$MARK:}" "$*"; }
 # short PATH NEED WROTE: name a short write, with the free space where it was written
 short() { say "short-write $1 $2 $3 $(df -P -B1 -- "${1%/*}" 2>/dev/null | awk 'NR==2 {print $4}')"; }
 # put PATH SIZE < bytes: PATH replaced atomically by a file checked to hold all SIZE bytes: written to a new

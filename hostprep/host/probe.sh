@@ -7,19 +7,23 @@
 #   VERSIONS=1  also ask dockerd and Compose for their versions (0.1-0.5 s)
 # Output (written at once): sections "@@hostprep:<key>" followed by their raw lines; parsed by hostprep.facts.
 m() { printf '\n@@hostprep:%s\n' "$1"; }
-# The in-worker checks; $1 is this run's nonce, every field they print is fenced by it. $5: the
-# DOCKER_HOST hostprep's strategy gives the worker (a proxy), if any; then $6 (the worker's id) serves
-# the negative checks: calls the proxy must refuse (403), asked the way a task would ask.
-WORKER_SCRIPT='n=$1; m() { printf "@@hostprep-%s:%s\n" "$n" "$1"; }
-m worker_id; /usr/bin/id; rc=$?; echo "airflow=$2"; echo "rc=$rc"; m worker_docker_ps
+# The in-worker checks. This run's nonce is the first line on stdin (never an argument: every process in
+# the container can read every command line); every field they print is fenced by it. $1: airflow in
+# the worker (yes|no), $2 the socket, $3 the Engine API fallback (Python), $4: the DOCKER_HOST hostprep's
+# strategy gives the worker (a proxy), if any; then $5 (the worker's id) serves the negative checks:
+# calls the proxy must refuse (403), asked the way a task would ask.
+WORKER_SCRIPT='IFS= read -r n || exit 2; case $n in ""|*[!0-9a-f]*) exit 2 ;; esac
+m() { printf "@@hostprep-%s:%s\n" "$n" "$1"; }
+py="python3 -I"; if python3 -I -P -c "" </dev/null >/dev/null 2>&1; then py="python3 -I -P"; fi
+m worker_id; /usr/bin/id; rc=$?; echo "airflow=$1"; echo "rc=$rc"; m worker_docker_ps
 if command -v docker >/dev/null 2>&1; then o=$(docker ps -q 2>&1); rc=$?; echo method=docker-cli
-else o=$(python3 -I -c "$4" "${5:-$3}" 2>&1); rc=$?; echo method=engine-api; fi
+else o=$($py -c "$3" "${4:-$2}" 2>&1 </dev/null); rc=$?; echo method=engine-api; fi
 printf "%s\n" "$o" | tail -n 3; echo "rc=$rc"
-if [ -n "$5" ]; then m worker_denied
-for w in "volumes|volume ls -q|GET /volumes" "networks|network ls -q|GET /networks" "exec|exec $6 true|POST /containers/$6/exec" \
+if [ -n "$4" ]; then m worker_denied
+for w in "volumes|volume ls -q|GET /volumes" "networks|network ls -q|GET /networks" "exec|exec $5 true|POST /containers/$5/exec" \
          "system|system df|GET /system/df" "swarm|node ls|GET /nodes" "secrets|secret ls|GET /secrets"; do
     k=${w%%|*}; r=${w#*|}
-    if command -v docker >/dev/null 2>&1; then o=$(docker ${r%%|*} 2>&1); else o=$(python3 -I -c "$4" "$5" "${r#*|}" 2>&1); fi
+    if command -v docker >/dev/null 2>&1; then o=$(docker ${r%%|*} 2>&1 </dev/null); else o=$($py -c "$3" "$4" "${r#*|}" 2>&1 </dev/null); fi
     case $o in *"403 Forbidden"*) echo "$k 403" ;; *) echo "$k not-refused" ;; esac
 done; fi; m worker_end'
 probe_file() {   # DIR NAME: "unsafe <why>", nothing (missing), or "mode uid gid size" + base64 content
@@ -95,9 +99,9 @@ for r in $(ls -1 "$STATE_DIR/runs" 2>/dev/null | sort | tail -n 3); do
     d="$STATE_DIR/runs/$r"; read -r rpid rstart rmode 2>/dev/null < "$d/pid" || rpid=
     alive=0; if [ -n "$rpid" ] && [ "$(proc_start "$rpid")" = "$rstart" ]; then alive=1; fi
     echo "run $r mode=${rmode:-?} exit=$(cat "$d/exit" 2>/dev/null) alive=$alive"
-    # its markers, as "> marker ...": a line of the probe that starts "@@hostprep:" opens a section
-    { grep -E '^@@hostprep:(snapshot|failed|restored) ' "$d/log" | head -n 3
-      grep '^@@hostprep:action ' "$d/log" | tail -n 1; } 2>/dev/null | sed 's/^@@hostprep:/> /'
+    # its markers (said under the run's nonce), as "> marker ...": a line of the probe that starts "@@hostprep:" opens a section
+    { grep -E '^@@hostprep:([0-9a-f]{24}:)?(snapshot|failed|restored) ' "$d/log" | head -n 3
+      grep -E '^@@hostprep:([0-9a-f]{24}:)?action ' "$d/log" | tail -n 1; } 2>/dev/null | sed -E 's/^@@hostprep:([0-9a-f]{24}:)?/> /'
 done
 m snapshots; ls -1 "$STATE_DIR/snapshots" 2>/dev/null | sort | tail -n 1
 m lock; if [ -d "$STATE_DIR/lock" ]; then echo "held $(lock_holder)"; s=$(lock_stale); [ -z "$s" ] || echo "stale $s"; fi
@@ -146,10 +150,11 @@ if [ -n "$cid" ] && [ "$DEEP" = 1 ] && [ "${pid:-0}" -gt 0 ]; then
     # no docker config, no DOCKER_HOST but the one hostprep gives: DOCKER_URL). Without a docker CLI the
     # Engine API is asked over the socket (or DOCKER_URL).
     nonce=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
-    out=$(docker exec "$cid" /bin/sh -c 'command -v airflow >/dev/null 2>&1 && a=yes || a=no
+    # from / (not the image's WorkingDir, which tasks can write), the nonce on stdin, ended after 60 s here
+    out=$(printf '%s\n' "$nonce" | timeout -k 5 60 docker exec -i -w / "$cid" /bin/sh -c 'command -v airflow >/dev/null 2>&1 && a=yes || a=no
 exec /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/nonexistent \
-    DOCKER_CONFIG=/nonexistent LC_ALL=C ${5:+DOCKER_HOST=$5} /bin/sh -c "$1" sh "$2" "$a" "$3" "$4" "$5" "$6"' sh \
-        "$WORKER_SCRIPT" "$nonce" "$SOCK" 'import socket,sys
+    DOCKER_CONFIG=/nonexistent LC_ALL=C ${4:+DOCKER_HOST=$4} /bin/sh -c "$1" sh "$a" "$2" "$3" "$4" "$5"' sh \
+        "$WORKER_SCRIPT" "$SOCK" 'import socket,sys
 u = sys.argv[1]
 def ask(line):
     if u.startswith("tcp://"):
@@ -160,6 +165,8 @@ def ask(line):
 for line in sys.argv[2:] or ["GET /_ping"]:
     print(ask(line))' "${DOCKER_URL:-}" "$cid" 2>&1)
     rc=$?
+    case "$rc" in 124|137) out="hostprep: the in-worker checks in container $cid did not finish within 60 s (docker exec ended by the timeout)
+$out" ;; esac
     m worker_exec; echo "$nonce $rc"; printf '%s' "$out" | base64 -w0; echo
 fi
 }

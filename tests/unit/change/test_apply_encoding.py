@@ -267,18 +267,23 @@ def test_an_unchanged_latin1_env_file_is_not_drift(tmp_path: Path) -> None:
 
 # --- the proof gathered in the apply's own exec ------------------------------------------------------
 
+N = "0123456789abcdef01234567"   # a run's marker nonce
+
+
 def test_split_probe_separates_the_interpreter_log_from_the_probe_output() -> None:
-    log, probe = apply.split_probe("@@hostprep:snapshot s\n@@hostprep:done\n@@hostprep:probe\n\n@@hostprep:os\nX\n")
-    assert log == "@@hostprep:snapshot s\n@@hostprep:done"
+    log, probe = apply.split_probe(f"@@hostprep:{N}:snapshot s\n@@hostprep:{N}:done\n@@hostprep:{N}:probe\n"
+                                   "\n@@hostprep:os\nX\n", N)
+    assert log == f"@@hostprep:{N}:snapshot s\n@@hostprep:{N}:done"
     assert probe == "\n@@hostprep:os\nX\n"
 
 
 def test_split_probe_finds_no_probe_when_none_ran() -> None:
-    assert apply.split_probe("@@hostprep:failed 2 compose-up\n") == ("@@hostprep:failed 2 compose-up\n", None)
+    assert apply.split_probe("@@hostprep:failed 2 compose-up\n", N) == ("@@hostprep:failed 2 compose-up\n", None)
 
 
-def test_a_probe_marker_glued_to_output_is_not_a_probe() -> None:
-    assert apply.split_probe("Started@@hostprep:probe\nx\n")[1] is None
+def test_a_probe_marker_glued_to_output_or_without_the_nonce_is_not_a_probe() -> None:
+    assert apply.split_probe(f"Started@@hostprep:{N}:probe\nx\n", N)[1] is None
+    assert apply.split_probe("x\n@@hostprep:probe\nx\n", N)[1] is None
 
 
 def test_the_interpreter_runs_the_probe_after_a_successful_apply(tmp_path: Path) -> None:
