@@ -6,19 +6,28 @@ import copy
 import json
 import os
 import sys
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from invoke import Collection, Context, Exit, Task, task
 
 from hostprep import strategies
-from hostprep.cli import commands
-from hostprep.fleet import rolling as rollout, validate
-from hostprep.change.apply import Drain
+from hostprep.cli.deferred import Deferred
 from hostprep.errors import InventoryError, SettingsError
-from hostprep.fleet.fanout import ConnectOptions
-from hostprep.change.provision import Options
+from hostprep.fleet import rolling as rollout
 from hostprep.redact import clean, for_terminal
-from hostprep.audit.schedule import ScheduleError
+
+if TYPE_CHECKING:   # what the task bodies use: imported when a task runs, not for --help (cli/deferred.py)
+    from hostprep.audit import schedule
+    from hostprep.change import apply, provision as prov
+    from hostprep.cli import commands
+    from hostprep.fleet import fanout, validate
+else:
+    schedule = Deferred("hostprep.audit.schedule")
+    apply = Deferred("hostprep.change.apply")
+    prov = Deferred("hostprep.change.provision")
+    commands = Deferred("hostprep.cli.commands")
+    fanout = Deferred("hostprep.fleet.fanout")
+    validate = Deferred("hostprep.fleet.validate")
 
 
 SELECT_HELP = {
@@ -38,8 +47,8 @@ def _sel(host: str | None, group: str | None, limit: str | None, inventory: str 
     return commands.Selection(inventory=inventory, host=host, group=group, limit=limit)
 
 
-def _conn(known_hosts: str | None, accept_new: bool, timeout: float | str) -> ConnectOptions:
-    return ConnectOptions(known_hosts=known_hosts, accept_new=accept_new, connect_timeout=float(timeout))
+def _conn(known_hosts: str | None, accept_new: bool, timeout: float | str) -> fanout.ConnectOptions:
+    return fanout.ConnectOptions(known_hosts=known_hosts, accept_new=accept_new, connect_timeout=float(timeout))
 
 
 def _progress() -> Callable[[str], None] | None:
@@ -88,8 +97,8 @@ DRAIN_HELP = {
 }
 
 
-def _drain(timeout: object, force: bool) -> Drain:
-    return Drain(validate.seconds_arg("drain-timeout", timeout), force=bool(force))
+def _drain(timeout: object, force: bool) -> apply.Drain:
+    return apply.Drain(validate.seconds_arg("drain-timeout", timeout), force=bool(force))
 
 
 @task(help=SELECT_HELP | {"shallow": "skip the checks that exec inside the worker (id, docker ps)"})
@@ -127,9 +136,9 @@ def provision(c: Context, host: str | None = None, group: str | None = None, lim
         warning = chosen and strategies.get(chosen).run_warning
         if warning and not json:
             print(f"WARNING: {warning}", file=sys.stderr)
-        opts = Options(strategy=chosen, check=check, lock_wait=int(lock_wait),
-                       smoke_dag=validate.smoke_dag_arg(smoke_dag), smoke=not no_smoke, break_lock=break_lock,
-                       drain=_drain(drain_timeout, force))
+        opts = prov.Options(strategy=chosen, check=check, lock_wait=int(lock_wait),
+                            smoke_dag=validate.smoke_dag_arg(smoke_dag), smoke=not no_smoke, break_lock=break_lock,
+                            drain=_drain(drain_timeout, force))
         return commands.provision(_sel(host, group, limit, inventory), _conn(known_hosts, accept_new, timeout),
                                   opts, as_json=json, forks=int(forks), progress=_progress(),
                                   color=sys.stdout.isatty(), rollout=rollout.parse(serial, max_fail))
@@ -175,7 +184,7 @@ def _run_audit(fn: Callable[..., commands.Reply], *args: object, **kwargs: objec
     """Like _run, but bad input exits 1: 2 and 3 are audit verdicts."""
     try:
         reply = fn(*args, **kwargs)
-    except (InventoryError, SettingsError, ScheduleError, ValueError) as exc:
+    except (InventoryError, SettingsError, schedule.ScheduleError, ValueError) as exc:
         print(for_terminal(f"hostprep: error: {exc}"), file=sys.stderr)
         raise Exit(code=1)
     _show(reply)
