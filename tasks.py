@@ -53,9 +53,10 @@ def lab_reset(c, host=None):
             "repeats": "runs per tool and size, interleaved (default 5)",
             "keep": "leave the bench hosts running afterwards",
             "down": "only remove the bench hosts",
+            "refuse_loaded": "do not count samples taken with the load average above 1.5x the cores (default: mark them)",
             "scale": "measure inventory loading instead: static files of 1,000 and 10,000 hosts, "
                      "and ansible-inventory on 300 EC2 instances in moto"})
-def bench(c, hosts="10,30", repeats=5, keep=False, down=False, scale=False):
+def bench(c, hosts="10,30", repeats=5, keep=False, down=False, scale=False, refuse_loaded=False):
     """Benchmark the audit against ansible-playbook and pyinfra on N light lab hosts."""
     from tests.benchmarks import bench as b
 
@@ -67,7 +68,7 @@ def bench(c, hosts="10,30", repeats=5, keep=False, down=False, scale=False):
 
         print(s.main())
         return
-    print(b.main([int(n) for n in str(hosts).split(",") if n], int(repeats), keep))
+    print(b.main([int(n) for n in str(hosts).split(",") if n], int(repeats), keep, refuse_loaded=refuse_loaded))
 
 
 lab_ns = Collection("lab")

@@ -27,18 +27,22 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from tests.benchmarks import complete
+from tests.benchmarks import complete, protocol, startup
+from tests.benchmarks.measure import Sample, measure, tool_env
+from tests.benchmarks.protocol import Load
 from tests.lab import lab
 
 HERE = Path(__file__).resolve().parent
-PREFIX = "hostprep-bench"
-PORT_BASE = 2400
+# The benchmark's own fleet: hostprep-bench-* on 2401+ beside the default lab; beside a lab with its own
+# HOSTPREP_LAB_PREFIX (another checkout's), <prefix>bench-* on that lab's port base + 200, so two checkouts'
+# benchmarks never share (or remove) each other's hosts. A port already in use stops lab.up, never reuses it.
+PREFIX, PORT_BASE = ("hostprep-bench", 2400) if lab.PREFIX == "hostprep-lab" else \
+    (f"{lab.PREFIX}bench", lab.PORT_BASE + 200)
 PEER_SCRIPT = ("getent group docker; stat -c '%a %U %G' /var/run/docker.sock; "
                "w=$(docker ps -q --filter label=com.docker.compose.service=airflow-worker); "
                "docker exec $w id; docker exec $w docker ps 2>&1; echo \"docker ps exit $?\"")
@@ -65,57 +69,6 @@ def down(log: Log = print, prefix: str = PREFIX, port_base: int = PORT_BASE) -> 
 
 
 # ---------------------------------------------------------------- measuring
-
-@dataclass
-class Sample:
-    tool: str
-    n: int
-    wall: float
-    cpu: float
-    peak_mb: float
-    exit_code: int
-    output: str = ""
-
-
-def _tree_rss_mb(root: int) -> float:
-    """RSS of a process and all its descendants, from /proc (MB)."""
-    total, todo = 0, [root]
-    while todo:
-        pid = todo.pop()
-        try:
-            with open(f"/proc/{pid}/statm") as fh:
-                total += int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-            for task in os.listdir(f"/proc/{pid}/task"):
-                with open(f"/proc/{pid}/task/{task}/children") as fh:
-                    todo += [int(c) for c in fh.read().split()]
-        except (OSError, ValueError):
-            continue
-    return total / 2**20
-
-
-def measure(tool: str, n: int, argv: list[str], env: dict[str, str] | None = None) -> Sample:
-    """Wall, CPU (the child and everything it waited for) and sampled peak RSS of the whole tree."""
-    started = time.monotonic()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=lab.REPO)
-    peak = [0.0]
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], _tree_rss_mb(proc.pid))
-            done.wait(0.02)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    out = proc.stdout.read() if proc.stdout else b""
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.monotonic() - started
-    done.set()
-    sampler.join()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return Sample(tool, n, wall, usage.ru_utime + usage.ru_stime, peak[0], proc.returncode,
-                  out.decode(errors="replace"))
-
 
 def sshd_counts(hosts: list[lab.LabHost]) -> dict[str, tuple[int, int]]:
     """Per host: (connections accepted, exec sessions started) in sshd's log so far."""
@@ -147,26 +100,16 @@ def _inventory_files(hosts: list[lab.LabHost], tmp: Path) -> dict[str, Path]:
     return files
 
 
-def tool_env(**extra: str) -> dict[str, str]:
-    """The environment every measured tool runs in.
-
-    Installed tools run from bytecode (pip compiles ansible's and pyinfra's at install time); an
-    editable hostprep writes its own on the warm-up run, unless the environment forbids it. This
-    sandbox sets PYTHONDONTWRITEBYTECODE, which made every hostprep run compile its source again.
-    """
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    return {**env, **extra}
-
-
 COLD, WARM = "cold", "warm"  # Ansible's ControlPath: fresh each run, or kept (masters persist between runs)
 
 
 def commands_for(n: int, inv: dict[str, Path], tmp: Path) -> dict[str, tuple[list[str], dict[str, str]]]:
     """Each measured configuration: argv and environment. Ansible's ControlPath is set per run (``timed``)."""
     env = tool_env()
-    # the json callback: per-host results to check the audit was done (complete.py), at a cost like the default's
+    # ansible-core's own `minimal` callback (the ad-hoc default): each host's result whole, to check the audit
+    # was done (complete.py), at a cost like the default's; `json` is ansible.posix's, which ansible-core lacks
     ansible_env = dict(env, ANSIBLE_PIPELINING="True", ANSIBLE_HOST_KEY_CHECKING="True", ANSIBLE_FORKS=str(max(50, n)),
-                       ANSIBLE_NOCOLOR="1", ANSIBLE_STDOUT_CALLBACK="json",
+                       ANSIBLE_NOCOLOR="1", ANSIBLE_STDOUT_CALLBACK="ansible.builtin.minimal",
                        ANSIBLE_LOCAL_TEMP=str(tmp / "ansible-tmp"))
     raw = ["ansible-playbook", "-i", str(inv["ini"]), str(HERE / "audit_raw.yml"), "-f", str(max(50, n)),
            "-e", json.dumps({"peer_script": PEER_SCRIPT})]
@@ -174,7 +117,7 @@ def commands_for(n: int, inv: dict[str, Path], tmp: Path) -> dict[str, tuple[lis
     return {
         # hostprep at its default parallelism (32 hosts at a time): past that, 2 cores shared with
         # the hosts only thrash (measured at N=100: forks 100 costs ~30% more CPU and is no faster)
-        "hostprep": ([sys.executable, "-m", "invoke", "audit", "--inventory", str(inv["yml"]), "--json"],
+        "hostprep": ([sys.executable, "-m", "hostprep", "audit", "--inventory", str(inv["yml"]), "--json"],
                      dict(env, HOSTPREP_STATE_DIR=str(tmp / "hostprep-state"))),
         "ansible-raw": (raw, ansible_env),
         "ansible-raw-warm": (raw, warm_env),
@@ -188,12 +131,18 @@ def commands_for(n: int, inv: dict[str, Path], tmp: Path) -> dict[str, tuple[lis
 
 @dataclass
 class Result:
-    """Samples per tool at one fleet size; only samples whose audit was complete on every host count."""
+    """Samples per tool at one fleet size. Only samples whose audit was complete on every host count
+    (and, with ``refuse_loaded``, only those taken on a quiet machine); the others say why not."""
 
     n: int
+    cores: int = field(default_factory=lambda: len(os.sched_getaffinity(0)))
+    refuse_loaded: bool = False
     samples: dict[str, list[Sample]] = field(default_factory=dict)
     sessions: dict[str, tuple[float, float]] = field(default_factory=dict)
     invalid: dict[str, int] = field(default_factory=dict)
+    reasons: dict[str, list[str]] = field(default_factory=dict)
+    last: dict[str, Sample] = field(default_factory=dict)
+    loads: list[Load] = field(default_factory=list)
 
     def valid(self, tool: str) -> bool:
         return bool(self.samples.get(tool))
@@ -201,10 +150,39 @@ class Result:
     def median(self, tool: str, attr: str) -> float:
         return statistics.median(getattr(s, attr) for s in self.samples[tool]) if self.valid(tool) else float("nan")
 
+    def loaded(self, tool: str) -> int:
+        """How many of the tool's counted samples were taken on a busy machine."""
+        return sum(s.load.above(self.cores) for s in self.samples.get(tool, []))
 
-def run_audits(hosts: list[lab.LabHost], repeats: int, log: Log) -> Result:
+    def add(self, s: Sample, gaps: list[str]) -> str:
+        """Count a sample, or record why not (``gaps``: hosts whose audit it did not show); the log's note."""
+        self.samples.setdefault(s.tool, [])
+        self.last[s.tool] = s
+        self.loads.append(s.load)
+        why = ""
+        if gaps:
+            why = f"audit incomplete on {len(gaps)} hosts ({', '.join(gaps[:5])})"
+            why += f"; {protocol.hint(s.output)}" if protocol.hint(s.output) else ""
+        elif self.refuse_loaded and s.load.above(self.cores):
+            why = f"taken at {s.load}, above {protocol.LOAD_LIMIT:g} x {self.cores} cores"
+        if not why:
+            self.samples[s.tool].append(s)
+            return f"  LOADED ({s.load})" if s.load.above(self.cores) else ""
+        self.invalid[s.tool] = self.invalid.get(s.tool, 0) + 1
+        self.reasons.setdefault(s.tool, []).append(why)
+        return f"  NOT COUNTED: {why}"
+
+    def check(self) -> None:
+        """Stop the benchmark (``protocol.NoSample``) at the first tool whose row counted no sample."""
+        for tool, counted in self.samples.items():
+            if not counted:
+                raise protocol.NoSample(protocol.why_not_counted(
+                    tool, self.n, self.reasons.get(tool, []), self.last[tool].output if tool in self.last else ""))
+
+
+def run_audits(hosts: list[lab.LabHost], repeats: int, log: Log, refuse_loaded: bool = False) -> Result:
     """Each tool ``repeats`` times on the same hosts, interleaved; ssh sessions counted on the first round."""
-    result = Result(len(hosts))
+    result = Result(len(hosts), refuse_loaded=refuse_loaded)
     with tempfile.TemporaryDirectory(prefix="hostprep-bench-") as t:
         tmp = Path(t)
         inv = _inventory_files(hosts, tmp)
@@ -229,15 +207,19 @@ def run_audits(hosts: list[lab.LabHost], repeats: int, log: Log) -> Result:
             _rounds(hosts, repeats, cmds, timed, result, log)
         finally:
             subprocess.run(["pkill", "-f", str(warm)], check=False)
+    result.check()
     return result
 
 
 def _rounds(hosts: list[lab.LabHost], repeats: int, cmds: dict[str, tuple[list[str], dict[str, str]]],
             timed: Callable[[str, list[str], dict[str, str]], Sample], result: Result, log: Log) -> None:
-    """A warm-up run of each tool (page cache, pyc files, warm masters), then ``repeats`` interleaved rounds."""
+    """A warm-up run of each tool (page cache, pyc files, warm masters), then ``repeats`` interleaved rounds.
+    A warm-up that shows a missing plugin or collection stops the benchmark there (``protocol.hint``)."""
     names = [h.name for h in hosts]
     for name, (argv, env) in cmds.items():
-        timed(name, argv, env)
+        s = timed(name, argv, env)
+        if complete.missing(name, s.output, names) and protocol.hint(s.output):
+            raise protocol.NoSample(protocol.why_not_counted(name, len(hosts), [protocol.hint(s.output)], s.output))
     for rnd in range(repeats):
         for name, (argv, env) in cmds.items():
             before = sshd_counts(hosts) if rnd == 0 else None
@@ -248,14 +230,9 @@ def _rounds(hosts: list[lab.LabHost], repeats: int, cmds: dict[str, tuple[list[s
                 execs = [after[h][1] - before[h][1] for h in after]
                 result.sessions[name] = (statistics.mean(conns), statistics.mean(execs))
             gaps = complete.missing(name, s.output, names)
-            result.samples.setdefault(name, [])
-            if gaps:
-                result.invalid[name] = result.invalid.get(name, 0) + 1
-            else:
-                result.samples[name].append(s)
+            note = result.add(s, gaps)
             log(f"  n={len(hosts)} {name:<16} round {rnd + 1}: {s.wall:6.2f}s wall {s.cpu:6.2f}s cpu "
-                f"{s.peak_mb:6.0f} MB exit {s.exit_code}"
-                + (f"  NOT COUNTED: audit incomplete on {len(gaps)} hosts ({', '.join(gaps[:5])})" if gaps else ""))
+                f"{s.peak_mb:6.0f} MB exit {s.exit_code} {s.load}{note}")
             if gaps:
                 log(f"    {name} output: " + s.output[-800:])
 
@@ -263,8 +240,8 @@ def _rounds(hosts: list[lab.LabHost], repeats: int, cmds: dict[str, tuple[list[s
 def table(results: list[Result]) -> str:
     """The benchmark's table: per N and tool, medians and ratios to hostprep."""
     rows = ["| N | tool | wall (median) | × hostprep | controller CPU | CPU/host | peak memory | ssh conns/host | "
-            "execs/host | samples counted |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+            "execs/host | samples counted | of them loaded |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         base = r.median("hostprep", "wall")
         for tool in r.samples:
@@ -272,7 +249,7 @@ def table(results: list[Result]) -> str:
             conns, execs = r.sessions.get(tool, (float("nan"), float("nan")))
             counted = f"{len(r.samples[tool])}/{len(r.samples[tool]) + r.invalid.get(tool, 0)}"
             rows.append(f"| {r.n} | {tool} | {wall:.2f} s | {wall / base:.1f}× | {cpu:.2f} s | "
-                        f"{cpu / r.n * 1000:.0f} ms | {mem:.0f} MB | {conns:.1f} | {execs:.1f} | {counted} |")
+                        f"{cpu / r.n * 1000:.0f} ms | {mem:.0f} MB | {conns:.1f} | {execs:.1f} | {counted} | {r.loaded(tool)} |")
     return "\n".join(rows)
 
 
@@ -304,7 +281,7 @@ def growth(results: list[Result]) -> str:
     """How cost grows with N: a least-squares line through each tool's medians (fixed + per host)."""
     if len(results) < 2:
         return ""
-    rows = ["| tool | wall per added host | controller CPU per added host | CPU at N=0 (start-up) |", "|---|---|---|---|"]
+    rows = ["| tool | wall per added host | controller CPU per added host | the fit's CPU at N=0 |", "|---|---|---|---|"]
     for tool in [t for t in results[0].samples if all(r.valid(t) for r in results)]:
         ns = [r.n for r in results]
         wall = _fit(ns, [r.median(tool, "wall") for r in results])
@@ -356,12 +333,23 @@ def provision_overhead(hosts: list[lab.LabHost], log: Log) -> str:
     return "\n".join(lines)
 
 
+def startup_row(repeats: int, log: Log, refuse_loaded: bool = False) -> startup.Startup:
+    """Each tool at N=0 (``startup``), measured before the bench's hosts start and load the machine."""
+    with tempfile.TemporaryDirectory(prefix="hostprep-bench-0-") as t:
+        tmp = Path(t)
+        return startup.run(commands_for(0, _inventory_files([], tmp), tmp), repeats, log, refuse_loaded)
+
+
 def main(sizes: list[int], repeats: int = 5, keep: bool = False, log: Log = print, *,
-         prefix: str = PREFIX, port_base: int = PORT_BASE) -> str:
+         prefix: str = PREFIX, port_base: int = PORT_BASE, refuse_loaded: bool = False) -> str:
+    """The whole benchmark; its report opens with the run's load verdict (``protocol.verdict``).
+    ``refuse_loaded``: samples taken above the load limit are not counted (by default they are marked)."""
     for tool in ("ansible-playbook", "pyinfra"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is not installed: pip install -e '.[bench]'")
-    results, report = [], []
+    first = startup_row(repeats, log, refuse_loaded)
+    results: list[Result] = []
+    report = [first.table()]
     biggest = max(sizes)
     started = time.monotonic()
     with bench_fleet(prefix, port_base):
@@ -369,7 +357,7 @@ def main(sizes: list[int], repeats: int = 5, keep: bool = False, log: Log = prin
         log(f"{biggest} bench hosts up in {time.monotonic() - started:.1f}s")
         try:
             for n in sorted(sizes):
-                results.append(run_audits(fleet[:n], repeats, log))
+                results.append(run_audits(fleet[:n], repeats, log, refuse_loaded))
             report.append(table(results))
             report.append(strongest(results))
             report.append(growth(results))
@@ -377,4 +365,5 @@ def main(sizes: list[int], repeats: int = 5, keep: bool = False, log: Log = prin
         finally:
             if not keep:
                 lab.down(log=lambda m: None)
-    return "\n\n".join(r for r in report if r)
+    loads = first.loads + [x for r in results for x in r.loads]
+    return "\n\n".join([protocol.verdict(loads, first.cores), *(r for r in report if r)])

@@ -42,21 +42,21 @@ def hostprep_missing(output: str, hosts: Iterable[str]) -> list[str]:
     return [h for h in hosts if (seen.get(h) or {}).get("status") not in ("ok", "drift")]
 
 
+# ansible-core's `minimal` callback: one block per host and task, opened by `HOST | STATUS | rc=N >>` (raw and
+# command tasks) or `HOST | STATUS! => {...}`; the block runs to the next opening line.
+ANSIBLE_RESULT = re.compile(r"^(\S+) \| (SUCCESS|CHANGED|FAILED|UNREACHABLE|SKIPPED)!?(?= |$)", re.M)
+
+
 def ansible_missing(output: str, hosts: Iterable[str]) -> list[str]:
-    """ansible-playbook with the ``json`` callback: no failed or unreachable task, and each part in the results."""
-    data = _json_tail(output)
-    stats = data.get("stats") or {}
+    """ansible-playbook with the ``minimal`` callback: no failed or unreachable result, each part in the results."""
+    opens = list(ANSIBLE_RESULT.finditer(output))
     texts: dict[str, list[str]] = {}
-    for play in data.get("plays") or []:
-        for task in play.get("tasks") or []:
-            for host, res in (task.get("hosts") or {}).items():
-                texts.setdefault(host, []).extend(str(res.get(k) or "") for k in ("stdout", "stderr"))
-    missing = []
-    for h in hosts:
-        st = stats.get(h) or {}
-        if not st or st.get("failures") or st.get("unreachable") or not audit_done("\n".join(texts.get(h, []))):
-            missing.append(h)
-    return missing
+    bad: set[str] = set()
+    for m, nxt in zip(opens, [*opens[1:], None]):
+        texts.setdefault(m.group(1), []).append(output[m.end():nxt.start() if nxt else len(output)])
+        if m.group(2).startswith(("FAILED", "UNREACHABLE")):
+            bad.add(m.group(1))
+    return [h for h in hosts if h in bad or not audit_done("\n".join(texts.get(h, [])))]
 
 
 def pyinfra_missing(output: str, hosts: Iterable[str]) -> list[str]:

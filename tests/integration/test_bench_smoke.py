@@ -18,12 +18,15 @@ def test_benchmark_counts_only_complete_audits_and_hostprep_opens_one_exec_per_h
     rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| 2 \| ([\w-]+) \|.*$", report, re.M)}
     assert set(rows) == {"hostprep", "ansible-raw", "ansible-raw-warm", "ansible-tasks", "pyinfra"}
     for tool, row in rows.items():   # every tool really did the whole audit on both hosts (lab hosts have python3)
-        assert row.rstrip(" |").endswith("| 1/1"), row
+        assert [c.strip() for c in row.split("|")][-3] == "1/1", row
     cells = [c.strip() for c in rows["hostprep"].split("|")]
-    assert cells[-4:-2] == ["1.0", "1.0"], rows["hostprep"]   # one connection, one exec per host
-    assert [c.strip() for c in rows["ansible-raw"].split("|")][-3] == "1.0"   # one raw task: one exec per host
+    assert cells[-5:-3] == ["1.0", "1.0"], rows["hostprep"]   # one connection, one exec per host
+    assert [c.strip() for c in rows["ansible-raw"].split("|")][-4] == "1.0"   # one raw task: one exec per host
     assert re.search(r"^N=2: hostprep [\d.]+ s; ansible at its strongest \(ansible-(raw|tasks)\) [\d.]+ s = [\d.]+×; "
                      r"pyinfra at its strongest \(pyinfra\)", report, re.M), report
     assert "provision on 2 hosts: 2 changed" in report
+    assert re.match(r"load: (QUIET|LOADED) run", report), report[:200]   # the protocol's verdict opens the report
+    for tool in ("hostprep", "ansible-playbook", "pyinfra"):   # the start-up row: --version and an empty inventory
+        assert re.search(rf"^\| {tool} \| [\d.]+ s \| [\d.]+ s \| [\d.]+ s \| [\d.]+ s \| 2/2 \|", report, re.M), report
     assert re.search(r"per host phases \(median\): connect [\d.]+ s, facts [\d.]+ s, compose [\d.]+ s, proof [\d.]+ s", report)
     assert not [ln for ln in lines if "NOT COUNTED" in ln], lines

@@ -34,14 +34,19 @@ def test_a_hostprep_host_that_was_not_audited_does_not_count() -> None:
 
 @pytest.mark.parametrize("tool", ["ansible-raw", "ansible-tasks"])
 def test_ansible_failing_on_a_host_or_losing_a_check_does_not_count(tool: str) -> None:
-    data = json.loads(_out(tool))
-    data["stats"]["lab2"]["failures"] = 1   # e.g. "The module interpreter '/usr/bin/python3' was not found"
-    assert missing(tool, "[WARNING]: noise before the JSON\n" + json.dumps(data), HOSTS) == ["lab2"]
-    data = json.loads(_out(tool))
-    for task in data["plays"][0]["tasks"]:
-        if "lab1" in task["hosts"]:
-            task["hosts"]["lab1"]["stdout"] = task["hosts"]["lab1"].get("stdout", "").replace("uid=", "")
-    assert missing(tool, json.dumps(data), HOSTS) == ["lab1"]
+    text = _out(tool)
+    failed = text.replace("lab2 | SUCCESS | rc=0 >>", "lab2 | FAILED | rc=127 >>", 1)
+    assert missing(tool, failed, HOSTS) == ["lab2"]
+    unreachable = text + 'lab1 | UNREACHABLE! => {\n    "changed": false\n}\n'
+    assert missing(tool, unreachable, HOSTS) == ["lab1"]
+    assert missing(tool, text.replace("uid=", "uid:", 1), HOSTS) == ["lab1"]   # lab1 answers id first
+
+
+def test_ansible_output_is_read_per_host_block_warnings_between_them_and_all() -> None:
+    text = _out("ansible-tasks")
+    assert "[WARNING]" in text and text.count("lab1 | SUCCESS") == 5   # one block per task, a warning between
+    assert missing("ansible-tasks", text.replace("lab1 | SUCCESS", "lab9 | SUCCESS"), HOSTS) == ["lab1"]
+    assert missing("ansible-raw", "Could not load 'json' callback plugin", HOSTS) == HOSTS
 
 
 def test_pyinfra_counts_only_hosts_whose_lines_hold_every_check() -> None:
