@@ -169,10 +169,14 @@ def _apply(air: Side, task: Side, settings: HostSettings, url: str, before: Fact
         put(task.t, owner, tplan.change)
         rt.timings["apply"] = time.monotonic() - start
     except TlsHostError as exc:
-        if task in held and tplan.changed:
+        if len(held) == 2 and tplan.changed:
             _undo(task, owner, tplan.undo, rt)
         _release(held, owner)
-        return ra.fail(f"nothing was changed here: the task host failed ({exc})"), rt.fail(str(exc))
+        if len(held) < 2 or rt.rolled_back:   # nothing is left changed: no state to roll back to
+            _forget(rec)
+            snapshots.discard_local(air.name, snap_id)
+        said = str(exc) + ("" if len(held) < 2 else _restored(rt))
+        return ra.fail(f"nothing was changed here: the task host failed ({said})"), rt.fail(said)
     done = _apply_airflow(air, settings, url, before, plan, aplan, snap, owner, ra)
     if done:
         _checked(air, settings, url, ra)
@@ -271,6 +275,16 @@ def _save_record(rec: dict[str, Any]) -> None:
         write_private(host_dir(host) / "remote-tls" / f"{rec['id']}.json", text)
 
 
+def _forget(rec: dict[str, Any], suffix: str = "") -> None:
+    """Drop a record whose change is undone (``suffix``: keep it under another name, for the history)."""
+    for host in (rec["airflow"]["host"], rec["task"]["host"]):
+        path = host_dir(host) / "remote-tls" / f"{rec['id']}.json"
+        if suffix and path.exists():
+            path.rename(path.with_name(path.name + suffix))
+        else:
+            path.unlink(missing_ok=True)
+
+
 def latest_record(host: str) -> dict[str, Any] | None:
     """The newest remote-tls record naming ``host`` (as the Airflow host or the task host)."""
     folder = host_dir(host) / "remote-tls"
@@ -317,6 +331,8 @@ def rollback(air: Side, task: Side, snap_id: str | None = None) -> tuple[HostRep
             release(side.t, owner)
     if back.failed:
         ra.fail(back.error or "rollback failed")
+    elif not rt.failed:
+        _forget(rec, ".rolled-back")
     ra.snapshot_id = rt.snapshot_id = rec["id"]
     for host in (air.name, task.name):
         snapshots.append_history(host, {"event": "rollback", "strategy": STRATEGY, "snapshot_id": rec["id"], "at": _now()})

@@ -54,6 +54,7 @@ facts)
     if [ -n "${PORT:-}" ] && listening "$PORT"; then echo busy; fi
     m end ;;
 hold)   # the lock, held by a sleeper (its pid and start time are the holder) until release or HOLD_SECONDS
+    mkdir -p "$STATE_DIR" && chmod 700 "$STATE_DIR" || exit 70
     i=0
     until mkdir "$lock" 2>/dev/null; do
         ours && break

@@ -1,0 +1,155 @@
+"""remote-tls on two real lab hosts: lab1 is the Airflow host, lab2 the task host, on one Docker network
+(the lab's network; the controller still talks only to 127.0.0.1). Each test resets both hosts first."""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import pytest
+
+from hostprep import remote_tls_run as rtls
+from hostprep.results import CHANGED, OK, HostReport
+from tests.integration.conftest import Pristine, connect, entry, settings, state_of
+from tests.lab import lab
+
+AIR, TASK = "lab1", "lab2"
+NET = f"{lab.PREFIX}-net"
+# the task host as the test and the host see it, out of band
+TASK_STATE = ("cd / && for f in /etc/hostprep/dockerd-tls/ca.pem /etc/hostprep/dockerd-tls/cert.pem "
+              "/etc/hostprep/dockerd-tls/key.pem /etc/systemd/system/docker.service.d/hostprep-tls.conf; do "
+              "[ -e $f ] && stat -c '%n %a %U:%G' $f && sha256sum $f || echo \"$f missing\"; done; "
+              "ls -d /etc/hostprep /etc/systemd/system/docker.service.d 2>&1; "
+              "systemctl show docker.service -p ExecStart --value | sed 's/ ; start_time.*//'; "
+              "stat -c '%a %U:%G' /var/run/docker.sock; ss -Hltn 'sport = :2376' | wc -l")
+AIR_FILES = "ls -d /etc/hostprep 2>&1; cd /opt/airflow && sha256sum docker-compose.yaml .env; ls -a"
+CLEAN_TASK = """
+systemctl reset-failed docker.service docker.socket   # earlier tests' restarts count against systemd's start limit
+rm -rf /etc/hostprep
+iptables -D INPUT -p tcp --dport 2376 -j REJECT 2>/dev/null || true
+docker rm -f hostprep-test-port hostprep-tls-probe >/dev/null 2>&1 || true
+if grep -q hostprep-test /etc/default/docker 2>/dev/null; then
+    sed -i '/hostprep-test/,+1d' /etc/default/docker
+    systemctl reset-failed docker.service docker.socket; systemctl restart docker
+fi
+"""
+
+
+@pytest.fixture
+def pair(pristine: Pristine, lab_hosts: dict[str, lab.LabHost]) -> tuple[lab.LabHost, lab.LabHost]:
+    """lab1 and lab2 pristine, on the lab's network (made here once), nothing of remote-tls left on either."""
+    subnet = f"10.{200 + zlib.crc32(lab.PREFIX.encode()) % 50}.{zlib.crc32(lab.PREFIX.encode()) % 250}.0/24"
+    if lab.docker("network", "inspect", NET, check=False).returncode != 0:
+        lab.docker("network", "create", "--subnet", subnet, "--label", "hostprep.lab=net", NET)
+    for h in (lab_hosts[AIR], lab_hosts[TASK]):
+        out = lab.docker("network", "connect", NET, h.container, check=False)
+        assert out.returncode == 0 or b"already exists" in out.stderr, out.stderr
+    lab_hosts[TASK].exec(CLEAN_TASK)
+    lab_hosts[AIR].exec("rm -rf /etc/hostprep")
+    pristine(AIR, TASK)
+    return lab_hosts[AIR], lab_hosts[TASK]
+
+
+def task_ip(h: lab.LabHost) -> str:
+    fmt = f'{{{{(index .NetworkSettings.Networks "{NET}").IPAddress}}}}'
+    return lab.docker("inspect", "-f", fmt, h.container).stdout.decode().strip()
+
+
+def run(task: lab.LabHost, what: str = "provision", **opts: Any) -> tuple[HostReport, HostReport]:
+    tvars = {**entry(TASK).vars, "hostprep_tls_address": task.container, "hostprep_tls_ip": task_ip(task)}
+    with connect(AIR) as a, connect(TASK) as t:
+        air, side = rtls.Side(a, settings(AIR)), rtls.Side(t, settings(TASK), tvars)
+        return rtls.provision(air, side, rtls.PairOptions(**opts)) if what == "provision" else rtls.rollback(air, side)
+
+
+def in_worker(h: lab.LabHost, script: str) -> str:
+    """A command in lab1's worker with its own environment (DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH)."""
+    worker = h.exec("docker ps -q --filter label=com.docker.compose.service=airflow-worker").strip()
+    return h.exec(f"docker exec {worker} sh -c '{script}' 2>&1", check=False)
+
+
+def test_remote_tls_runs_the_workers_containers_on_the_task_host_and_rolls_both_back_byte_identical(
+        pair: tuple[lab.LabHost, lab.LabHost]) -> None:
+    air, task = pair
+    air_before, air_files, task_before = state_of(AIR), air.exec(AIR_FILES), task.exec(TASK_STATE)
+
+    ra, rt = run(task)
+    assert (ra.status, rt.status) == (CHANGED, CHANGED), (ra.error, rt.error)
+    assert all(c.ok for c in ra.checks), [(c.name, c.detail) for c in ra.checks if not c.ok]
+    names = {c.name for c in ra.checks}
+    assert {"`docker ps` in the worker through TLS exits 0", "the task host refuses the worker without a client certificate",
+            "the task host refuses a client certificate from another CA", "the task host does not answer plain TCP",
+            "the worker has no Docker socket"} <= names
+    # out of band: the keys are root's, the unix socket stayed, dockerd listens with TLS
+    assert "/etc/hostprep/dockerd-tls/key.pem 600 root:root" in task.exec(TASK_STATE)
+    assert "640 root:root" in air.exec("stat -c '%a %U:%G' /etc/hostprep/docker-tls/key.pem")
+    assert task.exec("stat -c %a /etc/hostprep/dockerd-tls").strip() == "700"
+    assert "--tlsverify" in task.exec("systemctl show docker.service -p ExecStart --value")
+    assert task.exec("test -S /var/run/docker.sock && docker version -f '{{.Server.Version}}'").strip()
+
+    # a container the worker starts runs on the task host, not on the Airflow host
+    in_worker(air, "docker run -d --name hostprep-tls-probe hostprep-lab/airflow-base:latest sleep 60")
+    assert "hostprep-tls-probe" in task.exec("docker ps --format '{{.Names}}'")
+    assert "hostprep-tls-probe" not in air.exec("docker ps -a --format '{{.Names}}'")
+    task.exec("docker rm -f hostprep-tls-probe >/dev/null")
+
+    again_a, again_t = run(task)
+    assert (again_a.status, again_t.status) == (OK, OK), (again_a.error, again_t.error)
+    assert again_a.changed == again_t.changed == 0
+
+    ba, bt = run(task, "rollback")
+    assert not ba.failed and not bt.failed, (ba.error, bt.error)
+    assert ba.data.get("differences") == []
+    assert state_of(AIR) == air_before
+    assert air.exec(AIR_FILES) == air_files
+    assert task.exec(TASK_STATE) == task_before
+
+
+def test_a_failure_on_the_task_host_after_the_airflow_host_changed_puts_both_back(
+        pair: tuple[lab.LabHost, lab.LabHost]) -> None:
+    """The task host's firewall rejects 2376 (a security group the operator forgot): its dockerd comes up
+    with TLS, the Airflow host is changed, and the worker cannot reach the task host: both are restored."""
+    air, task = pair
+    task.exec("iptables -I INPUT -p tcp --dport 2376 -j REJECT")
+    air_before, air_files, task_before = state_of(AIR), air.exec(AIR_FILES), task.exec(TASK_STATE)
+    try:
+        ra, rt = run(task)
+    finally:
+        task.exec("iptables -D INPUT -p tcp --dport 2376 -j REJECT")
+    assert ra.failed and rt.failed
+    assert "`docker ps` in the worker through TLS exits 0" in (ra.error or "")
+    assert ra.rolled_back and rt.rolled_back, (ra.warnings, rt.warnings)
+    assert state_of(AIR) == air_before
+    assert air.exec(AIR_FILES) == air_files
+    assert task.exec(TASK_STATE) == task_before
+    assert task.exec("ls /var/lib/hostprep/lock 2>&1; ls /var/lib/hostprep/remote-tls.holder 2>&1", check=False).count("No such") == 2
+
+
+def test_a_task_host_whose_port_is_taken_is_refused_and_nothing_changes(pair: tuple[lab.LabHost, lab.LabHost]) -> None:
+    air, task = pair
+    task.exec("docker run -d --name hostprep-test-port -p 2376:80 hostprep-lab/airflow-base:latest sleep 600 >/dev/null")
+    air_files, task_before = air.exec(AIR_FILES), task.exec(TASK_STATE)
+    ra, rt = run(task)
+    assert rt.failed and "TCP port 2376 is already in use on the task host" in (rt.error or "")
+    assert air.exec(AIR_FILES) == air_files and task.exec(TASK_STATE) == task_before
+
+
+def test_a_task_host_whose_dockerd_listens_on_tcp_without_tls_is_refused(pair: tuple[lab.LabHost, lab.LabHost]) -> None:
+    air, task = pair
+    task.exec("printf '# hostprep-test\\nDOCKER_OPTS=\"-H tcp://127.0.0.1:2375\"\\n' >> /etc/default/docker && "
+              "systemctl restart docker && sleep 2 && docker version >/dev/null")
+    air_files, task_before = air.exec(AIR_FILES), task.exec(TASK_STATE)
+    ra, rt = run(task)
+    assert rt.failed and "already listens on TCP without TLS" in (rt.error or ""), rt.error
+    assert air.exec(AIR_FILES) == air_files and task.exec(TASK_STATE) == task_before
+
+
+def test_check_mode_shows_both_hosts_plans_and_changes_nothing(pair: tuple[lab.LabHost, lab.LabHost]) -> None:
+    air, task = pair
+    air_files, task_before = air.exec(AIR_FILES), task.exec(TASK_STATE)
+    ra, rt = run(task, check=True)
+    assert (ra.status, rt.status) == (CHANGED, CHANGED)
+    assert "restart docker.service (once)" in rt.data["plan"]
+    assert "write /etc/hostprep/docker-tls/key.pem root:0 640" in ra.data["files"]
+    assert air.exec(AIR_FILES) == air_files and task.exec(TASK_STATE) == task_before
+
