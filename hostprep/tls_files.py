@@ -47,14 +47,15 @@ def _text(f: FileState | None) -> str | None:
     return f.content.decode(errors="replace") if f and f.kind == "file" and f.content is not None else None
 
 
-def keep_or_issue(facts: TlsFacts, folder: str, ca: certs.CA, issue: Any, sans: list[str] | None = None) -> certs.Issued:
+def keep_or_issue(facts: TlsFacts, folder: str, ca: certs.CA, issue: Any, sans: list[str] | None = None,
+                  *, renew_days: float = RENEW_DAYS) -> certs.Issued:
     """The certificate and key a host has, if the fleet CA issued it (for the same names) and it has
     RENEW_DAYS left; else a new one (``issue()``)."""
     have = [_text(facts.files.get(f"{folder}/{n}")) for n in (CERT, KEY, CA)]
     cert, key, ca_pem = have
     if cert and key and ca_pem == ca.cert_pem and certs.verify_chain(cert, ca.cert_pem) is None:
         try:
-            fresh = certs.days_left(cert) > RENEW_DAYS and (sans is None or certs.sans_of(cert) == sans)
+            fresh = certs.days_left(cert) > renew_days and (sans is None or certs.sans_of(cert) == sans)
         except (certs.CertError, ValueError):
             fresh = False
         if fresh:
