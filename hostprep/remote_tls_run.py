@@ -27,7 +27,7 @@ from hostprep.plan import make_plan
 from hostprep.results import CHANGED, OK, HostReport
 from hostprep.settings import HostSettings
 from hostprep.strategies.remote_tls import CLIENT_DIR, RemoteTls, docker_url_of, task_endpoint
-from hostprep.tls_files import (AIRFLOW_DIRS, AIRFLOW_PATHS, TASK_DIRS, TASK_PATHS, FilePlan, airflow_files,
+from hostprep.tls_files import (AIRFLOW_DIRS, AIRFLOW_PATHS, RENEW_DAYS, TASK_DIRS, TASK_PATHS, FilePlan, airflow_files,
                                 keep_or_issue, plan_files, put_from_dict, put_to_dict, task_files)
 from hostprep.tls_host import Put, TlsHostError, hold, put, release, worker_checks
 from hostprep import tls_host
@@ -52,10 +52,17 @@ class Side:
 
 @dataclass(frozen=True)
 class PairOptions:
+    """``days``: lifetime of certificates issued now; ``rotate``: issue the Airflow host's client
+    certificate again whatever it has left (no dockerd restart: the daemon trusts every certificate
+    of the fleet CA, so a task in flight keeps its connection and new ones use the new certificate);
+    the task host's server certificate is issued again only within ``renew_days`` of its expiry."""
+
     check: bool = False
     lock_wait: int = 10
     ca_path: str | None = None
     days: int = certs.DEFAULT_DAYS
+    rotate: bool = False
+    renew_days: float = RENEW_DAYS
 
 
 def with_endpoint(settings: HostSettings, endpoint: Mapping[str, Any]) -> HostSettings:
@@ -125,8 +132,9 @@ def provision(air: Side, task: Side, opts: PairOptions = PairOptions()) -> tuple
     problems = task_problems(tf, task_facts, endpoint, ours is not None and ours.kind == "file")
     sans = [endpoint["address"], *([endpoint["ip"]] if endpoint.get("ip") else [])]
     server = keep_or_issue(tf, "/etc/hostprep/dockerd-tls", ca, lambda: certs.issue_server(
-        ca, endpoint["address"], addresses=tuple(sans[1:]), days=opts.days), sans)
-    client = keep_or_issue(af, CLIENT_DIR, ca, lambda: certs.issue_client(ca, air.name, days=opts.days))
+        ca, endpoint["address"], addresses=tuple(sans[1:]), days=opts.days), sans, renew_days=opts.renew_days)
+    client = keep_or_issue(af, CLIENT_DIR, ca, lambda: certs.issue_client(ca, air.name, days=opts.days),
+                           renew_days=float("inf") if opts.rotate else opts.renew_days)
     tplan = plan_files(tf, TASK_DIRS, task_files(server, tf.exec_start or "/usr/sbin/dockerd", endpoint["port"])
                        if tf.exec_start else {}, restart_if=TASK_PATHS)
     tplan = replace(tplan, change=replace(tplan.change, wait_port=endpoint["port"]),
@@ -148,6 +156,11 @@ def provision(air: Side, task: Side, opts: PairOptions = PairOptions()) -> tuple
             _checked(air, settings, url, ra)
         return ra, rt
     return _apply(air, task, settings, url, before, plan, tplan, aplan, opts, ra, rt)
+
+
+def rotate(air: Side, task: Side, opts: PairOptions = PairOptions()) -> tuple[HostReport, HostReport]:
+    """``certs.rotate``: a new client certificate for the Airflow host now, the server's when it is due."""
+    return provision(air, task, replace(opts, rotate=True))
 
 
 def _apply(air: Side, task: Side, settings: HostSettings, url: str, before: Facts, plan: Any, tplan: FilePlan,

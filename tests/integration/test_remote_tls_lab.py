@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import time
 import zlib
 from typing import Any
 
 import pytest
 
+from hostprep import remote_tls_audit
 from hostprep import remote_tls_run as rtls
 from hostprep.results import CHANGED, OK, HostReport
 from tests.integration.conftest import Pristine, connect, entry, settings, state_of
@@ -153,3 +155,58 @@ def test_check_mode_shows_both_hosts_plans_and_changes_nothing(pair: tuple[lab.L
     assert "write /etc/hostprep/docker-tls/key.pem root:0 640" in ra.data["files"]
     assert air.exec(AIR_FILES) == air_files and task.exec(TASK_STATE) == task_before
 
+
+
+def audit_ids(task: lab.LabHost) -> list[str]:
+    tvars = {**entry(TASK).vars, "hostprep_tls_address": task.container, "hostprep_tls_ip": task_ip(task)}
+    with connect(AIR) as a, connect(TASK) as t:
+        return sorted(f.key for f in remote_tls_audit.audit(a, settings(AIR), t, settings(TASK), tvars))
+
+
+def test_the_audit_reports_expiring_certificates_a_changed_drop_in_and_a_worker_back_on_the_socket(
+        pair: tuple[lab.LabHost, lab.LabHost]) -> None:
+    air, task = pair
+    ra, rt = run(task, days=20)
+    assert (ra.status, rt.status) == (CHANGED, CHANGED), (ra.error, rt.error)
+    assert audit_ids(task) == ["tls-cert-expiring:lab1:/etc/hostprep/docker-tls/cert.pem",
+                               "tls-cert-expiring:lab2:/etc/hostprep/dockerd-tls/cert.pem"]
+    task.exec("echo '# edited by hand' >> /etc/systemd/system/docker.service.d/hostprep-tls.conf")
+    air.exec("cd /opt/airflow && docker compose -f docker-compose.yaml up -d airflow-worker >/dev/null 2>&1")
+    found = audit_ids(task)
+    assert "tls-dropin-drift" in found
+    assert "tls-socket-still-mounted:airflow-worker" in found and "tls-client-certs-unmounted:airflow-worker" in found
+
+
+def test_rotation_gives_a_new_client_certificate_while_a_task_runs_and_the_task_finishes(
+        pair: tuple[lab.LabHost, lab.LabHost]) -> None:
+    air, task = pair
+    ra, rt = run(task)
+    assert (ra.status, rt.status) == (CHANGED, CHANGED), (ra.error, rt.error)
+    old = air.exec("sha256sum /etc/hostprep/docker-tls/cert.pem /etc/hostprep/docker-tls/key.pem")
+    server = task.exec("sha256sum /etc/hostprep/dockerd-tls/cert.pem")
+    dockerd = task.exec("systemctl show docker.service -p MainPID --value").strip()
+    in_worker(air, "nohup sh -c \"docker run --rm --name hostprep-tls-inflight hostprep-lab/airflow-base:latest "
+                   "sh -c \\\"sleep 30; echo finished\\\" > /tmp/inflight.log 2>&1; echo rc=\\$? >> /tmp/inflight.log\" "
+                   ">/dev/null 2>&1 &")
+    for _ in range(40):
+        if "hostprep-tls-inflight" in task.exec("docker ps --format '{{.Names}}'"):
+            break
+        time.sleep(0.25)
+    else:
+        pytest.fail("the in-flight task never started on the task host")
+
+    with connect(AIR) as a, connect(TASK) as t:
+        tvars = {**entry(TASK).vars, "hostprep_tls_address": task.container, "hostprep_tls_ip": task_ip(task)}
+        ra, rt = rtls.rotate(rtls.Side(a, settings(AIR)), rtls.Side(t, settings(TASK), tvars))
+    assert ra.status == CHANGED and rt.status == OK, (ra.error, rt.error)
+    assert all(c.ok for c in ra.checks), [(c.name, c.detail) for c in ra.checks if not c.ok]
+    assert air.exec("sha256sum /etc/hostprep/docker-tls/cert.pem /etc/hostprep/docker-tls/key.pem") != old
+    assert task.exec("sha256sum /etc/hostprep/dockerd-tls/cert.pem") == server
+    assert task.exec("systemctl show docker.service -p MainPID --value").strip() == dockerd   # no restart
+    assert "hostprep-tls-inflight" in task.exec("docker ps --format '{{.Names}}'")   # still in flight after the switch
+    for _ in range(160):
+        log = in_worker(air, "cat /tmp/inflight.log")
+        if "rc=" in log:
+            break
+        time.sleep(0.25)
+    assert "finished" in log and "rc=0" in log, log
