@@ -175,13 +175,32 @@ def put(t: Transport, owner: str, change: Put) -> None:
 
 
 CHECKS = ("tls", "nocert", "otherca", "plain", "sock")
+# The same checks without a docker CLI: GET /containers/json (what `docker ps` asks); exit 0 when answered 200.
+PY_CHECK = r"""import socket, ssl, sys
+u, c, other, kind = sys.argv[1:5]
+host, port = u[6:].rsplit(":", 1)
+def tls(cert=None):
+    ctx = ssl.create_default_context(cafile=c + "/ca.pem")
+    if cert:
+        ctx.load_cert_chain(*cert)
+    return ctx
+try:
+    ctx = {"tls": lambda: tls((c + "/cert.pem", c + "/key.pem")), "nocert": tls,
+           "otherca": lambda: tls((other, other)), "plain": lambda: None}[kind]()
+    s = socket.create_connection((host, int(port)), 10)
+    s = ctx.wrap_socket(s, server_hostname=host) if ctx else s
+    s.sendall(b"GET /containers/json HTTP/1.0\r\nHost: docker\r\n\r\n")
+    sys.exit(0 if s.recv(64).split(b"\r\n")[0].split(b" ")[1:2] == [b"200"] else 1)
+except Exception:
+    sys.exit(1)
+"""
 
 
 def worker_checks(t: Transport, cid: str, url: str, cert_dir: str, other_pem: str) -> dict[str, str]:
     """Inside the worker container ``cid``: each of :data:`CHECKS` with what it gave (an exit code, or
     ``socket``/``none``). The answers are fenced by a nonce the worker never sees on a command line."""
     nonce = secrets.token_hex(8)
-    res = _run(t, {"MODE": "check", "CID": cid, "URL": url, "CERTS": cert_dir, "NONCE": nonce, "LOCK_OWNER": "",
+    res = _run(t, {"MODE": "check", "CID": cid, "URL": url, "CERTS": cert_dir, "NONCE": nonce, "LOCK_OWNER": "", "PY": PY_CHECK,
                    "OTHER_B64": base64.b64encode(other_pem.encode()).decode()}, timeout=120)
     return parse_checks(res.stdout, nonce)
 

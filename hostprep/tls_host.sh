@@ -9,8 +9,8 @@
 #   ACTIONS    (put) lines "mkdir PATH MODE" | "write PATH MODE" | "delete PATH" | "rmdir PATH";
 #              the n-th write's content is $W<n> (base64), its size $WS<n>
 #   RESTART=1  (put) daemon-reload, restart docker.service once, wait for it; WAIT_PORT: and for its TCP port
-#   CID, URL, CERTS, OTHER_B64, NONCE (check): the worker, DOCKER_HOST, DOCKER_CERT_PATH, another CA's
-#              client certificate and key (PEM, base64), the fence of the worker's answers
+#   CID, URL, CERTS, OTHER_B64, NONCE, PY (check): the worker, DOCKER_HOST, DOCKER_CERT_PATH, another CA's
+#              client certificate and key (PEM, base64), the fence of the worker's answers, the python check
 set -u
 umask 077
 lock="$STATE_DIR/lock"
@@ -81,17 +81,23 @@ release)
     if ours; then rm -rf "$lock"; fi
     say released; exit 0 ;;
 put) ;;
-check)  # inside the worker: TLS works; no client certificate, another CA's, and plain TCP are refused
+check)  # inside the worker: TLS works; no client certificate, another CA's, and plain TCP are refused;
+        # with the worker's docker CLI, else its python3 (an Airflow image has docker-py, not the CLI); a clean
+        # environment and a root-owned PATH either way; the answers fenced by this run's nonce
     docker exec -i "$CID" /bin/sh -c 'n=$1; u=$2; c=$3; t=$(mktemp -d) || exit 1; trap "rm -rf $t" EXIT
 base64 -d > "$t/other.pem"
 e() { /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/nonexistent \
       DOCKER_CONFIG=/nonexistent LC_ALL=C "$@" >/dev/null 2>&1; echo $?; }
-printf "@@%s tls %s\n" "$n" "$(e DOCKER_HOST=$u DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=$c docker ps -q)"
-printf "@@%s nocert %s\n" "$n" "$(e docker -H $u --tls --tlscacert=$c/ca.pem ps -q)"
-printf "@@%s otherca %s\n" "$n" "$(e docker -H $u --tlsverify --tlscacert=$c/ca.pem --tlscert=$t/other.pem --tlskey=$t/other.pem ps -q)"
-printf "@@%s plain %s\n" "$n" "$(e docker -H $u ps -q)"
+if command -v docker >/dev/null 2>&1; then
+    printf "@@%s tls %s\n" "$n" "$(e DOCKER_HOST=$u DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=$c docker ps -q)"
+    printf "@@%s nocert %s\n" "$n" "$(e docker -H $u --tls --tlscacert=$c/ca.pem ps -q)"
+    printf "@@%s otherca %s\n" "$n" "$(e docker -H $u --tlsverify --tlscacert=$c/ca.pem --tlscert=$t/other.pem --tlskey=$t/other.pem ps -q)"
+    printf "@@%s plain %s\n" "$n" "$(e docker -H $u ps -q)"
+else
+    for k in tls nocert otherca plain; do printf "@@%s %s %s\n" "$n" "$k" "$(e python3 -I -c "$4" "$u" "$c" "$t/other.pem" "$k")"; done
+fi
 if [ -S /var/run/docker.sock ]; then s=socket; else s=none; fi
-printf "@@%s sock %s\n" "$n" "$s"' sh "$NONCE" "$URL" "$CERTS" <<EOF
+printf "@@%s sock %s\n" "$n" "$s"' sh "$NONCE" "$URL" "$CERTS" "$PY" <<EOF
 $OTHER_B64
 EOF
     exit 0 ;;

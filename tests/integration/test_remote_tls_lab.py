@@ -37,15 +37,20 @@ fi
 """
 
 
-@pytest.fixture
-def pair(pristine: Pristine, lab_hosts: dict[str, lab.LabHost]) -> tuple[lab.LabHost, lab.LabHost]:
-    """lab1 and lab2 pristine, on the lab's network (made here once), nothing of remote-tls left on either."""
+def on_lab_network(*hosts: lab.LabHost) -> None:
+    """Put lab hosts on the lab's network (made here once, on a subnet no lab host's own Docker uses)."""
     subnet = f"10.{200 + zlib.crc32(lab.PREFIX.encode()) % 50}.{zlib.crc32(lab.PREFIX.encode()) % 250}.0/24"
     if lab.docker("network", "inspect", NET, check=False).returncode != 0:
         lab.docker("network", "create", "--subnet", subnet, "--label", "hostprep.lab=net", NET)
-    for h in (lab_hosts[AIR], lab_hosts[TASK]):
+    for h in hosts:
         out = lab.docker("network", "connect", NET, h.container, check=False)
         assert out.returncode == 0 or b"already exists" in out.stderr, out.stderr
+
+
+@pytest.fixture
+def pair(pristine: Pristine, lab_hosts: dict[str, lab.LabHost]) -> tuple[lab.LabHost, lab.LabHost]:
+    """lab1 and lab2 pristine, on the lab's network, nothing of remote-tls left on either."""
+    on_lab_network(lab_hosts[AIR], lab_hosts[TASK])
     lab_hosts[TASK].exec(CLEAN_TASK)
     lab_hosts[AIR].exec("rm -rf /etc/hostprep")
     pristine(AIR, TASK)
@@ -57,11 +62,11 @@ def task_ip(h: lab.LabHost) -> str:
     return lab.docker("inspect", "-f", fmt, h.container).stdout.decode().strip()
 
 
-def run(task: lab.LabHost, what: str = "provision", **opts: Any) -> tuple[HostReport, HostReport]:
+def run(task: lab.LabHost, what: str = "provision", air: str = AIR, **opts: Any) -> tuple[HostReport, HostReport]:
     tvars = {**entry(TASK).vars, "hostprep_tls_address": task.container, "hostprep_tls_ip": task_ip(task)}
-    with connect(AIR) as a, connect(TASK) as t:
-        air, side = rtls.Side(a, settings(AIR)), rtls.Side(t, settings(TASK), tvars)
-        return rtls.provision(air, side, rtls.PairOptions(**opts)) if what == "provision" else rtls.rollback(air, side)
+    with connect(air) as a, connect(TASK) as t:
+        pair = rtls.Side(a, settings(air)), rtls.Side(t, settings(TASK), tvars)
+        return rtls.provision(*pair, rtls.PairOptions(**opts)) if what == "provision" else rtls.rollback(*pair)
 
 
 def in_worker(h: lab.LabHost, script: str) -> str:
