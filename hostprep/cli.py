@@ -14,11 +14,12 @@ from typing import Callable, Iterator
 from invoke import Argument, Collection, Context, Exit, ParseError, Program, task
 from invoke.completion.complete import complete, print_completion_script
 
-from hostprep import __version__, commands, rollout, strategies, usage, validate
+from hostprep import __version__, commands, remote_tls_cmd, rollout, strategies, usage, validate
 from hostprep.apply import Drain
 from hostprep.errors import InventoryError, SettingsError
 from hostprep.fleet import ConnectOptions
 from hostprep.provision import Options
+from hostprep.remote_tls_run import PairOptions
 from hostprep.redact import clean, for_terminal
 from hostprep.schedule import ScheduleError
 
@@ -277,6 +278,51 @@ def audit_unschedule(c: Context, systemd: bool = False, unit_dir: str | None = N
     _run_audit(commands.audit_unschedule, systemd=systemd, unit_dir=unit_dir)
 
 
+PAIR_HELP = SELECT_HELP | {"host": "the Airflow host(s); each one's hostprep_task_host names its task host"}
+CERT_HELP = PAIR_HELP | {"ca": "folder of the fleet CA (default $HOSTPREP_STATE_DIR/ca)",
+                         "days": "lifetime of certificates issued now (default 365)"}
+
+
+def _pair_opts(check: bool, ca: str | None, days: int) -> PairOptions:
+    return PairOptions(check=check, ca_path=ca, days=int(days))
+
+
+@task(name="provision", help=CERT_HELP | {"check": "show both hosts' plans, change nothing"})
+def tls_provision(c: Context, host: str | None = None, group: str | None = None, limit: str | None = None,
+                  inventory: str | None = None, check: bool = False, json: bool = False, known_hosts: str | None = None,
+                  accept_new: bool = False, timeout: int = 10, ca: str | None = None, days: int = 365) -> None:
+    """remote-tls: the task host's dockerd on TCP with TLS, the Airflow host's workers on it; both or neither."""
+    _run(lambda: remote_tls_cmd.provision(_sel(host, group, limit, inventory), _conn(known_hosts, accept_new, timeout),
+                                          _pair_opts(check, ca, days), as_json=json))
+
+
+@task(name="rollback", help=PAIR_HELP | {"snapshot": "the run to undo (default: the latest)"})
+def tls_rollback(c: Context, host: str | None = None, group: str | None = None, limit: str | None = None,
+                 inventory: str | None = None, snapshot: str | None = None, json: bool = False,
+                 known_hosts: str | None = None, accept_new: bool = False, timeout: int = 10) -> None:
+    """Undo the last remote-tls run on both hosts."""
+    _run(lambda: remote_tls_cmd.rollback(_sel(host, group, limit, inventory), _conn(known_hosts, accept_new, timeout),
+                                         snapshot, as_json=json))
+
+
+@task(name="audit", help=PAIR_HELP)
+def tls_audit(c: Context, host: str | None = None, group: str | None = None, limit: str | None = None,
+              inventory: str | None = None, json: bool = False, known_hosts: str | None = None,
+              accept_new: bool = False, timeout: int = 10) -> None:
+    """remote-tls findings: certificate expiry (30/7 days), the task host's TLS, the drop-in, the socket."""
+    _run(lambda: remote_tls_cmd.audit(_sel(host, group, limit, inventory), _conn(known_hosts, accept_new, timeout),
+                                      as_json=json))
+
+
+@task(name="rotate", help=CERT_HELP | {"check": "show what would be issued, change nothing"})
+def certs_rotate(c: Context, host: str | None = None, group: str | None = None, limit: str | None = None,
+                 inventory: str | None = None, check: bool = False, json: bool = False, known_hosts: str | None = None,
+                 accept_new: bool = False, timeout: int = 10, ca: str | None = None, days: int = 365) -> None:
+    """New client certificates now (no dockerd restart: tasks in flight keep running); the server's when due."""
+    _run(lambda: remote_tls_cmd.rotate(_sel(host, group, limit, inventory), _conn(known_hosts, accept_new, timeout),
+                                       _pair_opts(check, ca, days), as_json=json))
+
+
 def collection() -> Collection:
     """A fresh collection of the operator's tasks (a clone's tasks.py adds the lab and the benchmark)."""
     ns = Collection(facts, provision, rollback, snapshots, status)
@@ -284,6 +330,8 @@ def collection() -> Collection:
     for t in (audit, audit_begin, audit_merge, audit_history, audit_schedule, audit_unschedule):
         audit_ns.add_task(t)
     ns.add_collection(audit_ns)
+    ns.add_collection(Collection("remote-tls", tls_provision, tls_rollback, tls_audit))
+    ns.add_collection(Collection("certs", certs_rotate))
     return ns
 
 
