@@ -5,6 +5,7 @@ both hosts (no writes) and asks it.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, Mapping
 
@@ -12,6 +13,7 @@ from hostprep import certs, tls_host
 from hostprep.errors import TransportError
 from hostprep.facts import Facts, gather
 from hostprep.findings import CRITICAL, WARNING, Finding, Rule
+from hostprep.posture_facts import DagLine
 from hostprep.remote_tls_run import with_endpoint
 from hostprep.settings import HostSettings
 from hostprep.strategies.remote_tls import (CERT, CLIENT_DIR, DROPIN, SERVER_DIR, RemoteTls, docker_url_of,
@@ -27,7 +29,42 @@ UNREACHABLE = Rule("tls-task-host-unreachable", CRITICAL, "the task host and its
                    fixable=False)
 NO_TLS = Rule("tls-task-host-without-tls", CRITICAL, "the task host's dockerd listens on TCP only with --tlsverify")
 DROPIN_DRIFT = Rule("tls-dropin-drift", WARNING, "hostprep's drop-in for docker.service is as hostprep wrote it")
-RULES = (EXPIRING, EXPIRES_SOON, UNREACHABLE, NO_TLS, DROPIN_DRIFT, *RemoteTls.rules)
+DAG_SOCKET = Rule("tls-dag-uses-local-socket", WARNING, "no DAG hard-codes docker_url to the local socket",
+                  fixable=False)
+MOUNT_MISSING = Rule("tls-mount-missing-on-task-host", WARNING,
+                     "Mount sources in DAGs exist on the task host (its daemon resolves them)", fixable=False)
+RULES = (EXPIRING, EXPIRES_SOON, UNREACHABLE, NO_TLS, DROPIN_DRIFT, DAG_SOCKET, MOUNT_MISSING, *RemoteTls.rules)
+_SOCKET_URL = re.compile(r"""docker_url["']?\s*[=:]\s*["']unix://""")
+_SOURCE = re.compile(r"""\bsource\s*=\s*["'](/[A-Za-z0-9_.@+/-]{0,200})["']""")   # Mount's 1st positional is the target
+
+
+def mount_sources(dags: tuple[DagLine, ...]) -> dict[str, str]:
+    """Absolute Mount sources the DAG lines name, each with where (``file:line``), first one kept.
+
+    >>> mount_sources((DagLine("a.py", 3, 'mounts=[Mount(source="/opt/data", target="/d")]'),))
+    {'/opt/data': 'a.py:3'}
+    """
+    out: dict[str, str] = {}
+    for d in dags:
+        for m in _SOURCE.finditer(d.text):
+            if ".." not in m.group(1).split("/"):
+                out.setdefault(m.group(1), d.where)
+    return out
+
+
+def dag_findings(dags: tuple[DagLine, ...], on_air: tls_host.TlsFacts | None, on_task: tls_host.TlsFacts | None) -> list[Finding]:
+    """DockerOperators that still reach for the local socket; Mount sources the Airflow host has and the task host lacks."""
+    out = [Finding(DAG_SOCKET, f"{d.where}: docker_url set to the local socket; the worker has none, the task fails",
+                   "drop docker_url (DockerOperator then uses DOCKER_HOST, the task host) and pass the tls_* arguments",
+                   d.where) for d in dags if _SOCKET_URL.search(d.text)]
+    for path, where in mount_sources(dags).items():
+        here = on_air.files.get(path) if on_air else None
+        there = on_task.files.get(path) if on_task else None
+        if here is not None and here.kind in ("file", "dir") and there is not None and there.kind == "missing":
+            out.append(Finding(MOUNT_MISSING, f"{where}: Mount source {path} exists on the Airflow host but not on "
+                               "the task host, whose daemon resolves it", f"create {path} on the task host (or "
+                               "stop mounting it)", path))
+    return out
 
 
 def _hint(air: str) -> str:
@@ -95,4 +132,7 @@ def audit(air_t: Transport, air_settings: HostSettings, task_t: Transport, task_
     except TransportError as exc:
         return [*out, Finding(UNREACHABLE, f"{task_t.endpoint.name}: unreachable ({str(exc)[:200]})",
                               "bring the task host back; the workers' Docker tasks fail meanwhile")]
-    return [*out, *judge(air_t.endpoint.name, af, tf, task_facts, endpoint, now)]
+    sources = sorted(mount_sources(air_facts.dags))
+    dags = dag_findings(air_facts.dags, tls_host.gather(air_t, sources, stat_only=True) if sources else None,
+                        tls_host.gather(task_t, sources, stat_only=True) if sources else None)
+    return [*out, *judge(air_t.endpoint.name, af, tf, task_facts, endpoint, now), *dags]

@@ -127,9 +127,10 @@ def _run(t: Transport, env: Mapping[str, str], timeout: float = 120) -> CommandR
     return t.run_script(host_script("tls_host.sh"), {"STATE_DIR": STATE_DIR, **env}, sudo=True, timeout=timeout)
 
 
-def gather(t: Transport, paths: Sequence[str], port: int | None = None) -> TlsFacts:
-    """The managed paths and docker.service on one host, in one exec."""
-    res = _run(t, {"MODE": "facts", "PATHS": "\n".join(paths), "PORT": str(port or ""), "LOCK_OWNER": ""})
+def gather(t: Transport, paths: Sequence[str], port: int | None = None, *, stat_only: bool = False) -> TlsFacts:
+    """The managed paths (``stat_only``: without their contents) and docker.service on one host, in one exec."""
+    res = _run(t, {"MODE": "facts", "PATHS": "\n".join(paths), "PORT": str(port or ""), "LOCK_OWNER": "",
+                   "STAT_ONLY": "1" if stat_only else "0"})
     return parse_facts(t.endpoint.name, res.stdout, paths)
 
 

@@ -4,7 +4,7 @@
 # Inputs (shell variables, quoted by the transport and read from stdin):
 #   MODE       facts | hold | put | release | check
 #   STATE_DIR  root-only state dir; LOCK_OWNER this run's token; LOCK_WAIT seconds to wait for the lock
-#   PATHS      (facts) lines: paths to report; PORT (facts) the TCP port to look at
+#   PATHS      (facts) lines: paths to report; PORT (facts) the TCP port to look at; STAT_ONLY=1: no contents
 #   HOLD_SECONDS, SNAP_ID (hold): how long the lock may be held at most; the snapshot it protects
 #   ACTIONS    (put) lines "mkdir PATH MODE" | "write PATH MODE" | "delete PATH" | "rmdir PATH";
 #              the n-th write's content is $W<n> (base64), its size $WS<n>
@@ -32,7 +32,8 @@ facts)
         [ -n "$p" ] || continue
         ( if enter "${p%/*}"; then b=${p##*/}
               case $(kind "$b") in
-              file) printf 'file %s %s %s\n' "$p" "$(stat -c '%a %u %g' -- "$b")" "$(read_nofollow "$b" | base64 -w0)" ;;
+              file) printf 'file %s %s %s\n' "$p" "$(stat -c '%a %u %g' -- "$b")" \
+                        "$([ "${STAT_ONLY:-0}" = 1 ] || read_nofollow "$b" | base64 -w0)" ;;
               dir) printf 'dir %s %s\n' "$p" "$(stat -c '%a %u %g' -- "$b")" ;;
               missing) printf 'missing %s\n' "$p" ;;
               *) printf 'unsafe %s %s\n' "$p" "$(kind "$b")" ;;

@@ -70,3 +70,20 @@ def test_a_task_host_without_tls_or_without_its_port_or_with_a_changed_drop_in_i
     assert ids(got) == ["tls-dropin-drift", "tls-task-host-unreachable", "tls-task-host-without-tls"]
     gone = TlsFacts(tf.host, {k: v for k, v in tf.files.items() if k != DROPIN}, True, "active", DEBIAN, (), True)
     assert "is gone" in judge("lab1", af, gone, TaskFacts(), EP, now=NOW)[0].detail   # type: ignore[arg-type]
+
+
+def test_dags_that_reach_for_the_local_socket_or_mount_what_only_the_airflow_host_has_are_named() -> None:
+    from hostprep.posture_facts import DagLine
+    from hostprep.remote_tls_audit import dag_findings, mount_sources
+
+    dags = (DagLine("etl.py", 4, '    docker_url="unix://var/run/docker.sock",'),
+            DagLine("etl.py", 9, '    mounts=[Mount(source="/opt/airflow/data", target="/data", type="bind")],'),
+            DagLine("etl.py", 10, '    mounts=[Mount("/data", source="/srv/both")],'),
+            DagLine("odd.py", 2, '    mounts=[Mount("/target/only", "/srv/x/../../etc")],'))
+    assert mount_sources(dags) == {"/opt/airflow/data": "etl.py:9", "/srv/both": "etl.py:10"}
+    air = TlsFacts("lab1", {"/opt/airflow/data": FileState("/opt/airflow/data", "dir", 0o755, 0, 0),
+                            "/srv/both": FileState("/srv/both", "dir", 0o755, 0, 0)})
+    task = TlsFacts("lab2", {"/opt/airflow/data": FileState("/opt/airflow/data", "missing"),
+                             "/srv/both": FileState("/srv/both", "dir", 0o755, 0, 0)})
+    assert ids(dag_findings(dags, air, task)) == ["tls-dag-uses-local-socket:etl.py:4",
+                                                  "tls-mount-missing-on-task-host:/opt/airflow/data"]
