@@ -52,7 +52,7 @@ def pair(pristine: Pristine, lab_hosts: dict[str, lab.LabHost]) -> tuple[lab.Lab
     """lab1 and lab2 pristine, on the lab's network, nothing of remote-tls left on either."""
     on_lab_network(lab_hosts[AIR], lab_hosts[TASK])
     lab_hosts[TASK].exec(CLEAN_TASK)
-    lab_hosts[AIR].exec("rm -rf /etc/hostprep")
+    lab_hosts[AIR].exec("rm -rf /etc/hostprep /opt/hostprep-test-data")
     pristine(AIR, TASK)
     return lab_hosts[AIR], lab_hosts[TASK]
 
@@ -175,6 +175,14 @@ def test_the_audit_reports_expiring_certificates_a_changed_drop_in_and_a_worker_
     assert (ra.status, rt.status) == (CHANGED, CHANGED), (ra.error, rt.error)
     assert audit_ids(task) == ["tls-cert-expiring:lab1:/etc/hostprep/docker-tls/cert.pem",
                                "tls-cert-expiring:lab2:/etc/hostprep/dockerd-tls/cert.pem"]
+    air.exec("mkdir -p /opt/hostprep-test-data && cat > /opt/airflow/dags/hostprep_test_tls_lint.py", input=(
+        'DockerOperator(task_id="a", image="x", docker_url="unix://var/run/docker.sock")\n'
+        'DockerOperator(task_id="b", image="x", mounts=[Mount(source="/opt/hostprep-test-data", target="/d")])\n'
+        'DockerOperator(task_id="c", image="x", mounts=[Mount(source="/opt/airflow/dags", target="/d")])\n').encode())
+    assert audit_ids(task)[:2] == ["tls-cert-expiring:lab1:/etc/hostprep/docker-tls/cert.pem",
+                                   "tls-cert-expiring:lab2:/etc/hostprep/dockerd-tls/cert.pem"]
+    assert audit_ids(task)[2:] == ["tls-dag-uses-local-socket:hostprep_test_tls_lint.py:1",
+                                   "tls-mount-missing-on-task-host:/opt/hostprep-test-data"]
     task.exec("echo '# edited by hand' >> /etc/systemd/system/docker.service.d/hostprep-tls.conf")
     air.exec("cd /opt/airflow && docker compose -f docker-compose.yaml up -d airflow-worker >/dev/null 2>&1")
     found = audit_ids(task)
