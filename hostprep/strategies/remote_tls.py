@@ -21,6 +21,7 @@ import ipaddress
 import re
 from typing import Any, Mapping
 
+from hostprep.containers import ContainerFacts
 from hostprep.errors import SettingsError
 from hostprep.facts import Facts
 from hostprep.findings import CRITICAL, WARNING, Finding, Rule, provision_hint
@@ -122,9 +123,8 @@ def endpoint_of(settings: HostSettings) -> dict[str, Any] | None:
     return dict(ep) if isinstance(ep, (dict, tuple)) else None
 
 
-def _running(facts: Facts, svc: str) -> Any:
-    found = facts.service_containers(svc)
-    return found[0] if found and found[0].running else None
+def _running(facts: Facts, svc: str) -> ContainerFacts | None:
+    return next((c for c in facts.service_containers(svc) if c.running), None)
 
 
 class RemoteTls(Strategy):
