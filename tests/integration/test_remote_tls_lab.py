@@ -3,13 +3,18 @@
 
 from __future__ import annotations
 
+import json
 import time
 import zlib
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from hostprep import remote_tls_audit
+from hostprep import remote_tls_audit, remote_tls_cmd
+from hostprep.commands import Selection
+from hostprep.fleet import ConnectOptions
 from hostprep import remote_tls_run as rtls
 from hostprep.results import CHANGED, OK, HostReport
 from tests.integration.conftest import Pristine, connect, entry, settings, state_of
@@ -223,3 +228,35 @@ def test_rotation_gives_a_new_client_certificate_while_a_task_runs_and_the_task_
             break
         time.sleep(0.25)
     assert "finished" in log and "rc=0" in log, log
+
+
+def test_the_commands_find_the_task_host_in_the_inventory_and_audit_rotate_and_roll_back_the_pair(
+        pair: tuple[lab.LabHost, lab.LabHost], tmp_path: Path) -> None:
+    air, task = pair
+    inv = yaml.safe_load(lab.INVENTORY.read_text())
+    hosts = {**inv["all"]["children"]["lab"]["children"]["compose_v2"]["hosts"],
+             **inv["all"]["children"]["lab"]["children"]["compose_v1"]["hosts"]}
+    hosts[AIR]["hostprep_task_host"] = TASK
+    hosts[TASK].update(hostprep_tls_address=task.container, hostprep_tls_ip=task_ip(task))
+    path = tmp_path / "inventory.yml"
+    path.write_text(yaml.safe_dump({"all": {"vars": inv["all"]["vars"], "hosts": hosts}}))
+    sel, conn = Selection(inventory=str(path), host=AIR), ConnectOptions()
+    air_files, task_before = air.exec(AIR_FILES), task.exec(TASK_STATE)
+
+    planned = remote_tls_cmd.provision(sel, conn, rtls.PairOptions(check=True), as_json=True)
+    assert planned.code == 0 and air.exec(AIR_FILES) == air_files
+    done = json.loads(remote_tls_cmd.provision(sel, conn, rtls.PairOptions(), as_json=True).lines[0])
+    assert done[AIR]["status"] == done[TASK]["status"] == CHANGED, done
+    assert remote_tls_cmd.audit(sel, conn, as_json=True).code == 0
+    old = air.exec("sha256sum /etc/hostprep/docker-tls/cert.pem")
+    rotated = json.loads(remote_tls_cmd.rotate(sel, conn, rtls.PairOptions(), as_json=True).lines[0])
+    assert rotated[AIR]["status"] == CHANGED and rotated[TASK]["status"] == OK, rotated
+    assert air.exec("sha256sum /etc/hostprep/docker-tls/cert.pem") != old
+    back = remote_tls_cmd.rollback(sel, conn, None, as_json=True)   # undoes the rotation: the first certificate again
+    assert back.code == 0 and air.exec("sha256sum /etc/hostprep/docker-tls/cert.pem") == old
+    assert remote_tls_cmd.rollback(sel, conn, None, as_json=True).code == 0   # and then the provision
+    assert air.exec(AIR_FILES) == air_files and task.exec(TASK_STATE) == task_before
+    hosts[AIR]["hostprep_task_host"] = "nosuchhost"
+    path.write_text(yaml.safe_dump({"all": {"vars": inv["all"]["vars"], "hosts": hosts}}))
+    refused = json.loads(remote_tls_cmd.provision(sel, conn, rtls.PairOptions(), as_json=True).lines[0])
+    assert "nosuchhost" in refused[AIR]["error"]
