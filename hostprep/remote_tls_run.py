@@ -7,7 +7,8 @@ certificate, another CA's, plain TCP all refused; no socket). Any failure puts b
 record on the controller names both hosts and what undoes each; ``rollback`` replays it.
 
 The Airflow host's lock: held for its certificate files; the interpreter then takes it over for the
-Compose change (same owner) and releases it at its end, so the final checks hold only the task host's.
+Compose change (same owner) and releases it at its end; the final checks take it again (between the two,
+another run could take it: it then finds the change done, or the checks fail and both hosts are restored).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from hostprep import apply, certs, snapshots
 from hostprep import provision as prov
 from hostprep.access import worker_view
 from hostprep.facts import Facts, gather, probe_env
+from hostprep.hostdata import loads
 from hostprep.local_state import host_dir, write_private
 from hostprep.plan import make_plan
 from hostprep.results import CHANGED, OK, HostReport
@@ -35,6 +37,8 @@ from hostprep.transport import Transport
 from hostprep.verify import Check, verify
 
 STRATEGY = RemoteTls.name
+DAEMON_JSON = "/etc/docker/daemon.json"
+CLASHING_KEYS = ("hosts", "tlsverify", "tlscacert", "tlscert", "tlskey")   # the drop-in's own flags
 
 
 @dataclass(frozen=True)
@@ -89,9 +93,28 @@ def task_problems(tf: tls_host.TlsFacts, task: Facts, endpoint: Mapping[str, Any
         out.append(f"refused: {', '.join(others)} replaces docker.service's ExecStart; hostprep's drop-in would fight it")
     if task.daemon.config_error:
         out.append(f"refused: {task.daemon.config_error}")
-    elif task.daemon.tls_verify and not ours_present:
-        out.append("refused: /etc/docker/daemon.json sets tlsverify; dockerd refuses a setting given twice")
+    else:
+        daemon_json = tf.files.get(DAEMON_JSON)
+        clash = daemon_json_clash(daemon_json.content if daemon_json is not None else None)
+        if clash:
+            out.append(f"refused: {DAEMON_JSON} sets {', '.join(clash)}, which hostprep's drop-in gives dockerd as "
+                       "flags; dockerd refuses to start with a setting given both ways (remove them there first)")
     return out
+
+
+def daemon_json_clash(content: bytes | None) -> list[str]:
+    """The keys of daemon.json that the drop-in's flags would repeat (dockerd then refuses to start).
+
+    >>> daemon_json_clash(b'{"hosts": ["fd://"], "tlscacert": "/x", "log-driver": "local"}')
+    ['hosts', 'tlscacert']
+    """
+    if not content:
+        return []
+    try:
+        data = loads(content.decode(errors="replace"), DAEMON_JSON)
+    except ValueError:
+        return []   # the probe's daemon section already calls it invalid
+    return [k for k in CLASHING_KEYS if isinstance(data, dict) and k in data]
 
 
 def _other_ca_pem(name: str) -> str:
@@ -126,7 +149,7 @@ def provision(air: Side, task: Side, opts: PairOptions = PairOptions()) -> tuple
     ca = certs.load_or_create_ca(opts.ca_path)
     before = gather(air.t, settings, deep=False, docker_url=url)
     task_facts = gather(task.t, task.settings, deep=False)
-    tf = tls_host.gather(task.t, TASK_PATHS, endpoint["port"])
+    tf = tls_host.gather(task.t, (*TASK_PATHS, DAEMON_JSON), endpoint["port"])
     af = tls_host.gather(air.t, AIRFLOW_PATHS)
     ours = tf.files.get("/etc/systemd/system/docker.service.d/hostprep-tls.conf")
     problems = task_problems(tf, task_facts, endpoint, ours is not None and ours.kind == "file")
@@ -192,7 +215,11 @@ def _apply(air: Side, task: Side, settings: HostSettings, url: str, before: Fact
         return ra.fail(f"nothing was changed here: the task host failed ({said})"), rt.fail(said)
     done = _apply_airflow(air, settings, url, before, plan, aplan, snap, owner, ra)
     if done:
-        _checked(air, settings, url, ra)
+        try:   # the interpreter released the Airflow host's lock at its end: the checks hold it again
+            hold(air.t, owner, snap_id, opts.lock_wait)
+            _checked(air, settings, url, ra)
+        except TlsHostError as exc:
+            ra.fail(f"the checks could not take the host lock again ({exc})")
     if not done or ra.failed:
         why = ra.error or "the Airflow host failed"
         _restore_airflow(air, settings, before, snap, aplan, owner, ra)

@@ -65,6 +65,10 @@ hold)   # the lock, held by a sleeper (its pid and start time are the holder) un
         sleep 1
     done
     printf '%s' "$LOCK_OWNER" | put "$lock/owner" "${#LOCK_OWNER}" || exit 72
+    if [ -f "$holdfile" ]; then   # this run's earlier hold (the interpreter took the lock over since): end its sleeper
+        read -r sp st ow < "$holdfile"
+        if [ "$ow" = "$LOCK_OWNER" ] && [ "$(proc_start "$sp")" = "$st" ]; then kill "$sp" 2>/dev/null; fi
+    fi
     setsid sleep "$HOLD_SECONDS" </dev/null >/dev/null 2>&1 &
     sp=$!; st=$(proc_start "$sp")
     h="pid=$sp start=$st boot=$(boot_id) since=$(date -u +%Y-%m-%dT%H:%M:%SZ) owner=$LOCK_OWNER mode=remote-tls snapshot=${SNAP_ID:-}"

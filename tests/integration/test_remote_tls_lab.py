@@ -33,6 +33,7 @@ AIR_FILES = "ls -d /etc/hostprep 2>&1; cd /opt/airflow && sha256sum docker-compo
 CLEAN_TASK = """
 systemctl reset-failed docker.service docker.socket   # earlier tests' restarts count against systemd's start limit
 rm -rf /etc/hostprep
+rm -f /etc/docker/daemon.json   # the lab's hosts have none; a test plants one
 iptables -D INPUT -p tcp --dport 2376 -j REJECT 2>/dev/null || true
 docker rm -f hostprep-test-port hostprep-tls-probe >/dev/null 2>&1 || true
 if grep -q hostprep-test /etc/default/docker 2>/dev/null; then
@@ -153,6 +154,16 @@ def test_a_task_host_whose_dockerd_listens_on_tcp_without_tls_is_refused(pair: t
     air_files, task_before = air.exec(AIR_FILES), task.exec(TASK_STATE)
     ra, rt = run(task)
     assert rt.failed and "already listens on TCP without TLS" in (rt.error or ""), rt.error
+    assert air.exec(AIR_FILES) == air_files and task.exec(TASK_STATE) == task_before
+
+
+def test_a_task_host_whose_daemon_json_repeats_the_drop_ins_flags_is_refused(pair: tuple[lab.LabHost, lab.LabHost]) -> None:
+    """dockerd would refuse to start with tlscacert both in daemon.json and as a flag: refused before any change."""
+    air, task = pair
+    task.exec("""printf '{"tlscacert": "/etc/docker/ca.pem"}' > /etc/docker/daemon.json""")
+    air_files, task_before = air.exec(AIR_FILES), task.exec(TASK_STATE)
+    ra, rt = run(task)
+    assert rt.failed and "/etc/docker/daemon.json sets tlscacert" in (rt.error or ""), rt.error
     assert air.exec(AIR_FILES) == air_files and task.exec(TASK_STATE) == task_before
 
 

@@ -183,3 +183,16 @@ def test_the_task_host_is_refused_when_dockerd_listens_without_tls_or_the_port_i
     assert task_problems(tf, F(DaemonFacts(listening=("0.0.0.0:2376",), tls_verify=True)), ep, True) == []   # type: ignore[arg-type]
     other = dataclasses.replace(tf, port_busy=False, execstart_dropins=("/etc/systemd/system/docker.service.d/x.conf",))
     assert "replaces docker.service's ExecStart" in task_problems(other, F(DaemonFacts()), ep, False)[0]   # type: ignore[arg-type]
+
+
+def test_a_daemon_json_that_repeats_the_drop_ins_flags_is_refused_before_dockerd_would_refuse_to_start() -> None:
+    from hostprep.remote_tls_run import DAEMON_JSON
+
+    class F:
+        daemon = DaemonFacts()
+    clash = FileState(DAEMON_JSON, "file", 0o644, 0, 0, b'{"tlscacert": "/etc/docker/ca.pem", "log-driver": "local"}')
+    tf = TlsFacts("t", {DAEMON_JSON: clash}, systemd=True, active="active", exec_start=DEBIAN)
+    ep = {"address": "t", "port": 2376, "ip": None}
+    assert "sets tlscacert" in task_problems(tf, F(), ep, False)[0]   # type: ignore[arg-type]
+    fine = dataclasses.replace(clash, content=b'{"log-driver": "local"}')
+    assert task_problems(dataclasses.replace(tf, files={DAEMON_JSON: fine}), F(), ep, False) == []   # type: ignore[arg-type]
