@@ -108,6 +108,10 @@ FINDINGS: dict[str, tuple[str, str]] = {
     "chmod-lost": ("`chmod` was applied but the socket is back to 660 (made again: reboot, docker.socket restart, "
                    "or a restart of a dockerd that makes its own socket)",
                    "`hostprep provision --host H` (or better, a group-mapping strategy that survives it)"),
+    "tls-socket-still-mounted": ("remote-tls: a service that uses the task host still mounts the local socket",
+                                 "`hostprep remote-tls.provision --host H` masks it again"),
+    "tls-client-certs-unmounted": ("remote-tls: a service that uses the task host lacks the client certificates",
+                                   "`hostprep remote-tls.provision --host H` mounts them again"),
     "proxy-down": ("socket-proxy: hostprep's proxy is stopped or gone (the worker cannot reach Docker)",
                    "`hostprep provision --host H` recreates it"),
     "proxy-published": ("socket-proxy: the proxy publishes a host port (the Docker API on the network)",
@@ -193,6 +197,10 @@ VARS: dict[str, str] = {
     "hostprep_proxy_image": "socket-proxy: the proxy's image (any image with `sh` and `haproxy` on its PATH)",
     "hostprep_proxy_auth": "socket-proxy: also open `/auth` (DAGs with `docker_conn_id`)",
     "hostprep_proxy_timeout": "socket-proxy: haproxy's client/server timeout for ordinary calls",
+    "hostprep_task_host": "remote-tls: the inventory name of the host whose dockerd runs this Airflow host's tasks",
+    "hostprep_tls_address": "remote-tls, on the task host: the DNS name the workers reach it by (default its inventory name)",
+    "hostprep_tls_port": "remote-tls, on the task host: dockerd's TLS port (default 2376)",
+    "hostprep_tls_ip": "remote-tls, on the task host: its IP, put in the server certificate and pinned in the workers' /etc/hosts",
 }
 
 

@@ -19,13 +19,16 @@ from hostprep.redact import clean, for_terminal
 if TYPE_CHECKING:   # what the task bodies use: imported when a task runs, not for --help (cli/deferred.py)
     from hostprep.audit import schedule
     from hostprep.change import apply, provision as prov
-    from hostprep.cli import commands
+    from hostprep.change import remote_tls_run
+    from hostprep.cli import commands, remote_tls_cmd
     from hostprep.fleet import fanout, validate
 else:
     schedule = Deferred("hostprep.audit.schedule")
     apply = Deferred("hostprep.change.apply")
     prov = Deferred("hostprep.change.provision")
     commands = Deferred("hostprep.cli.commands")
+    remote_tls_cmd = Deferred("hostprep.cli.remote_tls_cmd")
+    remote_tls_run = Deferred("hostprep.change.remote_tls_run")
     fanout = Deferred("hostprep.fleet.fanout")
     validate = Deferred("hostprep.fleet.validate")
 
@@ -290,6 +293,51 @@ def _fresh(t: Task) -> Task:
     return copied
 
 
+PAIR_HELP = SELECT_HELP | {"host": "the Airflow host(s); each one's hostprep_task_host names its task host"}
+CERT_HELP = PAIR_HELP | {"ca": "folder of the fleet CA (default $HOSTPREP_STATE_DIR/ca)",
+                         "days": "lifetime of certificates issued now (default 365)"}
+
+
+def _pair_opts(check: bool, ca: str | None, days: int) -> remote_tls_run.PairOptions:
+    return remote_tls_run.PairOptions(check=check, ca_path=ca, days=int(days))
+
+
+@task(name="provision", help=CERT_HELP | {"check": "show both hosts' plans, change nothing"})
+def tls_provision(c: Context, host: str | None = None, group: str | None = None, limit: str | None = None,
+                  inventory: str | None = None, check: bool = False, json: bool = False, known_hosts: str | None = None,
+                  accept_new: bool = False, timeout: int = 10, ca: str | None = None, days: int = 365) -> None:
+    """remote-tls: the task host's dockerd on TCP with TLS, the Airflow host's workers on it; both or neither."""
+    _run(lambda: remote_tls_cmd.provision(_sel(host, group, limit, inventory), _conn(known_hosts, accept_new, timeout),
+                                          _pair_opts(check, ca, days), as_json=json))
+
+
+@task(name="rollback", help=PAIR_HELP | {"snapshot": "the run to undo (default: the latest)"})
+def tls_rollback(c: Context, host: str | None = None, group: str | None = None, limit: str | None = None,
+                 inventory: str | None = None, snapshot: str | None = None, json: bool = False,
+                 known_hosts: str | None = None, accept_new: bool = False, timeout: int = 10) -> None:
+    """Undo the last remote-tls run on both hosts."""
+    _run(lambda: remote_tls_cmd.rollback(_sel(host, group, limit, inventory), _conn(known_hosts, accept_new, timeout),
+                                         snapshot, as_json=json))
+
+
+@task(name="audit", help=PAIR_HELP)
+def tls_audit(c: Context, host: str | None = None, group: str | None = None, limit: str | None = None,
+              inventory: str | None = None, json: bool = False, known_hosts: str | None = None,
+              accept_new: bool = False, timeout: int = 10) -> None:
+    """remote-tls findings: certificate expiry (30/7 days), the task host's TLS, the drop-in, the socket."""
+    _run(lambda: remote_tls_cmd.audit(_sel(host, group, limit, inventory), _conn(known_hosts, accept_new, timeout),
+                                      as_json=json))
+
+
+@task(name="rotate", help=CERT_HELP | {"check": "show what would be issued, change nothing"})
+def certs_rotate(c: Context, host: str | None = None, group: str | None = None, limit: str | None = None,
+                 inventory: str | None = None, check: bool = False, json: bool = False, known_hosts: str | None = None,
+                 accept_new: bool = False, timeout: int = 10, ca: str | None = None, days: int = 365) -> None:
+    """New client certificates now (no dockerd restart: tasks in flight keep running); the server's when due."""
+    _run(lambda: remote_tls_cmd.rotate(_sel(host, group, limit, inventory), _conn(known_hosts, accept_new, timeout),
+                                       _pair_opts(check, ca, days), as_json=json))
+
+
 def collection() -> Collection:
     """A fresh collection of the operator's tasks (a clone's tasks.py adds the lab and the benchmark)."""
     ns = Collection(*(_fresh(t) for t in (facts, provision, rollback, snapshots, status)))
@@ -297,4 +345,6 @@ def collection() -> Collection:
     for t in (audit, audit_begin, audit_merge, audit_history, audit_schedule, audit_unschedule):
         audit_ns.add_task(_fresh(t))
     ns.add_collection(audit_ns)
+    ns.add_collection(Collection("remote-tls", *(_fresh(t) for t in (tls_provision, tls_rollback, tls_audit))))
+    ns.add_collection(Collection("certs", _fresh(certs_rotate)))
     return ns

@@ -12,6 +12,7 @@ from hostprep.strategies.base import Strategy
 from hostprep.strategies.chmod import ChmodSocket
 from hostprep.strategies.dockerfile import DockerfileGroup
 from hostprep.strategies.group_add import GroupAdd
+from hostprep.strategies.remote_tls import RemoteTls
 from hostprep.strategies.socket_proxy import SocketProxy
 
 REGISTRY: tuple[Strategy, ...] = (
@@ -19,6 +20,7 @@ REGISTRY: tuple[Strategy, ...] = (
     DockerfileGroup(),
     ChmodSocket(),
     SocketProxy(),
+    RemoteTls(),
 )
 
 BY_NAME = {s.name: s for s in REGISTRY}

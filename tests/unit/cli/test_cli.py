@@ -90,7 +90,7 @@ def test_a_refused_command_line_of_an_audit_task_exits_1_because_2_means_drift(
     (["--stratgy", "chmod", "provision", *NO_INVENTORY], "unknown option --stratgy; did you mean --strategy after the task's name?"),
     (["provision", *NO_INVENTORY, "--host"], "--host needs a value"),
     (["--print-completion-script", "tcsh"], 'Completion for shell "tcsh" not supported'),
-    (["--list", "aud"], "no task group 'aud' (groups: audit)"),
+    (["--list", "aud"], "no task group 'aud' (groups: audit, certs, remote-tls)"),
 ])
 def test_a_typo_is_refused_in_one_line_naming_the_nearest_valid_word(
         capsys: pytest.CaptureFixture[str], argv: list[str], said: str) -> None:
