@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from typing import Any
 
-from hostprep import compose
+from hostprep import compose, guard_checks
 from hostprep.host_lock import HostLock, parse_lock
 from hostprep.containers import ContainerFacts, ContainersMalformed, parse_containers
 from hostprep.posture_facts import DaemonFacts, DagLine, PostureMalformed, parse_daemon, parse_dags
@@ -146,6 +146,7 @@ class Facts:
     docker_url: str | None = None                 # the DOCKER_HOST the in-worker checks were given
     daemon: DaemonFacts = DaemonFacts()           # how dockerd listens (TCP, TLS)
     dags: tuple[DagLine, ...] = ()                # DAG lines setting Docker options
+    guard_checks: str | None = None               # probe.sh's worker_guard section (socket-proxy's guard)
 
     def service_containers(self, service: str) -> list[ContainerFacts]:
         """The project's containers of one Compose service (running ones first)."""
@@ -623,6 +624,7 @@ def _parse_probe(host: str, text: str, settings: HostSettings, *, deep: bool, do
         lock=parse_lock(sec.get("lock")),
         containers=_containers(sec.get("containers", "")),
         docker_url=docker_url,
+        guard_checks=sec.get("worker_guard"),
         daemon=_daemon(sec.get("daemon", "")),
         dags=parse_dags("\n".join(ln[len(DAG_PREFIX):] for ln in sec["bind_dirs"].splitlines()
                                    if ln.startswith(DAG_PREFIX))),
@@ -685,6 +687,7 @@ def probe_env(settings: HostSettings, *, deep: bool = True, versions: bool = Fal
         "STATE_DIR": STATE_DIR,
         "FILES": " ".join(files),
         "DOCKER_URL": docker_url or "",
+        "GUARD_CHECKS": guard_checks.checks_input(settings) if docker_url and guard_checks.guarded(settings) else "",
         "DAGS": bind_path(settings.project_dir, "dags") if "dags" in settings.bind_dirs else "",
     }
 

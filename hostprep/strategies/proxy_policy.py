@@ -165,7 +165,8 @@ def dangerous_path(path: str, sockets: Tuple[str, ...] = SOCKETS) -> Optional[st
     """Why ``path`` (clean, absolute) must never be bound: the socket, a system folder, under or above one."""
     for d in (*DANGEROUS, *sockets):
         if path == d or path.startswith(d + "/") or d.startswith(path.rstrip("/") + "/"):
-            return f"{path} is never allowed" + ("" if path == d else f" (it holds or is under {d})")
+            return f"{path} is never allowed" + ("" if path == d else f" (it is under {d})" if
+                                                  path.startswith(d + "/") else f" (it holds {d})")
     return None
 
 
@@ -473,22 +474,30 @@ def _judge(req: Request, policy: Policy, lookup: Lookup) -> Verdict:
         return forward(rest, body=judge_create(req.body, policy, lookup), wants_json=True)
     c = re.fullmatch(r"/containers/([^/]+)(?:/([a-z]+))?", rest)
     if c:
-        ref, action = c.group(1), c.group(2) or ""
-        if action not in _CONTAINER_ACTIONS.get(m, ()):
-            raise Refused(f"{m} /containers/{{id}}{'/' + action if action else ''} is not opened by hostprep's proxy")
-        if m == "DELETE" and dict(query).get("link", "") not in ("", "0", "false"):
-            raise Refused("removing links is not allowed")
-        if not _REF.fullmatch(ref):
-            raise Refused(f"container {ref[:60]!r} is not a plain name or id")
-        found = lookup(ref)
-        if found is None:
-            raise Refused(f"No such container: {ref}", 404)
-        full = _owned(ref, policy, lookup)
-        if full is None:
-            raise Refused(f"container {ref} was not created through hostprep's proxy")
-        p = f"/containers/{full}" + (f"/{action}" if action else "")
-        if action == "update":
-            return forward(p, body=judge_update(req.body, policy, lookup), wants_json=True)
-        up = action == "attach" and (header(req.headers, "upgrade") or "").lower() == "tcp"
-        return forward(p, long=action in _LONG, upgrade=up)
+        return _judge_container(req, v, c.group(1), c.group(2) or "", query, policy, lookup)
     raise Refused(f"{m} {rest[:60]} is not opened by hostprep's proxy")
+
+
+def _judge_container(req: Request, v: str, ref: str, action: str, query: List[Tuple[str, str]], policy: Policy,
+                     lookup: Lookup) -> Verdict:
+    """A call on one container: only the actions a task needs, only on containers this guard created."""
+    m = req.method
+    if action not in _CONTAINER_ACTIONS.get(m, ()):
+        raise Refused(f"{m} /containers/{{id}}{'/' + action if action else ''} is not opened by hostprep's proxy")
+    if m == "DELETE" and dict(query).get("link", "") not in ("", "0", "false"):
+        raise Refused("removing links is not allowed")
+    if not _REF.fullmatch(ref):
+        raise Refused(f"container {ref[:60]!r} is not a plain name or id")
+    found = lookup(ref)
+    if found is None:
+        raise Refused(f"No such container: {ref}", 404)
+    full = _owned(ref, policy, lambda _: found)
+    if full is None:
+        raise Refused(f"container {ref} was not created through hostprep's proxy")
+    p = f"/containers/{full}" + (f"/{action}" if action else "")
+    if action == "update":
+        return Verdict(200, "", m, _target(v + p, query), judge_update(req.body, policy, lookup),
+                       _content_type(req, True) if req.body else ())
+    up = action == "attach" and (header(req.headers, "upgrade") or "").lower() == "tcp"
+    _content_type(req, False)
+    return Verdict(200, "", m, _target(v + p, query), b"", (), upgrade=up, long=action in _LONG)

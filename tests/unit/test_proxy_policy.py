@@ -258,7 +258,7 @@ def escaped(text: str, mask: list[bool]) -> str:
 def test_a_body_with_a_refused_field_under_any_spelling_is_never_allowed(
         extra: dict[str, Any], field: str, data: st.DataObject, top: bool, mask: list[bool]) -> None:
     key = data.draw(spellings(field))
-    inner = json.dumps({key: REFUSED[field]})[1:-1]
+    inner = json.dumps({key: REFUSED[field]}, ensure_ascii=False)[1:-1]
     inner = escaped(inner[:len(key) + 2], mask) + inner[len(key) + 2:]   # escape some of the key's letters
     rest = json.dumps({"Image": "x", **{k: v for k, v in extra.items() if k.casefold() not in ("image", "hostconfig")}})
     body = (rest[:-1] + ", " + inner + "}" if top else rest[:-1] + ', "HostConfig": {' + inner + "}}")

@@ -19,7 +19,8 @@ from hostprep.validate import host_settings
 from hostprep.verify import verify
 
 FIXTURES = Path(__file__).parent / "fixtures"
-LAB = host_settings({"hostprep_proxy_image": "hostprep-lab/docker-proxy:v1"})   # the lab inventory's
+# the lab inventory's image; the fixtures were captured with today's path-only proxy (the guard: test_proxy_guard.py)
+LAB = host_settings({"hostprep_proxy_image": "hostprep-lab/docker-proxy:v1", "hostprep_proxy_guard": False})
 SOCK = "/var/run/docker.sock"
 
 
