@@ -71,7 +71,8 @@ def parse_checks(section: str | None) -> dict[str, tuple[str, str]]:
     for line in lines(text):
         parts = line.split("\t")
         if len(parts) == 4 and parts[0] == head[0] and re.fullmatch(r"[0-9]{3}|none", parts[2]):
-            out[parts[1][:80]] = (parts[2], parts[3][:200])
+            msg = re.sub(r"^[0-9]{3} [A-Za-z ]+: ", "", parts[3])
+            out[parts[1][:80]] = (parts[2], msg[:200])
     return out
 
 

@@ -111,7 +111,8 @@ def log(text: str) -> None:
 
 def answer(sock: socket.socket, status: int, message: str) -> None:
     """A refusal the Docker CLI and docker-py show as they show the daemon's own errors."""
-    body = json.dumps({"message": message}).encode()
+    # "403 Forbidden: ..." in the message too: the Docker CLI prints only the message, and tools match the status
+    body = json.dumps({"message": f"{status} {PHRASES.get(status, 'Error')}: {message}"}).encode()
     sock.sendall(f"HTTP/1.1 {status} {PHRASES.get(status, 'Error')}\r\nContent-Type: application/json\r\n"
                  f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
 

@@ -63,7 +63,7 @@ UNGUARDED = Rule("proxy-unguarded", WARNING, "the proxy reads what a container a
 BIND_ALLOW = Rule("proxy-bind-allow-dangerous", CRITICAL, "the guard's bind allow-list holds no system folder",
                   fixable=False)
 DAG_MOUNT = Rule("dag-mount-refused", WARNING, "every DAG Mount source is in the guard's allow-list", fixable=False)
-_DAG_SOURCE = re.compile(r"""(?:source\s*=\s*|["'])(/[^"':,\s]*)(?=["':])""")
+_DAG_SOURCE = re.compile(r"""source\s*=\s*["'](/[^"']*)["']|["'](/[^"':\s]*):/""")   # Mount(source=) or "src:dst"
 DAG_BYPASS = Rule("dag-bypasses-proxy", WARNING, "no DAG hard-codes docker_url to the socket", fixable=False)
 NEEDED = {"_ping", "version", "containers", "images", "auth"}
 _ALLOWED = re.compile(r"http-request allow if \{[^}]*/\(([a-z_|]+)\)")
@@ -379,7 +379,7 @@ def guard_findings(facts: Facts, settings: HostSettings) -> list[Finding]:
            for b in binds for why in [dangerous_path(b) or ("" if clean_path(b) else f"{b!r} is not a clean path")]
            if why]
     for d in facts.dags:
-        for src in _DAG_SOURCE.findall(d.text):
+        for src in (a or b for a, b in _DAG_SOURCE.findall(d.text)):
             if src not in binds and src.rstrip("/") not in binds:
                 out.append(Finding(DAG_MOUNT, f"{d.where}: mounts {src}, which the guard refuses (not in "
                                               "hostprep_proxy_bind_allow): the task will fail",
