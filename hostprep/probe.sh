@@ -47,14 +47,14 @@ probe_dir() {    # LABEL DIR NAME [scan]: "LABEL uid gid mode", "LABEL missing" 
 }
 # socket-proxy's guard: the refusals it must make, asked from inside the worker as a task would ask, as raw
 # HTTP over bash's /dev/tcp (no CLI, no python needed). GUARD_CHECKS: "name<TAB>METHOD<TAB>PATH<TAB>base64(body)"
-# lines from hostprep.strategies.proxy_guard; answers "nonce<TAB>name<TAB>status<TAB>message", base64-encoded.
+# lines from hostprep.guard_checks; answers "nonce<TAB>name<TAB>status<TAB>message", base64-encoded.
 GUARD_SCRIPT='u=${1#tcp://}; h=${u%:*}; p=${u##*:}; w=$2; img=$3; n=$4
 ask() { exec 3<>"/dev/tcp/$h/$p" || return; printf "%s %s HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: %s\r\nConnection: close\r\n\r\n%s" "$1" "$2" "${#3}" "$3" >&3; timeout 30 head -c 4096 <&3; exec 3<&-; }
 while IFS=$'"'"'\t'"'"' read -r name method path b64; do
     body=$(printf "%s" "$b64" | base64 -d); body=${body//@WORKER@/$w}; body=${body//@IMAGE@/$img}
     path=${path//@WORKER@/$w}; path=${path//@NONCE@/$n}
     r=$(ask "$method" "$path" "$body" | tr -d "\r\t")
-    s=$(printf "%s\n" "$r" | head -n 1 | cut -d " " -f 2); msg=$(printf "%s" "$r" | sed -n "s/.*\"message\":\"\([^\"]*\)\".*/\1/p" | head -n 1)
+    s=$(printf "%s\n" "$r" | head -n 1 | cut -d " " -f 2); msg=$(printf "%s" "$r" | sed -n "s/.*\"message\": *\"\([^\"]*\)\".*/\1/p" | head -n 1)
     printf "%s\t%s\t%s\t%s\n" "$n" "$name" "${s:-none}" "$msg"
 done; ask DELETE "/containers/hostprep-guard-check-$n?force=1" "" >/dev/null'
 guard_checks() {
