@@ -50,6 +50,7 @@ probe_dir() {    # LABEL DIR NAME [scan]: "LABEL uid gid mode", "LABEL missing" 
 # lines from hostprep.guard_checks; answers "nonce<TAB>name<TAB>status<TAB>message", base64-encoded.
 GUARD_SCRIPT='u=${1#tcp://}; h=${u%:*}; p=${u##*:}; w=$2; img=$3; n=$4
 ask() { exec 3<>"/dev/tcp/$h/$p" || return; printf "%s %s HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: %s\r\nConnection: close\r\n\r\n%s" "$1" "$2" "${#3}" "$3" >&3; timeout 30 head -c 4096 <&3; exec 3<&-; }
+case $(ask GET /hostprep-guard "") in *"is not opened by hostprep"*) ;; *) exit 0 ;; esac   # the guard, nothing else
 while IFS=$'"'"'\t'"'"' read -r name method path b64; do
     body=$(printf "%s" "$b64" | base64 -d); body=${body//@WORKER@/$w}; body=${body//@IMAGE@/$img}
     path=${path//@WORKER@/$w}; path=${path//@NONCE@/$n}
