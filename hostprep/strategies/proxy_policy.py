@@ -253,21 +253,20 @@ def _network_mode(value: Any, policy: Policy, lookup: Lookup) -> None:
 
 
 def _security_opt(value: Any) -> None:
-    if value is None:
-        return
-    if not isinstance(value, list):
-        raise Refused("SecurityOpt must be a list")
-    for opt in value:
+    for opt in _items(value, "SecurityOpt"):
         if not isinstance(opt, str) or not _NNP.fullmatch(opt):
             raise Refused(f"SecurityOpt {str(opt)[:60]} is not allowed")
 
 
+def _items(value: Any, name: str) -> List[Any]:
+    """A list field's items (null: none); any other type is refused."""
+    if value is not None and not isinstance(value, list):
+        raise Refused(f"{name} must be a list")
+    return value or []
+
+
 def _binds(value: Any, policy: Policy) -> None:
-    if value is None:
-        return
-    if not isinstance(value, list):
-        raise Refused("Binds must be a list")
-    for b in value:
+    for b in _items(value, "Binds"):
         if not isinstance(b, str) or b.count(":") not in (1, 2):
             raise Refused(f"Binds: {str(b)[:80]!r} is not source:target[:options]")
         src, _, rest = b.partition(":")
@@ -288,11 +287,7 @@ def _get(obj: Mapping[str, Any], name: str) -> Any:
 
 
 def _mounts(value: Any, policy: Policy) -> None:
-    if value is None:
-        return
-    if not isinstance(value, list):
-        raise Refused("Mounts must be a list")
-    for m in value:
+    for m in _items(value, "Mounts"):
         if not isinstance(m, dict):
             raise Refused("Mounts: each mount must be an object")
         kind, src = _get(m, "Type"), _get(m, "Source")

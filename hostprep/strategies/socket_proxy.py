@@ -213,6 +213,12 @@ def _running(facts: Facts, svc: str) -> ContainerFacts | None:
     return found[0] if found and found[0].running else None
 
 
+def _boolean(var: str, value: Any) -> bool:
+    if not isinstance(value, bool) and str(value).lower() not in ("true", "false"):
+        raise SettingsError(f"{var}={value!r:.80}: must be true or false")
+    return value if isinstance(value, bool) else str(value).lower() == "true"
+
+
 class SocketProxy(Strategy):
     name = "socket-proxy"
     help = ("the worker reaches Docker through hostprep's guard on an internal network: it judges what each "
@@ -231,30 +237,25 @@ class SocketProxy(Strategy):
 
     def options(self, vars: Mapping[str, Any]) -> dict[str, Any]:
         """``hostprep_proxy_image`` (an image reference), ``hostprep_proxy_auth`` (a boolean: open ``/auth``
-        for ``docker_conn_id``), ``hostprep_proxy_timeout`` (haproxy time, e.g. ``90m``); only those set."""
+        for ``docker_conn_id``), ``hostprep_proxy_timeout`` (haproxy time, e.g. ``90m``), ``hostprep_proxy_guard``
+        (a boolean, default true), ``hostprep_proxy_guard_image``, ``hostprep_proxy_bind_allow`` (paths) and
+        ``hostprep_proxy_images`` (patterns); only those set."""
         out: dict[str, Any] = {}
         image, auth, timeout, guard, guard_image, binds, images = (vars.get(k) for k in self.settings)
-        if guard is not None:
-            if not isinstance(guard, bool) and str(guard).lower() not in ("true", "false"):
-                raise SettingsError(f"hostprep_proxy_guard={guard!r:.80}: must be true or false")
-            out["proxy_guard"] = guard if isinstance(guard, bool) else str(guard).lower() == "true"
-        if guard_image is not None:
-            if not isinstance(guard_image, str) or not _IMAGE.fullmatch(guard_image):
-                raise SettingsError(f"hostprep_proxy_guard_image={guard_image!r:.80}: must be an image reference")
-            out["proxy_guard_image"] = guard_image
+        for key, var, value in (("proxy_guard", "hostprep_proxy_guard", guard), ("proxy_auth", "hostprep_proxy_auth", auth)):
+            if value is not None:
+                out[key] = _boolean(var, value)
+        for key, var, value in (("proxy_guard_image", "hostprep_proxy_guard_image", guard_image),
+                                ("proxy_image", "hostprep_proxy_image", image)):
+            if value is not None:
+                if not isinstance(value, str) or not _IMAGE.fullmatch(value):
+                    raise SettingsError(f"{var}={value!r:.80}: must be an image reference "
+                                        "(letters, digits and _ . / : @ -)")
+                out[key] = value
         if binds is not None:
             out["proxy_bind_allow"] = proxy_guard.bind_allow(binds)
         if images is not None:
             out["proxy_images"] = proxy_guard.image_patterns(images)
-        if image is not None:
-            if not isinstance(image, str) or not _IMAGE.fullmatch(image):
-                raise SettingsError(f"hostprep_proxy_image={image!r:.80}: must be an image reference "
-                                    "(letters, digits and _ . / : @ -)")
-            out["proxy_image"] = image
-        if auth is not None:
-            if not isinstance(auth, bool) and str(auth).lower() not in ("true", "false"):
-                raise SettingsError(f"hostprep_proxy_auth={auth!r:.80}: must be true or false")
-            out["proxy_auth"] = auth if isinstance(auth, bool) else str(auth).lower() == "true"
         if timeout is not None:
             if not isinstance(timeout, str) or not _TIMEOUT.fullmatch(timeout):
                 raise SettingsError(f"hostprep_proxy_timeout={timeout!r:.80}: must be a haproxy time such as 90m or 2h")
