@@ -213,9 +213,12 @@ def handle(client: socket.socket, policy: pp.Policy, timeout: float) -> None:
         method, target, headers = parse_head(reader.head())
         try:
             n = pp.framing(headers)
+            pp.header(headers, "expect")
         except pp.Refused as exc:
             answer(client, exc.status, exc.reason)
             return
+        if (pp.header(headers, "expect") or "").lower() == "100-continue" and n:
+            client.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")   # curl waits for it before a large body
         body = reader.chunked() if n < 0 else reader.exact(n)
         client.settimeout(None)
         v = pp.judge(pp.Request(method, target, headers, body), policy, lookup)

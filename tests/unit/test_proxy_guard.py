@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import socket
 
 import pytest
 
@@ -124,3 +125,14 @@ def test_the_server_reads_a_request_head_strictly() -> None:
                 b"GET /a b HTTP/1.1", b"GET /_ping HTTP/2\r\nHost: x", b"GET /_ping HTTP/1.1\r\nHost: a\nb"):
         with pytest.raises(proxy_guard_server.BadRequest):
             proxy_guard_server.parse_head(bad)
+
+
+def test_the_server_reads_a_chunked_body_whole_and_refuses_one_past_the_limit() -> None:
+    a, b = socket.socketpair()
+    with a, b:
+        b.sendall(b"4\r\n{\"a\"\r\n3;ext=1\r\n:1}\r\n0\r\nTrailer: x\r\n\r\nNEXT")
+        r = proxy_guard_server.Reader(a)
+        assert r.chunked() == b'{"a":1}' and r.buf == b"NEXT"
+        b.sendall(b"%x\r\n" % (proxy_guard_server.pp.MAX_BODY + 1))
+        with pytest.raises(proxy_guard_server.BadRequest, match="larger than"):
+            proxy_guard_server.Reader(a).chunked()
