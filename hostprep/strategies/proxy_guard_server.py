@@ -124,8 +124,24 @@ def daemon(timeout: Optional[float]) -> socket.socket:
     return s
 
 
+_KNOWN: "dict[str, Tuple[str, Mapping[str, str]]]" = {}   # full id -> (id, labels): labels never change
+_FULL_ID = re.compile(r"[0-9a-f]{64}")
+
+
 def lookup(ref: str) -> Optional[Tuple[str, Mapping[str, str]]]:
-    """(full id, labels) of container ``ref`` as the daemon says, or None if it has none by that name."""
+    """(full id, labels) of container ``ref``, or None if the daemon has none by that name. Asked by full id
+    it is remembered: a container's labels are fixed at create and an id is never reused (a name can be)."""
+    if ref in _KNOWN:
+        return _KNOWN[ref]
+    found = _inspect(ref)
+    if found is not None and _FULL_ID.fullmatch(ref) and found[0] == ref:
+        if len(_KNOWN) > 4096:
+            _KNOWN.clear()
+        _KNOWN[ref] = found
+    return found
+
+
+def _inspect(ref: str) -> Optional[Tuple[str, Mapping[str, str]]]:
     s = daemon(30.0)
     try:
         s.sendall(f"GET /containers/{ref}/json HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n".encode())
