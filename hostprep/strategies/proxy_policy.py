@@ -445,7 +445,10 @@ def _judge(req: Request, policy: Policy, lookup: Lookup) -> Verdict:
     if (m in ("GET", "HEAD") and rest == "/_ping") or (m == "GET" and rest == "/version"):
         return forward(rest)
     if rest == "/auth" and m == "POST" and policy.auth:
-        return forward(rest, body=_dump(strict_json(req.body)), wants_json=True)
+        auth = strict_json(req.body)
+        if not isinstance(auth, dict):
+            raise Refused("the body must be a JSON object")
+        return forward(rest, body=_dump(auth), wants_json=True)
     if rest == "/images/json" and m == "GET":
         return forward(rest)
     if rest == "/images/create" and m == "POST":
