@@ -482,7 +482,7 @@ def _judge_container(req: Request, v: str, ref: str, action: str, query: List[Tu
     m = req.method
     if action not in _CONTAINER_ACTIONS.get(m, ()):
         raise Refused(f"{m} /containers/{{id}}{'/' + action if action else ''} is not opened by hostprep's proxy")
-    if m == "DELETE" and dict(query).get("link", "") not in ("", "0", "false"):
+    if m == "DELETE" and dict(query).get("link", "").lower() not in ("", "0", "false"):   # docker-py: link=False
         raise Refused("removing links is not allowed")
     if not _REF.fullmatch(ref):
         raise Refused(f"container {ref[:60]!r} is not a plain name or id")

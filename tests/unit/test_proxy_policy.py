@@ -156,6 +156,7 @@ def test_dockeroperators_create_is_allowed_and_labelled_with_the_owner() -> None
     ("GET", "/v1.41/images/hostprep-lab/task:latest/json"), ("POST", "/images/create?fromImage=busybox&tag=1"),
     ("GET", "/containers/ours/json"), ("POST", "/v1.44/containers/ours/start"), ("POST", "/containers/ours/wait"),
     ("GET", "/containers/ours/logs?stdout=1&follow=1"), ("DELETE", "/containers/ours?v=1&force=1"),
+    ("DELETE", f"/v1.41/containers/{OURS}?v=False&link=False&force=False"),   # docker-py's remove_container
     ("GET", "/containers/ours/archive?path=%2Ftmp%2Fx"), ("POST", "/containers/ours/stop?t=10"),
 ])
 def test_the_calls_dockeroperator_makes_are_forwarded_with_the_containers_full_id(method: str, target: str) -> None:
