@@ -140,6 +140,7 @@ class Facts:
     docker_url: str | None = None                 # the DOCKER_HOST the in-worker checks were given
     daemon: DaemonFacts = DaemonFacts()           # how dockerd listens (TCP, TLS)
     dags: tuple[DagLine, ...] = ()                # DAG lines setting Docker options
+    guard_checks: str | None = None               # probe.sh's worker_guard section (socket-proxy's guard)
 
     def service_containers(self, service: str) -> list[ContainerFacts]:
         """The project's containers of one Compose service (running ones first)."""

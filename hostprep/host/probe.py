@@ -10,6 +10,7 @@ import re
 from importlib import resources
 from typing import Any
 
+from hostprep.host import guard_checks
 from hostprep.host.lock import parse_lock
 from hostprep.hostdata import lines, loads
 from hostprep.host.containers import ContainerFacts, ContainersMalformed, parse_containers
@@ -133,6 +134,7 @@ def _parse_probe(host: str, text: str, settings: HostSettings, *, deep: bool, do
         lock=parse_lock(sec.get("lock")),
         containers=_containers(sec.get("containers", "")),
         docker_url=docker_url,
+        guard_checks=sec.get("worker_guard"),
         daemon=_daemon(sec.get("daemon", "")),
         dags=parse_dag_scan(sec["bind_dirs"]),
         socket_unit=parse_show(from_bytes(b64_field(sec.get("socket_unit", ""), "socket unit"))),
@@ -198,6 +200,7 @@ def probe_env(settings: HostSettings, *, deep: bool = True, versions: bool = Fal
         "STATE_DIR": STATE_DIR,
         "FILES": " ".join(files),
         "DOCKER_URL": docker_url or "",
+        "GUARD_CHECKS": guard_checks.checks_input(settings) if docker_url and guard_checks.guarded(settings) else "",
         "DAGS": bind_path(settings.project_dir, "dags") if "dags" in settings.bind_dirs else "",
     }
 

@@ -51,6 +51,27 @@ probe_dir() {    # LABEL DIR NAME [scan]: "LABEL uid gid mode", "LABEL missing" 
     *) echo "$1 unsafe $2/$3 is not a directory" ;;
     esac
 }
+# socket-proxy's guard: the refusals it must make, asked from inside the worker as a task would ask, as raw
+# HTTP over bash's /dev/tcp (no CLI, no python needed). GUARD_CHECKS: "name<TAB>METHOD<TAB>PATH<TAB>base64(body)"
+# lines from hostprep.guard_checks; answers "nonce<TAB>name<TAB>status<TAB>message", base64-encoded.
+GUARD_SCRIPT='u=${1#tcp://}; h=${u%:*}; p=${u##*:}; w=$2; img=$3; n=$4
+ask() { exec 3<>"/dev/tcp/$h/$p" || return; printf "%s %s HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: %s\r\nConnection: close\r\n\r\n%s" "$1" "$2" "${#3}" "$3" >&3; timeout 30 head -c 4096 <&3; exec 3<&-; }
+case $(ask GET /hostprep-guard "") in *"is not opened by hostprep"*) ;; *) exit 0 ;; esac   # the guard, nothing else
+while IFS=$'"'"'\t'"'"' read -r name method path b64; do
+    body=$(printf "%s" "$b64" | base64 -d); body=${body//@WORKER@/$w}; body=${body//@IMAGE@/$img}
+    path=${path//@WORKER@/$w}; path=${path//@NONCE@/$n}
+    r=$(ask "$method" "$path" "$body" | tr -d "\r\t")
+    s=$(printf "%s\n" "$r" | head -n 1 | cut -d " " -f 2); msg=$(printf "%s" "$r" | sed -n "s/.*\"message\": *\"\([^\"]*\)\".*/\1/p" | head -n 1)
+    printf "%s\t%s\t%s\t%s\n" "$n" "$name" "${s:-none}" "$msg"
+done; ask DELETE "/containers/hostprep-guard-check-$n?force=1" "" >/dev/null'
+guard_checks() {
+    [ -n "$cid" ] && [ "$DEEP" = 1 ] && [ -n "${GUARD_CHECKS:-}" ] && [ -n "$DOCKER_URL" ] || return 0
+    gn=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+    set -- "$(docker inspect -f '{{.Name}}' "$cid" | sed 's#^/##')" "$(docker inspect -f '{{.Config.Image}}' "$cid")"
+    out=$(printf '%s' "$GUARD_CHECKS" | docker exec -i "$cid" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+        LC_ALL=C /bin/bash -c "$GUARD_SCRIPT" bash "$DOCKER_URL" "$1" "$2" "$gn" 2>&1)
+    m worker_guard; echo "$gn"; printf '%s' "$out" | base64 -w0; echo
+}
 probe() {
 m os; ( . /etc/os-release 2>/dev/null && printf '%s' "$PRETTY_NAME" )
 m docker_group; getent group docker
@@ -169,6 +190,7 @@ for line in sys.argv[2:] or ["GET /_ping"]:
 $out" ;; esac
     m worker_exec; echo "$nonce $rc"; printf '%s' "$out" | base64 -w0; echo
 fi
+guard_checks
 }
 # Written in one go: sshd then sends a few large packets instead of one per line (less work on both ends).
 out=$(probe); printf '%s\n' "$out"

@@ -13,19 +13,22 @@ secrets, plugins, build...). Tecnativa's config cuts every call idle for 10 minu
 ``POST /containers/{id}/wait`` and silent attach streams of longer tasks: here those two (and logs)
 go to a backend without an idle timeout, and the others get ``hostprep_proxy_timeout`` (default 1h).
 
-What the proxy does NOT do: it never reads request bodies, so ``POST /containers/create`` with
-``Privileged``, host binds of ``/`` or ``PidMode: host`` still passes. It narrows the API; it does not
-make a worker that can start containers safe.
+By default the proxy is hostprep's guard instead (``proxy_guard.py``): it also reads what each create asks
+for and refuses privileges, host namespaces, devices and binds outside ``hostprep_proxy_bind_allow``, and
+lets a task touch only the containers it created. ``hostprep_proxy_guard: false`` keeps the path filter
+alone (the audit then says ``proxy-unguarded``).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, Mapping
 
 from hostprep.host import compose
 from hostprep.host.access import id_groups
 from hostprep.host.containers import ContainerFacts
+from hostprep.host import guard_checks
 from hostprep.errors import SettingsError
 from hostprep.host.facts import Facts
 from hostprep.strategies.findings import CRITICAL, WARNING, Finding, Rule, override_chain_broken, override_document, provision_hint
@@ -33,20 +36,18 @@ from hostprep.host.socket_exposure import exposed_at, socket_views
 from hostprep.inventory.settings import HostSettings
 from hostprep.strategies.steps import Draft
 from hostprep.strategies.base import Row, Strategy
+from hostprep.strategies import proxy_guard
 from hostprep.strategies.groups import recorded_services
+from hostprep.strategies.proxy_policy import clean_path, dangerous_path
+from hostprep.strategies.proxy_haproxy import CONFIG_VAR, LAUNCH, PORT, config_problems, haproxy_config
 
 SERVICE = "hostprep-docker-proxy"
 NETWORK = "hostprep-docker-proxy"
-PORT = 2375
 DOCKER_URL = f"tcp://{SERVICE}:{PORT}"
 # Upstream image, pinned by digest (as published for tecnativa/docker-socket-proxy 0.3.0).
 DEFAULT_IMAGE = ("tecnativa/docker-socket-proxy:0.3.0"
                  "@sha256:9e4b9e7517a6b660f2cc903a19b257b1852d5b3344794e3ea334ff00ae677ac2")
 DEFAULT_TIMEOUT = "1h"
-CONFIG_VAR = "HOSTPREP_PROXY_CONFIG"
-CONFIG_PATH = "/tmp/hostprep-haproxy.cfg"
-# The image's own entrypoint is bypassed: write hostprep's config, then run haproxy (master-worker, foreground).
-LAUNCH = f'printf "%s\\n" "$${CONFIG_VAR}" > {CONFIG_PATH} && exec haproxy -W -db -f {CONFIG_PATH}'
 AREAS = ("volumes", "networks", "exec", "system", "swarm", "secrets")   # the negative checks, see probe.sh
 
 PROXY_DOWN = Rule("proxy-down", CRITICAL, "hostprep's Docker proxy runs")
@@ -55,58 +56,16 @@ SOCKET_MOUNTED = Rule("socket-still-mounted", CRITICAL,
                       "services behind the proxy neither mount the socket nor bypass DOCKER_HOST")
 OVERRIDE_MISSING = Rule("proxy-override-missing", WARNING, "hostprep's override with the proxy is in place and loaded")
 SECTIONS = Rule("proxy-sections", WARNING, "the proxy opens only what DockerOperator needs")
+UNGUARDED = Rule("proxy-unguarded", WARNING, "the proxy reads what a container asks for (hostprep's guard)")
+BIND_ALLOW = Rule("proxy-bind-allow-dangerous", CRITICAL, "the guard's bind allow-list holds no system folder",
+                  fixable=False)
+DAG_MOUNT = Rule("dag-mount-refused", WARNING, "every DAG Mount source is in the guard's allow-list", fixable=False)
+_DAG_SOURCE = re.compile(r"""source\s*=\s*["'](/[^"']*)["']|["'](/[^"':\s]*):/""")   # Mount(source=) or "src:dst"
 DAG_BYPASS = Rule("dag-bypasses-proxy", WARNING, "no DAG hard-codes docker_url to the socket", fixable=False)
-NEEDED = {"_ping", "version", "containers", "images", "auth"}
-_ALLOWED = re.compile(r"http-request allow if \{[^}]*/\(([a-z_|]+)\)")
 _BYPASS = re.compile(r"""docker_url["']?\s*[=:]\s*["']unix://""")   # a keyword argument or a dict entry
 
 _IMAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./:@-]{0,254}")
 _TIMEOUT = re.compile(r"[1-9][0-9]{0,5}(ms|s|m|h|d)")
-
-
-def haproxy_config(*, auth: bool, timeout: str) -> str:
-    """hostprep's proxy rules (pure; the same settings give the same text).
-
-    >>> cfg = haproxy_config(auth=False, timeout="1h")
-    >>> "/auth" in cfg, "timeout client 1h" in cfg, "bind :2375" in cfg
-    (False, True, True)
-    """
-    sections = "_ping|version|containers|images" + ("|auth" if auth else "")
-    v = r"^(/v[0-9.]+)?"
-    return "\n".join([
-        "global",
-        "    log stdout format raw daemon info",
-        "    maxconn 4000",
-        "defaults",
-        "    mode http",
-        "    log global",
-        "    option httplog",
-        "    option dontlognull",
-        "    option http-server-close",
-        "    timeout http-request 10s",
-        "    timeout queue 1m",
-        "    timeout connect 10s",
-        f"    timeout client {timeout}",
-        f"    timeout server {timeout}",
-        f"    timeout tunnel {timeout}",
-        "    timeout http-keep-alive 10s",
-        "frontend docker",
-        f"    bind :{PORT}",
-        "    http-request deny unless METH_GET || METH_HEAD || METH_POST || METH_DELETE",
-        f"    http-request deny if {{ path,url_dec -m reg -i {v}/containers/[^/]+/(exec|export)(/|$) }}",
-        f"    http-request allow if {{ path,url_dec -m reg -i {v}/({sections})(/|$) }}",
-        "    http-request deny",
-        f"    use_backend long if {{ path,url_dec -m reg -i {v}/containers/[^/]+/(wait|attach|logs)$ }}",
-        "    default_backend dockerd",
-        "backend dockerd",
-        "    server dockerd /var/run/docker.sock",
-        "backend long",
-        "    # a task's wait and its attach stream stay silent as long as the task runs: no idle timeout",
-        "    timeout server 0",
-        "    timeout tunnel 0",
-        "    server dockerd /var/run/docker.sock",
-        "",
-    ])
 
 
 def proxy_options(settings: HostSettings) -> dict[str, Any]:
@@ -116,9 +75,15 @@ def proxy_options(settings: HostSettings) -> dict[str, Any]:
             "timeout": own.get("proxy_timeout", DEFAULT_TIMEOUT)}
 
 
-def proxy_service(settings: HostSettings) -> dict[str, Any]:
-    """The proxy's Compose service: the socket read-only, the internal network only, no port."""
+def proxy_service(settings: HostSettings, facts: Facts | None = None) -> dict[str, Any]:
+    """The proxy's Compose service: the socket read-only, the internal network only, no port; the guard
+    (in the worker's image) unless ``hostprep_proxy_guard`` is false."""
     opts = proxy_options(settings)
+    if guard_checks.guarded(settings):
+        opts = {**dict(settings.options), **opts}
+        image = proxy_guard.guard_image(facts, settings, opts)
+        gid = facts.socket.gid if facts is not None else None
+        return {**proxy_guard.guard_service(settings, opts, image or "", gid), "networks": [NETWORK]}
     return {
         "image": opts["image"],
         "entrypoint": ["/bin/sh", "-c", LAUNCH],
@@ -198,30 +163,49 @@ def _running(facts: Facts, svc: str) -> ContainerFacts | None:
     return found[0] if found and found[0].running else None
 
 
+def _boolean(var: str, value: Any) -> bool:
+    if not isinstance(value, bool) and str(value).lower() not in ("true", "false"):
+        raise SettingsError(f"{var}={value!r:.80}: must be true or false")
+    return value if isinstance(value, bool) else str(value).lower() == "true"
+
+
 class SocketProxy(Strategy):
     name = "socket-proxy"
-    help = ("the worker reaches Docker through a filtering proxy (haproxy) on an internal network; "
-            "no socket mount, no docker group")
-    warning = ("the proxy narrows the Docker API (no exec, volumes, networks, swarm, system) but does not "
-               "read request bodies: a DAG can still create a privileged container or bind-mount / from the host")
+    help = ("the worker reaches Docker through hostprep's guard on an internal network: it judges what each "
+            "container asks for; no socket mount, no docker group")
+    warning = ("the guard refuses privileged containers, host namespaces, devices and binds outside "
+               "hostprep_proxy_bind_allow; a task still reads and writes the allowed data folders and can use "
+               "CPU and memory without limits")
+    unguarded = ("hostprep_proxy_guard is false: the proxy narrows the Docker API (no exec, volumes, networks, "
+                 "swarm, system) but does not read request bodies: a DAG can still create a privileged container "
+                 "or bind-mount / from the host")
     needs_docker_group = False
-    settings = ("hostprep_proxy_image", "hostprep_proxy_auth", "hostprep_proxy_timeout")
-    rules = (PROXY_DOWN, PROXY_PUBLISHED, SOCKET_MOUNTED, OVERRIDE_MISSING, SECTIONS, DAG_BYPASS)
+    settings = ("hostprep_proxy_image", "hostprep_proxy_auth", "hostprep_proxy_timeout", "hostprep_proxy_guard",
+                "hostprep_proxy_guard_image", "hostprep_proxy_bind_allow", "hostprep_proxy_images")
+    rules = (PROXY_DOWN, PROXY_PUBLISHED, SOCKET_MOUNTED, OVERRIDE_MISSING, SECTIONS, DAG_BYPASS, UNGUARDED, BIND_ALLOW,
+             DAG_MOUNT)
 
     def options(self, vars: Mapping[str, Any]) -> dict[str, Any]:
         """``hostprep_proxy_image`` (an image reference), ``hostprep_proxy_auth`` (a boolean: open ``/auth``
-        for ``docker_conn_id``), ``hostprep_proxy_timeout`` (haproxy time, e.g. ``90m``); only those set."""
+        for ``docker_conn_id``), ``hostprep_proxy_timeout`` (haproxy time, e.g. ``90m``), ``hostprep_proxy_guard``
+        (a boolean, default true), ``hostprep_proxy_guard_image``, ``hostprep_proxy_bind_allow`` (paths) and
+        ``hostprep_proxy_images`` (patterns); only those set."""
         out: dict[str, Any] = {}
-        image, auth, timeout = (vars.get(k) for k in self.settings)
-        if image is not None:
-            if not isinstance(image, str) or not _IMAGE.fullmatch(image):
-                raise SettingsError(f"hostprep_proxy_image={image!r:.80}: must be an image reference "
-                                    "(letters, digits and _ . / : @ -)")
-            out["proxy_image"] = image
-        if auth is not None:
-            if not isinstance(auth, bool) and str(auth).lower() not in ("true", "false"):
-                raise SettingsError(f"hostprep_proxy_auth={auth!r:.80}: must be true or false")
-            out["proxy_auth"] = auth if isinstance(auth, bool) else str(auth).lower() == "true"
+        image, auth, timeout, guard, guard_image, binds, images = (vars.get(k) for k in self.settings)
+        for key, var, value in (("proxy_guard", "hostprep_proxy_guard", guard), ("proxy_auth", "hostprep_proxy_auth", auth)):
+            if value is not None:
+                out[key] = _boolean(var, value)
+        for key, var, value in (("proxy_guard_image", "hostprep_proxy_guard_image", guard_image),
+                                ("proxy_image", "hostprep_proxy_image", image)):
+            if value is not None:
+                if not isinstance(value, str) or not _IMAGE.fullmatch(value):
+                    raise SettingsError(f"{var}={value!r:.80}: must be an image reference "
+                                        "(letters, digits and _ . / : @ -)")
+                out[key] = value
+        if binds is not None:
+            out["proxy_bind_allow"] = proxy_guard.bind_allow(binds)
+        if images is not None:
+            out["proxy_images"] = proxy_guard.image_patterns(images)
         if timeout is not None:
             if not isinstance(timeout, str) or not _TIMEOUT.fullmatch(timeout):
                 raise SettingsError(f"hostprep_proxy_timeout={timeout!r:.80}: must be a haproxy time such as 90m or 2h")
@@ -232,9 +216,12 @@ class SocketProxy(Strategy):
         return DOCKER_URL
 
     def plan(self, facts: Facts, settings: HostSettings, draft: Draft) -> None:
-        draft.warnings.append(self.warning or "")
+        draft.warnings.append((self.warning if guard_checks.guarded(settings) else self.unguarded) or "")
         draft.override_top = {"networks": {NETWORK: {"internal": True}}}
-        draft.override[SERVICE] = proxy_service(settings)
+        draft.override[SERVICE] = proxy_service(settings, facts)
+        if draft.override[SERVICE]["image"] == "":
+            draft.problems.append(f"no image for {SERVICE}: the worker's image is unknown; set "
+                                  "hostprep_proxy_guard_image (an image with python3)")
         draft.more_services.append(SERVICE)
         for svc in settings.services:
             draft.override.setdefault(svc, {}).update(service_entries(facts, settings, svc))
@@ -279,16 +266,18 @@ class SocketProxy(Strategy):
                 out.append(Finding(SOCKET_MOUNTED, f"{svc} {' and '.join(why)}: it reaches Docker around the proxy",
                                    hint, svc))
         out += _override_findings(facts, settings, services)
+        out += guard_findings(facts, settings)
         out += [Finding(DAG_BYPASS, f"{d.where}: docker_url set to the socket; the worker has no socket, the task fails",
                         "drop docker_url (DockerOperator then uses DOCKER_HOST, the proxy)", d.where)
                 for d in facts.dags if _BYPASS.search(d.text)]
         return out
 
     def proof(self, facts: Facts) -> list[Row]:
-        """Through the proxy (not the socket); not in the docker group; every area outside the API refused."""
+        """Through the proxy (not the socket); not in the docker group; every area outside the API refused;
+        with the guard, each dangerous create refused from inside the worker and an ordinary one allowed."""
         groups = id_groups(facts.worker.id_output or "") or ()
         denied = dict(facts.worker.denied)
-        return [
+        return _guard_rows(facts) + [
             ("the in-worker checks went through the proxy", facts.docker_url == DOCKER_URL,
              f"DOCKER_HOST={facts.docker_url}"),
             ("the worker is not in the docker group", facts.docker_gid is None or facts.docker_gid not in groups,
@@ -298,23 +287,59 @@ class SocketProxy(Strategy):
         ]
 
 
-# ------------------------------------------------------------------ the audit's view (pure)
+def _guarded_override(facts: Facts) -> bool | None:
+    """Whether hostprep's override runs the guard as the proxy (None: no override with a proxy)."""
+    doc = override_document(facts)
+    services = doc.get("services") if isinstance(doc, dict) else None
+    if not isinstance(services, dict) or SERVICE not in services:
+        return None
+    return proxy_guard.is_guard(services[SERVICE])
 
 
-def config_problems(text: str, *, auth: bool) -> list[str]:
-    """What a proxy config opens beyond DockerOperator's needs (sections, methods, exec).
+def _guard_rows(facts: Facts) -> list[Row]:
+    if not _guarded_override(facts):
+        return []
+    said = guard_checks.parse_checks(facts.guard_checks)
+    rows: list[Row] = []
+    for name, *_ in guard_checks.CHECKS:
+        status, msg = said.get(name, ("none", "not asked"))
+        rows.append((f"proxy refuses {name}", status == "403", f"{status} {msg}".strip()))
+    name = guard_checks.ALLOWED[0]
+    status, msg = said.get(name, ("none", "not asked"))
+    rows.append((f"proxy allows {name}", status == "201", f"{status} {msg or 'created'}".strip()))
+    return rows
 
-    >>> config_problems(haproxy_config(auth=False, timeout="1h").replace("|images", "|images|volumes"), auth=False)
-    ['opens volumes']
-    """
-    opened = {s for m in _ALLOWED.finditer(text) for s in m.group(1).split("|")}
-    extra = opened - (NEEDED if auth else NEEDED - {"auth"})
-    out = [f"opens {', '.join(sorted(extra))}"] if extra else []
-    if "/(exec|export)" not in text:
-        out.append("no longer refuses exec")
-    if "METH_GET || METH_HEAD || METH_POST || METH_DELETE" not in text:
-        out.append("allows other methods")
+
+def guard_findings(facts: Facts, settings: HostSettings) -> list[Finding]:
+    """The path-only proxy; an allow-list in the override with a system folder; DAG mounts the guard refuses."""
+    guarded = _guarded_override(facts)
+    hint = f"`{provision_hint(facts.host, SocketProxy.name)}` deploys hostprep's guard"
+    if guarded is False:
+        return [Finding(UNGUARDED, f"{SERVICE} only filters paths: a DAG can create a privileged container or bind /",
+                        hint)]
+    if not guarded:
+        return []
+    doc = override_document(facts) or {}
+    env = _env(doc.get("services", {}), SERVICE)
+    try:
+        binds = [b for b in json.loads(env.get(proxy_guard.RULES_VAR, "{}")).get("binds", []) if isinstance(b, str)]
+    except (ValueError, AttributeError):
+        binds = []
+    out = [Finding(BIND_ALLOW, f"the guard's allow-list in the override: {why}",
+                   "remove it from hostprep_proxy_bind_allow and from the override, then provision", b)
+           for b in binds for why in [dangerous_path(b) or ("" if clean_path(b) else f"{b!r} is not a clean path")]
+           if why]
+    for d in facts.dags:
+        for src in (a or b for a, b in _DAG_SOURCE.findall(d.text)):
+            if src not in binds and src.rstrip("/") not in binds:
+                out.append(Finding(DAG_MOUNT, f"{d.where}: mounts {src}, which the guard refuses (not in "
+                                              "hostprep_proxy_bind_allow): the task will fail",
+                                   "add the folder to hostprep_proxy_bind_allow, or mount an allowed one",
+                                   f"{d.where}:{src}"))
     return out
+
+
+# ------------------------------------------------------------------ the audit's view (pure)
 
 
 def _env(over: dict[str, Any], svc: str) -> dict[str, Any]:

@@ -144,8 +144,8 @@ def test_a_task_longer_than_the_proxy_timeout_survives(proxy_host: Callable[[str
     worker = proxy_facts("lab1").worker.name or ""
     out = in_worker(h, worker, "docker run --rm hostprep-lab/airflow-base:latest sh -c \"sleep 7; echo task-done\"")
     assert "task-done" in out, out
-    h.exec("docker rm -f hppx-stubborn >/dev/null 2>&1; "
-           "docker run -d --name hppx-stubborn hostprep-lab/airflow-base:latest sleep 60 >/dev/null")
+    h.exec("docker rm -f hppx-stubborn >/dev/null 2>&1", check=False)   # made through the proxy: the guard lets a
+    in_worker(h, worker, "docker run -d --name hppx-stubborn hostprep-lab/airflow-base:latest sleep 60")  # task stop its own
     try:
         cut = in_worker(h, worker, "docker stop -t 6 hppx-stubborn", check=False)
     finally:
@@ -160,7 +160,8 @@ def test_hostprep_provision_strategy_socket_proxy_from_the_command_line(
                          capture_output=True, text=True, cwd=lab.REPO, timeout=600)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "[ok] the proxy refuses volumes, networks, exec, system, swarm, secrets (403)" in run.stdout
-    assert "does not read request bodies" in run.stdout   # the strategy's honest warning
+    assert "[ok] proxy refuses privileged: 403 Privileged is not allowed" in run.stdout
+    assert "still reads and writes the allowed data folders" in run.stdout   # the strategy's honest warning
 
 
 # ------------------------------------------------------------------ the audit knows the proxy
@@ -182,7 +183,11 @@ PROXY_DRIFT = {   # induced as root on a host provisioned with socket-proxy -> f
                              {"socket-still-mounted:airflow-worker", "worker-cannot-reach-docker"}),
     "override_missing": ("rm docker-compose.hostprep.yml", {"proxy-override-missing"}),
     "sections_widened": ("sed -i 's/|images)/|images|volumes|exec)/' docker-compose.hostprep.yml",
-                         {"proxy-sections"}),
+                         {"proxy-sections", "proxy-unguarded"}),   # today's haproxy proxy (hostprep_proxy_guard: false)
+    "guard_allows_root": ("""sed -i 's#"binds": \\["/opt/airflow/data"\\]#"binds": ["/", "/opt/airflow/data"]#' """
+                          "docker-compose.hostprep.yml", {"proxy-bind-allow-dangerous:/"}),
+    "dag_mount_refused": ("printf 'from docker.types import Mount\\nm = Mount(source=\"/srv/raw\", target=\"/in\")\\n'"
+                          " > dags/hostprep_test_mount.py", {"dag-mount-refused:hostprep_test_mount.py:2:/srv/raw"}),
     "dag_bypasses": ("printf 'from airflow.providers.docker.operators.docker import DockerOperator\\n"
                      "t = DockerOperator(task_id=\"x\", image=\"busybox\", docker_url=\"unix://var/run/docker.sock\")\\n'"
                      " > dags/hostprep_test_bypass.py", {"dag-bypasses-proxy:hostprep_test_bypass.py:2"}),
@@ -192,7 +197,8 @@ PROXY_DRIFT = {   # induced as root on a host provisioned with socket-proxy -> f
 @pytest.mark.parametrize("scenario", list(PROXY_DRIFT))
 def test_the_audit_finds_each_way_the_proxy_comes_undone(scenario: str, proxy_host: Callable[[str], lab.LabHost]) -> None:
     h = proxy_host("lab1")
-    assert provision("lab1").status == CHANGED
+    paths_only = settings_with("lab1", hostprep_proxy_guard=False) if scenario == "sections_widened" else None
+    assert provision("lab1", paths_only).status == CHANGED
     induce, expected = PROXY_DRIFT[scenario]
     if induce:
         h.exec(f"cd /opt/airflow && {{ {induce.replace('{compose}', h.compose_cmd)}; }} >/dev/null 2>&1")

@@ -20,10 +20,11 @@ HOST = "real1"
 PROXY_DAG = "hostprep_proxy_smoke"   # tests/lab/airflow_real/project/dags/hostprep_proxy_smoke.py: no docker_url
 
 
-def run_task(dag_id: str) -> str:
+def run_task(dag_id: str, task_id: str = real_airflow.SMOKE_TASK) -> str:
     f = facts_of(HOST, deep=False)
     with connect(HOST) as t:
-        res = t.run(["docker", "exec", f.worker.name or "", *real_airflow.smoke_command(dag_id)], sudo=True, timeout=600)
+        res = t.run(["docker", "exec", f.worker.name or "", *real_airflow.smoke_command(dag_id, task_id)], sudo=True,
+                    timeout=600)
     return res.stdout + res.stderr
 
 
@@ -45,6 +46,12 @@ def test_a_real_dockeroperator_task_runs_through_the_proxy_and_a_dag_that_bypass
 
     through = run_task(PROXY_DAG)
     assert smoke.smoke_state(through) == "success" and real_airflow.SMOKE_LINE in through
+    # the whole pipeline through the guard (data folder bind, auto_remove, mount_tmp_dir=False, a user network)
+    for task in ("fetch", "filter", "notify", "cleanup"):
+        out = run_task("hostprep_proxy_pipeline", task)
+        assert smoke.smoke_state(out) == "success", out[-3000:]
+    refused = run_task("hostprep_proxy_privileged", "fetch")   # privileged=True: the guard's reason in the task log
+    assert smoke.smoke_state(refused) == "failed" and "Privileged is not allowed" in refused, refused[-3000:]
     bypass = run_task(real_airflow.CHECK_DAG_ID)   # docker_url="unix://var/run/docker.sock": no socket behind the proxy
     assert smoke.smoke_state(bypass) == "failed"
     with connect(HOST) as t:

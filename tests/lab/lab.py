@@ -432,6 +432,7 @@ def write_known_hosts_and_inventory(lab_hosts: list[LabHost]) -> None:
             },
             "children": {
                 "lab": {
+                    "vars": {"hostprep_proxy_guard_image": "hostprep-lab/docker-guard:v1"},   # no python3 in the stand-in worker
                     "children": {
                         "compose_v2": {"hosts": {h.name: _inv_host(h) for h in lab_hosts if h.compose == "v2" and not h.real}},
                         "compose_v1": {"hosts": {h.name: _inv_host(h) for h in lab_hosts if h.compose == "v1" and not h.real}},

@@ -22,7 +22,8 @@ from hostprep.change.verify import verify
 from tests.unit.change.test_plan import in_current_words
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
-LAB = host_settings({"hostprep_proxy_image": "hostprep-lab/docker-proxy:v1"})   # the lab inventory's
+# the lab inventory's image; the fixtures were captured with today's path-only proxy (the guard: test_proxy_guard.py)
+LAB = host_settings({"hostprep_proxy_image": "hostprep-lab/docker-proxy:v1", "hostprep_proxy_guard": False})
 SOCK = "/var/run/docker.sock"
 
 
