@@ -53,10 +53,12 @@ def lab_reset(c, host=None):
             "repeats": "runs per tool and size, interleaved (default 5)",
             "keep": "leave the bench hosts running afterwards",
             "down": "only remove the bench hosts",
-            "refuse_loaded": "do not count samples taken with the load average above 1.5x the cores (default: mark them)",
+            "refuse_loaded": "do not count samples taken on a busy machine: over 25% of the cores busy with other "
+                             "work just before (default: mark them)",
+            "skip": "configurations left out, comma-separated: only ansible-tasks (slow at N=100) may be",
             "scale": "measure inventory loading instead: static files of 1,000 and 10,000 hosts, "
                      "and ansible-inventory on 300 EC2 instances in moto"})
-def bench(c, hosts="10,30", repeats=5, keep=False, down=False, scale=False, refuse_loaded=False):
+def bench(c, hosts="10,30", repeats=5, keep=False, down=False, scale=False, refuse_loaded=False, skip=""):
     """Benchmark the audit against ansible-playbook and pyinfra on N light lab hosts."""
     from tests.benchmarks import bench as b
 
@@ -68,7 +70,8 @@ def bench(c, hosts="10,30", repeats=5, keep=False, down=False, scale=False, refu
 
         print(s.main())
         return
-    print(b.main([int(n) for n in str(hosts).split(",") if n], int(repeats), keep, refuse_loaded=refuse_loaded))
+    print(b.main([int(n) for n in str(hosts).split(",") if n], int(repeats), keep, refuse_loaded=refuse_loaded,
+                 skip=b.skippable(skip)))
 
 
 lab_ns = Collection("lab")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Callable
 
 from invoke import Collection, Context, Exit, Task, task
 
-from hostprep import strategies
+from hostprep.strategy_names import NAMES as STRATEGY_NAMES
 from hostprep.cli.deferred import Deferred
 from hostprep.errors import InventoryError, SettingsError
 from hostprep.fleet import rolling as rollout
@@ -21,6 +21,7 @@ if TYPE_CHECKING:   # what the task bodies use: imported when a task runs, not f
     from hostprep.change import apply, provision as prov
     from hostprep.change import remote_tls_run
     from hostprep.cli import commands, remote_tls_cmd
+    from hostprep import strategies
     from hostprep.fleet import fanout, validate
 else:
     schedule = Deferred("hostprep.audit.schedule")
@@ -31,6 +32,7 @@ else:
     remote_tls_run = Deferred("hostprep.change.remote_tls_run")
     fanout = Deferred("hostprep.fleet.fanout")
     validate = Deferred("hostprep.fleet.validate")
+    strategies = Deferred("hostprep.strategies")
 
 
 SELECT_HELP = {
@@ -114,7 +116,7 @@ def facts(c: Context, host: str | None = None, group: str | None = None, limit: 
 
 
 @task(help=SELECT_HELP | {
-    "strategy": f"fix strategy: {' | '.join(strategies.NAMES)} (default: inventory's hostprep_strategy, else group-add)",
+    "strategy": f"fix strategy: {' | '.join(STRATEGY_NAMES)} (default: inventory's hostprep_strategy, else group-add)",
     "check": "show the plan as a diff and change nothing",
     "forks": "hosts worked on in parallel (default 32)",
     "lock_wait": "seconds to wait for another run's host lock (default 10)",

@@ -164,7 +164,7 @@ class Result:
             why = f"audit incomplete on {len(gaps)} hosts ({', '.join(gaps[:5])})"
             why += f"; {protocol.hint(s.output)}" if protocol.hint(s.output) else ""
         elif self.refuse_loaded and s.load.above(self.cores):
-            why = f"taken at {s.load}, above {protocol.LOAD_LIMIT:g} x {self.cores} cores"
+            why = f"taken on a busy machine ({s.load})"
         if not why:
             self.samples[s.tool].append(s)
             return f"  LOADED ({s.load})" if s.load.above(self.cores) else ""
@@ -180,13 +180,15 @@ class Result:
                     tool, self.n, self.reasons.get(tool, []), self.last[tool].output if tool in self.last else ""))
 
 
-def run_audits(hosts: list[lab.LabHost], repeats: int, log: Log, refuse_loaded: bool = False) -> Result:
-    """Each tool ``repeats`` times on the same hosts, interleaved; ssh sessions counted on the first round."""
+def run_audits(hosts: list[lab.LabHost], repeats: int, log: Log, refuse_loaded: bool = False,
+               skip: tuple[str, ...] = ()) -> Result:
+    """Each tool ``repeats`` times on the same hosts, interleaved; ssh sessions counted on the first round.
+    ``skip``: configurations not run (e.g. ansible-tasks, the slow typical playbook, at N=100)."""
     result = Result(len(hosts), refuse_loaded=refuse_loaded)
     with tempfile.TemporaryDirectory(prefix="hostprep-bench-") as t:
         tmp = Path(t)
         inv = _inventory_files(hosts, tmp)
-        cmds = commands_for(len(hosts), inv, tmp)
+        cmds = {k: v for k, v in commands_for(len(hosts), inv, tmp).items() if k not in skip}
         runs = iter(range(10**6))
 
         warm = tmp / "cp-warm"
@@ -340,10 +342,24 @@ def startup_row(repeats: int, log: Log, refuse_loaded: bool = False) -> startup.
         return startup.run(commands_for(0, _inventory_files([], tmp), tmp), repeats, log, refuse_loaded)
 
 
+CONFIGURATIONS = ("hostprep", "ansible-raw", "ansible-raw-warm", "ansible-tasks", "pyinfra")
+STRONGEST = ("ansible-raw", "ansible-raw-warm", "pyinfra")   # never skipped: the ratios are read against them
+
+
+def skippable(names: str) -> tuple[str, ...]:
+    """``--skip a,b``: configurations left out; hostprep and each peer's strongest are never."""
+    got = tuple(n for n in names.split(",") if n)
+    bad = [n for n in got if n not in CONFIGURATIONS or n == "hostprep" or n in STRONGEST]
+    if bad:
+        raise SystemExit(f"--skip {','.join(bad)}: only the typical configuration (ansible-tasks) may be skipped")
+    return got
+
+
 def main(sizes: list[int], repeats: int = 5, keep: bool = False, log: Log = print, *,
-         prefix: str = PREFIX, port_base: int = PORT_BASE, refuse_loaded: bool = False) -> str:
+         prefix: str = PREFIX, port_base: int = PORT_BASE, refuse_loaded: bool = False,
+         skip: tuple[str, ...] = ()) -> str:
     """The whole benchmark; its report opens with the run's load verdict (``protocol.verdict``).
-    ``refuse_loaded``: samples taken above the load limit are not counted (by default they are marked)."""
+    ``refuse_loaded``: samples taken on a busy machine are not counted (by default they are marked)."""
     for tool in ("ansible-playbook", "pyinfra"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is not installed: pip install -e '.[bench]'")
@@ -357,7 +373,7 @@ def main(sizes: list[int], repeats: int = 5, keep: bool = False, log: Log = prin
         log(f"{biggest} bench hosts up in {time.monotonic() - started:.1f}s")
         try:
             for n in sorted(sizes):
-                results.append(run_audits(fleet[:n], repeats, log, refuse_loaded))
+                results.append(run_audits(fleet[:n], repeats, log, refuse_loaded, skip))
             report.append(table(results))
             report.append(strongest(results))
             report.append(growth(results))

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.benchmarks import protocol
 from tests.benchmarks.protocol import Load
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,9 +44,28 @@ def _tree_rss_mb(root: int) -> float:
     return total / 2**20
 
 
+def _stat() -> tuple[int, int]:
+    with open("/proc/stat") as fh:
+        return protocol.cpu_times(fh.readline())
+
+
+def settle(window: float = 1.0, patience: float = 30.0) -> float:
+    """The share of all cores busy over the last ``window`` seconds, read again (up to ``patience`` seconds)
+    until it is within ``protocol.BUSY_LIMIT``: the previous sample's hosts and sessions wind down first."""
+    deadline = time.monotonic() + patience
+    while True:
+        first = _stat()
+        time.sleep(window)
+        share = protocol.busy_share(first, _stat())
+        if share <= protocol.BUSY_LIMIT or time.monotonic() >= deadline:
+            return share
+
+
 def measure(tool: str, n: int, argv: list[str], env: dict[str, str] | None = None) -> Sample:
-    """Wall, CPU (the child and everything it waited for), sampled peak RSS of the whole tree, and the
-    1-minute load average just before and just after (``protocol``: a sample on a busy machine is marked)."""
+    """Wall, CPU (the child and everything it waited for), sampled peak RSS of the whole tree, the share of
+    the cores busy just before (``settle``) and the 1-minute load average just before and just after
+    (``protocol``: a sample on a busy machine is marked)."""
+    busy = settle()
     load_before = os.getloadavg()[0]
     started = time.monotonic()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=REPO)
@@ -66,7 +86,7 @@ def measure(tool: str, n: int, argv: list[str], env: dict[str, str] | None = Non
     sampler.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
     return Sample(tool, n, wall, usage.ru_utime + usage.ru_stime, peak[0], proc.returncode,
-                  out.decode(errors="replace"), Load(load_before, os.getloadavg()[0]))
+                  out.decode(errors="replace"), Load(load_before, os.getloadavg()[0], busy))
 
 
 def tool_env(**extra: str) -> dict[str, str]:

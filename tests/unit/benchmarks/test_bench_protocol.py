@@ -40,7 +40,7 @@ def test_a_loaded_sample_is_counted_and_marked_by_default() -> None:
 
 def test_with_refuse_loaded_a_loaded_sample_is_not_counted_and_says_why() -> None:
     r = Result(2, cores=2, refuse_loaded=True)
-    assert "NOT COUNTED: taken at load 2.0->3.5" in r.add(sample(load=BUSY), gaps=[])
+    assert "NOT COUNTED: taken on a busy machine (load 2.0->3.5)" in r.add(sample(load=BUSY), gaps=[])
     assert r.samples["hostprep"] == [] and r.invalid["hostprep"] == 1
 
 
@@ -77,3 +77,27 @@ def test_the_start_up_table_has_a_row_per_tool_with_both_kinds() -> None:
         s.add("hostprep", kind, sample(output="hostprep 0.1.0", wall=wall))
     row = s.table().split("\n")[-1]
     assert row.startswith("| hostprep | 0.05 s | 0.50 s | 0.25 s | 0.50 s | 2/2 | 0 |")
+
+
+def test_where_the_busy_share_was_read_it_alone_decides_and_the_bench_s_own_load_average_does_not() -> None:
+    own_hosts = Load(9.5, 11.0, busy=0.04)   # the previous sample's hosts left the load average high
+    other_work = Load(0.2, 0.3, busy=0.6)    # something else had a core as the sample started
+    assert not own_hosts.above(2) and other_work.above(2)
+    assert protocol.verdict([own_hosts], 2).startswith("load: QUIET run (highest 4% busy")
+    assert "60% busy" in protocol.verdict([own_hosts, other_work], 2)
+
+
+def test_the_busy_share_counts_iowait_and_idle_as_not_busy() -> None:
+    first = protocol.cpu_times("cpu  100 0 50 800 50 0 0 0 0 0")
+    second = protocol.cpu_times("cpu  130 0 70 850 50 0 0 0 0 0")
+    assert first == (150, 1000) and protocol.busy_share(first, second) == 0.5
+    assert protocol.busy_share(first, first) == 0.0
+
+
+def test_only_the_typical_playbook_may_be_left_out_never_hostprep_or_a_peers_strongest() -> None:
+    from tests.benchmarks.bench import skippable
+
+    assert skippable("ansible-tasks") == ("ansible-tasks",) and skippable("") == ()
+    for name in ("hostprep", "pyinfra", "ansible-raw", "ansible-raw-warm", "ansible-tsks"):
+        with pytest.raises(SystemExit, match=name):
+            skippable(name)
