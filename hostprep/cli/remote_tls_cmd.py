@@ -10,7 +10,7 @@ from typing import Callable
 from hostprep.cli import render
 from hostprep.audit import remote_tls as remote_tls_audit
 from hostprep.change import remote_tls_run
-from hostprep.cli.commands import Reply, Selection, select
+from hostprep.cli.selection import Reply, Selection, select
 from hostprep.ssh.endpoint import endpoint_for
 from hostprep.errors import InventoryError, SettingsError
 from hostprep.fleet.fanout import ConnectOptions

@@ -20,7 +20,7 @@ if TYPE_CHECKING:   # what the task bodies use: imported when a task runs, not f
     from hostprep.audit import schedule
     from hostprep.change import apply, provision as prov
     from hostprep.change import remote_tls_run
-    from hostprep.cli import commands, remote_tls_cmd
+    from hostprep.cli import audit_cmd, commands, remote_tls_cmd, selection
     from hostprep import strategies
     from hostprep.fleet import fanout, validate
 else:
@@ -28,6 +28,8 @@ else:
     apply = Deferred("hostprep.change.apply")
     prov = Deferred("hostprep.change.provision")
     commands = Deferred("hostprep.cli.commands")
+    audit_cmd = Deferred("hostprep.cli.audit_cmd")
+    selection = Deferred("hostprep.cli.selection")
     remote_tls_cmd = Deferred("hostprep.cli.remote_tls_cmd")
     remote_tls_run = Deferred("hostprep.change.remote_tls_run")
     fanout = Deferred("hostprep.fleet.fanout")
@@ -48,8 +50,8 @@ SELECT_HELP = {
 }
 
 
-def _sel(host: str | None, group: str | None, limit: str | None, inventory: str | None) -> commands.Selection:
-    return commands.Selection(inventory=inventory, host=host, group=group, limit=limit)
+def _sel(host: str | None, group: str | None, limit: str | None, inventory: str | None) -> selection.Selection:
+    return selection.Selection(inventory=inventory, host=host, group=group, limit=limit)
 
 
 def _conn(known_hosts: str | None, accept_new: bool, timeout: float | str) -> fanout.ConnectOptions:
@@ -75,7 +77,7 @@ def _shown(line: str, own: frozenset[str] = frozenset()) -> str:
     return for_terminal(line, own)
 
 
-def _show(reply: commands.Reply) -> None:
+def _show(reply: selection.Reply) -> None:
     """Print what a command returned; its exit code becomes the task's."""
     for line in reply.lines:
         print(_shown(line, reply.own))
@@ -85,7 +87,7 @@ def _show(reply: commands.Reply) -> None:
         raise Exit(code=reply.code)
 
 
-def _run(fn: Callable[..., commands.Reply], *args: object, **kwargs: object) -> None:
+def _run(fn: Callable[..., selection.Reply], *args: object, **kwargs: object) -> None:
     """Turn bad input into a clear one-line error and exit code 2 (nothing was changed)."""
     try:
         reply = fn(*args, **kwargs)
@@ -136,7 +138,7 @@ def provision(c: Context, host: str | None = None, group: str | None = None, lim
               max_fail: str | None = None) -> None:
     """Fix Docker socket access for the Airflow worker: plan, snapshot, apply, recreate, verify."""
 
-    def run() -> commands.Reply:
+    def run() -> selection.Reply:
         chosen = validate.strategy_arg(strategy)
         warning = chosen and strategies.get(chosen).run_warning
         if warning and not json:
@@ -185,7 +187,7 @@ def snapshots(c: Context, host: str | None = None, group: str | None = None, lim
          as_json=json)
 
 
-def _run_audit(fn: Callable[..., commands.Reply], *args: object, **kwargs: object) -> None:
+def _run_audit(fn: Callable[..., selection.Reply], *args: object, **kwargs: object) -> None:
     """Like _run, but bad input exits 1: 2 and 3 are audit verdicts."""
     try:
         reply = fn(*args, **kwargs)
@@ -207,7 +209,7 @@ RUN_HELP = {
 })
 def audit_begin(c: Context, run_file: str | None = None, run_id: str | None = None) -> None:
     """Begin a sharded audit run: write its id and start time for `audit --shard` and `audit.merge`."""
-    _run_audit(commands.audit_begin, run_file, run_id)
+    _run_audit(audit_cmd.audit_begin, run_file, run_id)
 
 
 @task(name="run", default=True, help=SELECT_HELP | {
@@ -229,10 +231,10 @@ def audit(c: Context, host: str | None = None, group: str | None = None, limit: 
           forks: int = 32, shard: str | None = None, run_file: str | None = None, run_id: str | None = None,
           every: str | None = None) -> None:
     """Report drift from the desired state on each host; read-only unless --fix. Exit 0 clean, 2 drift, 3 unaudited."""
-    outputs = commands.AuditOutputs(as_json=json, junit=junit, prom=prom, json_file=json_file, report_dir=report_dir,
+    outputs = audit_cmd.AuditOutputs(as_json=json, junit=junit, prom=prom, json_file=json_file, report_dir=report_dir,
                                     every=every)
-    sel = commands.Selection(inventory=inventory, host=host, group=group, limit=limit, shard=shard)
-    _run_audit(commands.audit, sel, _conn(known_hosts, accept_new, timeout), outputs,
+    sel = selection.Selection(inventory=inventory, host=host, group=group, limit=limit, shard=shard)
+    _run_audit(audit_cmd.audit, sel, _conn(known_hosts, accept_new, timeout), outputs,
                deep=deep, fix=fix, forks=int(forks), progress=_progress(), run_file=run_file, run_id=run_id)
 
 
@@ -249,14 +251,14 @@ def audit_merge(c: Context, report: list[str], json: bool = False, junit: str | 
                 run_id: str | None = None) -> None:
     """Merge the reports of `audit --shard 1/N` ... `N/N` into one run's; exit code as that run's (0, 2, 3).
     A report that is not this run's (--run-file) is refused by name: its hosts count as not audited (3)."""
-    outputs = commands.AuditOutputs(as_json=json, junit=junit, prom=prom, json_file=json_file, report_dir=report_dir)
-    _run_audit(commands.audit_merge, list(report), outputs, run_file=run_file, run_id=run_id)
+    outputs = audit_cmd.AuditOutputs(as_json=json, junit=junit, prom=prom, json_file=json_file, report_dir=report_dir)
+    _run_audit(audit_cmd.audit_merge, list(report), outputs, run_file=run_file, run_id=run_id)
 
 
 @task(name="history", help={"host": "only these hosts (a:b or a,b)", "json": "print machine-readable JSON"})
 def audit_history(c: Context, host: str | None = None, json: bool = False) -> None:
     """Show when each drift began and ended, from the controller's audit history."""
-    _run_audit(commands.audit_history, host, as_json=json)
+    _run_audit(audit_cmd.audit_history, host, as_json=json)
 
 
 @task(name="schedule", help={k: SELECT_HELP[k] for k in ("host", "group", "limit", "inventory")} | {
@@ -273,10 +275,10 @@ def audit_schedule(c: Context, every: str = "15m", host: str | None = None, grou
                    unit_dir: str | None = None) -> None:
     """Install the audit in the user's crontab (a marked block; other entries untouched)."""
     if show:
-        _run_audit(commands.audit_schedule_show)
+        _run_audit(audit_cmd.audit_schedule_show)
         return
     repo = os.getcwd()
-    _run_audit(commands.audit_schedule, _sel(host, group, limit, inventory), every, repo, report_dir,
+    _run_audit(audit_cmd.audit_schedule, _sel(host, group, limit, inventory), every, repo, report_dir,
                deep=deep, systemd=systemd, unit_dir=unit_dir)
 
 
@@ -284,7 +286,7 @@ def audit_schedule(c: Context, every: str = "15m", host: str | None = None, grou
                                "unit_dir": "where --systemd wrote units (default ~/.config/systemd/user)"})
 def audit_unschedule(c: Context, systemd: bool = False, unit_dir: str | None = None) -> None:
     """Remove exactly hostprep's audit entry from the crontab."""
-    _run_audit(commands.audit_unschedule, systemd=systemd, unit_dir=unit_dir)
+    _run_audit(audit_cmd.audit_unschedule, systemd=systemd, unit_dir=unit_dir)
 
 
 def _fresh(t: Task) -> Task:

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from hostprep.ssh.endpoint import endpoint_for
-from hostprep.cli import commands
+from hostprep.cli import audit_cmd, commands
 from hostprep.audit import history
 from hostprep.change import provision as prov
 from hostprep.host.facts import Facts
@@ -120,9 +120,9 @@ def provision(strategy: str | None = None, name: str = NAME) -> None:
 def run_audit(tmp_path: Path, *, deep: bool = False, fix: bool = False,
               inventory: Path = INVENTORY, limit: str | None = None) -> tuple[int, dict[str, Any]]:
     """The command behind `invoke audit --json --report-dir`, as the library runs it."""
-    outputs = commands.AuditOutputs(as_json=True, report_dir=str(tmp_path / "reports"))
+    outputs = audit_cmd.AuditOutputs(as_json=True, report_dir=str(tmp_path / "reports"))
     sel = commands.Selection(inventory=str(inventory), host=None if limit else NAME, limit=limit)
-    reply = commands.audit(sel, ConnectOptions(), outputs, deep=deep, fix=fix)
+    reply = audit_cmd.audit(sel, ConnectOptions(), outputs, deep=deep, fix=fix)
     return reply.code, json.loads(reply.lines[-1])
 
 

@@ -21,7 +21,7 @@ from typing import Iterator
 import pytest
 import yaml
 
-from hostprep.cli import commands
+from hostprep.cli import audit_cmd, commands
 from hostprep.change import provision as prov
 from hostprep.fleet.fanout import ConnectOptions
 from hostprep.inventory.hosts import InventoryError
@@ -103,7 +103,7 @@ def test_provision_and_audit_run_on_the_lab_hosts_chosen_from_the_ec2_inventory(
         assert report["hosts"][iid]["status"] == "changed"
         assert report["hosts"][iid]["labels"] == {"instance_id": iid, "name": f"airflow-worker-{name}"}
 
-    audited = commands.audit(sel, ConnectOptions())
+    audited = audit_cmd.audit(sel, ConnectOptions())
     assert audited.code == 0, audited.text
     table = audited.lines[-1].splitlines()
     assert table[0].split()[:4] == ["HOST", "INSTANCE", "NAME", "STATUS"]
@@ -121,12 +121,12 @@ def test_two_shards_cover_every_host_once_and_merge_into_the_unsharded_report(
     commands.provision(commands.Selection(inventory=inv, host=lab_host), ConnectOptions(), prov.Options(smoke=False),
                        as_json=True)
     whole, run_file = tmp_path / "whole", str(tmp_path / "run.json")
-    assert commands.audit_begin(run_file, "run-1").lines == ("run-1",)
-    codes = [commands.audit(sel, ConnectOptions(), commands.AuditOutputs(report_dir=str(whole)),
+    assert audit_cmd.audit_begin(run_file, "run-1").lines == ("run-1",)
+    codes = [audit_cmd.audit(sel, ConnectOptions(), audit_cmd.AuditOutputs(report_dir=str(whole)),
                             run_file=run_file).code]
     for i in (1, 2):
         shard_sel = commands.Selection(inventory=inv, limit="tag_Role_airflow_worker", shard=f"{i}/2")
-        codes.append(commands.audit(shard_sel, ConnectOptions(), commands.AuditOutputs(report_dir=str(tmp_path / f"s{i}")),
+        codes.append(audit_cmd.audit(shard_sel, ConnectOptions(), audit_cmd.AuditOutputs(report_dir=str(tmp_path / f"s{i}")),
                                     run_file=run_file).code)
     shard_hosts = [set(json.loads((tmp_path / f"s{i}" / "audit.json").read_text())["hosts"]) for i in (1, 2)]
     assert not shard_hosts[0] & shard_hosts[1] and shard_hosts[0] | shard_hosts[1] == set(fleet)

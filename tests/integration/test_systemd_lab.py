@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from hostprep.cli import commands
+from hostprep.cli import audit_cmd, commands
 from hostprep.change import provision as prov
 from hostprep.fleet.fanout import ConnectOptions
 from hostprep.change.results import CHANGED, OK
@@ -49,9 +49,9 @@ def rollback(name: str) -> prov.HostReport:
 
 
 def audit(tmp_path: Path, name: str, *, fix: bool = False, deep: bool = False) -> tuple[int, dict[str, Any]]:
-    outputs = commands.AuditOutputs(as_json=True)
+    outputs = audit_cmd.AuditOutputs(as_json=True)
     sel = commands.Selection(inventory=str(lab.INVENTORY), host=name)
-    reply = commands.audit(sel, ConnectOptions(), outputs, deep=deep, fix=fix)
+    reply = audit_cmd.audit(sel, ConnectOptions(), outputs, deep=deep, fix=fix)
     return reply.code, json.loads(reply.lines[-1])["hosts"][name]
 
 

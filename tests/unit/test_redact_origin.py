@@ -14,7 +14,7 @@ import paramiko
 import pytest
 
 from hostprep.audit import report as audit_report
-from hostprep.cli import commands, render, tasks as cli
+from hostprep.cli import audit_cmd, commands, render, tasks as cli
 from hostprep.audit.run import FAILED as AUDIT_FAILED, HostAudit
 from hostprep.ssh.endpoint import Endpoint
 from hostprep.redact import MASK, credential_name, for_terminal, redact
@@ -61,7 +61,7 @@ def every_output(names: list[str]) -> str:
     shown += [cli._shown(line, reply.own) for line in commands.show_fleet(f, as_json=True).lines]
     shown += [render.progress_line(r, i + 1, len(names), False) for i, r in enumerate(f.reports)]
     for as_json in (False, True):   # the audit's table and JSON, as the CLI prints them
-        table = commands._audit_outputs(audits, AT, commands.AuditOutputs(as_json=as_json))
+        table = audit_cmd._audit_outputs(audits, AT, audit_cmd.AuditOutputs(as_json=as_json))
         shown += [cli._shown(line, table.own) for line in table.lines]
     shown += [audit_report.as_json(audits, AT), audit_report.junit(audits, AT)]   # the report files
     return "\n".join(shown)

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hostprep.cli import commands
+from hostprep.cli import audit_cmd
 from hostprep.audit import history, schedule
 from hostprep.change import local_state
 from hostprep.audit.run import HostAudit
@@ -53,7 +53,7 @@ def test_a_history_finding_with_severity_null_is_skipped_by_name_and_the_rest_is
            "findings": [{"key": "k", "id": "k", "severity": None, "detail": "d"}]}
     good = dict(bad, at="2026-12-01T10:15:00+00:00", findings=[{"key": "j", "severity": "warning", "detail": "d"}])
     path.write_text(json.dumps(bad) + "\n" + json.dumps(good) + "\n")
-    reply = commands.audit_history("lab2", as_json=False)
+    reply = audit_cmd.audit_history("lab2", as_json=False)
     assert reply.code == 0 and "j" in reply.text and "warning" in reply.text
     assert reply.warnings == ("skipped 1 torn or unreadable history line(s)",
                               f"{path}:1: findings[0].severity: expected a string, got null")
@@ -88,7 +88,7 @@ def test_merging_a_report_that_holds_a_list_is_an_error_naming_the_file(tmp_path
     report = tmp_path / "x.json"
     report.write_text("[]")
     with pytest.raises(ReportError, match=rf"^{report}: not an audit report: expected a JSON object, got \[\]$"):
-        commands.audit_merge([str(report)], run_file=str(run_file))
+        audit_cmd.audit_merge([str(report)], run_file=str(run_file))
 
 
 def test_the_merge_command_says_so_in_one_line_with_exit_1_and_no_traceback(tmp_path: Path) -> None:

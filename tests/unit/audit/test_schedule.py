@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hostprep.cli import commands
+from hostprep.cli import audit_cmd, commands
 from hostprep.audit import schedule
 from hostprep.fleet.fanout import ConnectOptions
 from hostprep.audit.schedule import BEGIN, END, AuditJob, ScheduleError
@@ -159,5 +159,5 @@ def test_the_scheduled_audit_passes_its_period_on_so_the_textfile_can_say_it() -
 
 def test_an_audit_with_a_bad_every_is_refused_before_any_host_is_read() -> None:
     with pytest.raises(ScheduleError, match="--every '7m'"):
-        commands.audit(commands.Selection(inventory="/nonexistent/inventory.yml"), ConnectOptions(),
-                       commands.AuditOutputs(every="7m"))
+        audit_cmd.audit(commands.Selection(inventory="/nonexistent/inventory.yml"), ConnectOptions(),
+                       audit_cmd.AuditOutputs(every="7m"))
