@@ -9,21 +9,21 @@
 m() { printf '\n@@hostprep:%s\n' "$1"; }
 # The in-worker checks. This run's nonce is the first line on stdin (never an argument: every process in
 # the container can read every command line); every field they print is fenced by it. $1: airflow in
-# the worker (yes|no), $2 the socket, $3 the Engine API fallback (Python), $4: the DOCKER_HOST hostprep's
+# the worker (yes|no), $2 the socket, $3 the Engine API fallback (Python, started only without a docker CLI), $4: the DOCKER_HOST hostprep's
 # strategy gives the worker (a proxy), if any; then $5 (the worker's id) serves the negative checks:
 # calls the proxy must refuse (403), asked the way a task would ask.
 WORKER_SCRIPT='IFS= read -r n || exit 2; case $n in ""|*[!0-9a-f]*) exit 2 ;; esac
 m() { printf "@@hostprep-%s:%s\n" "$n" "$1"; }
-py="python3 -I"; if python3 -I -P -c "" </dev/null >/dev/null 2>&1; then py="python3 -I -P"; fi
+py() { if python3 -I -P -c "" </dev/null >/dev/null 2>&1; then python3 -I -P "$@"; else python3 -I "$@"; fi; }
 m worker_id; /usr/bin/id; rc=$?; echo "airflow=$1"; echo "rc=$rc"; m worker_docker_ps
 if command -v docker >/dev/null 2>&1; then o=$(docker ps -q 2>&1); rc=$?; echo method=docker-cli
-else o=$($py -c "$3" "${4:-$2}" 2>&1 </dev/null); rc=$?; echo method=engine-api; fi
+else o=$(py -c "$3" "${4:-$2}" 2>&1 </dev/null); rc=$?; echo method=engine-api; fi
 printf "%s\n" "$o" | tail -n 3; echo "rc=$rc"
 if [ -n "$4" ]; then m worker_denied
 for w in "volumes|volume ls -q|GET /volumes" "networks|network ls -q|GET /networks" "exec|exec $5 true|POST /containers/$5/exec" \
          "system|system df|GET /system/df" "swarm|node ls|GET /nodes" "secrets|secret ls|GET /secrets"; do
     k=${w%%|*}; r=${w#*|}
-    if command -v docker >/dev/null 2>&1; then o=$(docker ${r%%|*} 2>&1 </dev/null); else o=$($py -c "$3" "$4" "${r#*|}" 2>&1 </dev/null); fi
+    if command -v docker >/dev/null 2>&1; then o=$(docker ${r%%|*} 2>&1 </dev/null); else o=$(py -c "$3" "$4" "${r#*|}" 2>&1 </dev/null); fi
     case $o in *"403 Forbidden"*) echo "$k 403" ;; *) echo "$k not-refused" ;; esac
 done; fi; m worker_end'
 probe_file() {   # DIR NAME: "unsafe <why>", nothing (missing), or "mode uid gid size" + base64 content

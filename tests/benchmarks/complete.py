@@ -36,10 +36,12 @@ def _json_tail(output: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def hostprep_missing(output: str, hosts: Iterable[str]) -> list[str]:
-    """hostprep's ``audit --json``: every host audited (ok or drift), none unreachable or failed."""
+def hostprep_missing(output: str, hosts: Iterable[str], deep: bool = False) -> list[str]:
+    """hostprep's ``audit --json``: every host audited (ok or drift), none unreachable or failed; with
+    ``deep`` (``audit --deep``), each host's report says the in-worker checks ran (``"deep": true``)."""
     seen = _json_tail(output).get("hosts") or {}
-    return [h for h in hosts if (seen.get(h) or {}).get("status") not in ("ok", "drift")]
+    return [h for h in hosts if (seen.get(h) or {}).get("status") not in ("ok", "drift")
+            or (deep and (seen.get(h) or {}).get("deep") is not True)]
 
 
 # ansible-core's `minimal` callback: one block per host and task, opened by `HOST | STATUS | rc=N >>` (raw and
@@ -73,5 +75,7 @@ def pyinfra_missing(output: str, hosts: Iterable[str]) -> list[str]:
 
 def missing(tool: str, output: str, hosts: Iterable[str]) -> list[str]:
     """Hosts on which ``tool``'s run did not do the whole audit."""
-    judge = hostprep_missing if tool == "hostprep" else pyinfra_missing if tool == "pyinfra" else ansible_missing
+    if tool.startswith("hostprep"):
+        return hostprep_missing(output, list(hosts), deep=tool == "hostprep-deep")
+    judge = pyinfra_missing if tool == "pyinfra" else ansible_missing
     return judge(output, list(hosts))

@@ -16,12 +16,13 @@ def test_benchmark_counts_only_complete_audits_and_hostprep_opens_one_exec_per_h
     lines: list[str] = []
     report = bench.main([2], repeats=1, keep=False, log=lines.append, prefix=SMOKE_PREFIX, port_base=SMOKE_PORTS)
     rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| 2 \| ([\w-]+) \|.*$", report, re.M)}
-    assert set(rows) == {"hostprep", "ansible-raw", "ansible-raw-warm", "ansible-tasks", "pyinfra"}
+    assert set(rows) == {"hostprep", "hostprep-deep", "ansible-raw", "ansible-raw-warm", "ansible-tasks", "pyinfra"}
     for tool, row in rows.items():   # every tool really did the whole audit on both hosts (lab hosts have python3)
         assert [c.strip() for c in row.split("|")][-3] == "1/1", row
-    cells = [c.strip() for c in rows["hostprep"].split("|")]
-    assert cells[-5:-3] == ["1.0", "1.0"], rows["hostprep"]   # one connection, one exec per host
+    for ours in ("hostprep", "hostprep-deep"):   # one connection, one exec per host, in-worker checks included
+        assert [c.strip() for c in rows[ours].split("|")][-5:-3] == ["1.0", "1.0"], rows[ours]
     assert [c.strip() for c in rows["ansible-raw"].split("|")][-4] == "1.0"   # one raw task: one exec per host
+    assert re.search(r"^N=2: hostprep-deep [\d.]+ s; ansible", report, re.M), report
     assert re.search(r"^N=2: hostprep [\d.]+ s; ansible at its strongest \(ansible-(raw|tasks)\) [\d.]+ s = [\d.]+×; "
                      r"pyinfra at its strongest \(pyinfra\)", report, re.M), report
     assert "provision on 2 hosts: 2 changed" in report

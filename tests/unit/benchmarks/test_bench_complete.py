@@ -20,10 +20,17 @@ def _out(tool: str) -> str:
     return (FIXTURES / f"bench_{tool}_2_hosts.txt").read_text()
 
 
-@pytest.mark.parametrize("tool", ["hostprep", "ansible-raw", "ansible-tasks", "pyinfra"])
+@pytest.mark.parametrize("tool", ["hostprep", "hostprep-deep", "ansible-raw", "ansible-tasks", "pyinfra"])
 def test_a_real_complete_run_counts_whatever_the_exit_code(tool: str) -> None:
     assert missing(tool, _out(tool), HOSTS) == []
     assert missing(tool, _out(tool), HOSTS + ["lab3"]) == ["lab3"]   # a host the tool never reported
+
+
+def test_the_like_for_like_row_counts_only_hosts_whose_worker_was_checked_from_inside() -> None:
+    assert missing("hostprep-deep", _out("hostprep"), HOSTS) == HOSTS   # the default audit: no exec in the worker
+    data = json.loads(_out("hostprep-deep"))
+    data["hosts"]["lab1"]["deep"] = False
+    assert missing("hostprep-deep", json.dumps(data), HOSTS) == ["lab1"]
 
 
 def test_a_hostprep_host_that_was_not_audited_does_not_count() -> None:
