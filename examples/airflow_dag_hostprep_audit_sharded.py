@@ -37,6 +37,7 @@ LIMIT = os.environ.get("HOSTPREP_LIMIT", "all")
 REPORT_DIR = os.environ.get("HOSTPREP_REPORT_DIR", "/var/lib/hostprep/reports")
 SHARDS = int(os.environ.get("HOSTPREP_SHARDS", "4"))
 RUN_FILE = f"{REPORT_DIR}/run.json"
+EVERY = "15m"   # the DAG's schedule; the merged textfile says it, so a stale audit raises the alert
 RUN_ID = ' --run-id "$AIRFLOW_CTX_DAG_RUN_ID"'   # BashOperator exports the DAG run's id (quoted for the shell)
 
 
@@ -59,13 +60,14 @@ def shard_command(index: int, count: int = SHARDS) -> str:
 
 def merge_command(count: int = SHARDS) -> str:
     reports = [a for i in range(1, count + 1) for a in ("--report", f"{REPORT_DIR}/shard-{i}-of-{count}")]
-    return _line("audit.merge", *reports, "--run-file", RUN_FILE, "--report-dir", REPORT_DIR, "--json") + RUN_ID
+    return _line("audit.merge", *reports, "--run-file", RUN_FILE, "--report-dir", REPORT_DIR, "--every", EVERY,
+                 "--json") + RUN_ID
 
 
 with DAG(
     dag_id="hostprep_drift_audit_sharded",
     description="hostprep: Docker socket access for Airflow workers, audited in N shards and merged",
-    schedule=timedelta(minutes=15),
+    schedule=timedelta(minutes=int(EVERY[:-1])),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,

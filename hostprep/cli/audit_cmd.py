@@ -146,6 +146,7 @@ def audit_merge(reports: list[str], outputs: AuditOutputs = AuditOutputs(), *, r
     """Merge the audit.json of every shard of one run into the reports one unsharded run gives.
 
     A report that is not this run's is refused by name; its hosts are reported as not audited (exit 3)."""
+    outputs.interval()
     run = _run_of(run_file, run_id)
     if run is None:
         raise shards.ShardError("audit.merge needs --run-file (the file `audit.begin` wrote for this run): "

@@ -245,13 +245,16 @@ def audit(c: Context, host: str | None = None, group: str | None = None, limit: 
     "prom": "write the merged Prometheus textfile to FILE",
     "json_file": "write the merged JSON report to FILE",
     "report_dir": "write audit.json, audit-junit.xml and hostprep_audit.prom into DIR",
+    "every": "how often the sharded run is scheduled (15m, 1h, ...): written to the merged Prometheus textfile, "
+             "so an alert fires when the merged audit has not run for twice that",
 } | RUN_HELP)
 def audit_merge(c: Context, report: list[str], json: bool = False, junit: str | None = None, prom: str | None = None,
                 json_file: str | None = None, report_dir: str | None = None, run_file: str | None = None,
-                run_id: str | None = None) -> None:
+                run_id: str | None = None, every: str | None = None) -> None:
     """Merge the reports of `audit --shard 1/N` ... `N/N` into one run's; exit code as that run's (0, 2, 3).
     A report that is not this run's (--run-file) is refused by name: its hosts count as not audited (3)."""
-    outputs = audit_cmd.AuditOutputs(as_json=json, junit=junit, prom=prom, json_file=json_file, report_dir=report_dir)
+    outputs = audit_cmd.AuditOutputs(as_json=json, junit=junit, prom=prom, json_file=json_file, report_dir=report_dir,
+                                     every=every)
     _run_audit(audit_cmd.audit_merge, list(report), outputs, run_file=run_file, run_id=run_id)
 
 

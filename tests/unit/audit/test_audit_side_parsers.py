@@ -240,3 +240,18 @@ def test_any_crontab_keeps_every_user_byte_and_splits_at_newlines_only(parts: li
 def test_a_marker_after_a_separator_in_a_users_line_is_not_a_marker() -> None:
     user = f"0 * * * * echo hi\x85{schedule.BEGIN}\n"
     assert schedule.find_block(user) is None and schedule.without_block(user) == user
+
+
+def test_a_merged_run_says_its_schedule_in_the_textfile_and_a_bad_every_changes_nothing(tmp_path: Path) -> None:
+    """`audit.merge --every 15m`: the merged textfile carries the interval an alert compares the run's age to."""
+    run_file = tmp_path / "run.json"
+    run_file.write_text(run_file_text(RUN))
+    report = tmp_path / "s1.json"
+    report.write_text(json.dumps(as_dict([HostAudit("web1", "ok")], RUN.started, (1, 1), RUN.to_dict())))
+    prom = tmp_path / "audit.prom"
+    with pytest.raises(ScheduleError, match="--every"):
+        audit_cmd.audit_merge([str(report)], audit_cmd.AuditOutputs(prom=str(prom), every="7m"), run_file=str(run_file))
+    assert not prom.exists()
+    reply = audit_cmd.audit_merge([str(report)], audit_cmd.AuditOutputs(prom=str(prom), every="15m"),
+                                  run_file=str(run_file))
+    assert reply.code == 0 and "hostprep_audit_interval_seconds 900" in prom.read_text()
