@@ -1,7 +1,10 @@
 """Real Airflow with remote-tls: a DockerOperator task on real1 (the Airflow host) runs its container on
-lab2's dockerd (the task host) over TLS; rollback puts both back."""
+lab2's dockerd (the task host) over TLS, configured only from the Airflow connection hostprep writes;
+rollback puts both back (the connection with the rest)."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
@@ -15,19 +18,15 @@ pytestmark = pytest.mark.skipif(REAL_HOSTS < 1, reason="HOSTPREP_LAB_REAL=0: no 
 
 AIR = "real1"
 DAG_ID = "hostprep_test_tls"
-DAG = f'''"""A DAG written for remote-tls: DockerOperator's TLS from DOCKER_CERT_PATH, docker_url from DOCKER_HOST."""
-import os
-
+DAG = f'''"""A DAG written for remote-tls: DockerOperator configured only from the connection hostprep writes."""
 import pendulum
 from airflow.providers.docker.operators.docker import DockerOperator
-from airflow.sdk import DAG
+from airflow.sdk import DAG, Connection
 
-CERTS = os.environ.get("DOCKER_CERT_PATH", "/nonexistent")
 with DAG(dag_id="{DAG_ID}", schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC"), catchup=False):
     DockerOperator(task_id="fetch", image="hostprep-lab/airflow-base:latest",
                    command=["sh", "-c", "echo hostprep-tls: ran on $(hostname)"], container_name="hostprep-tls-real",
-                   auto_remove="never", mount_tmp_dir=False, tls_ca_cert=f"{{CERTS}}/ca.pem",
-                   tls_client_cert=f"{{CERTS}}/cert.pem", tls_client_key=f"{{CERTS}}/key.pem")
+                   auto_remove="never", mount_tmp_dir=False, **Connection.get("docker_tasks").extra_dejson)
 '''
 
 
@@ -52,6 +51,8 @@ def test_a_real_dockeroperator_task_runs_its_container_on_the_task_host_over_tls
     assert (ra.status, rt.status) == (CHANGED, CHANGED), (ra.error, rt.error)
     assert all(c.ok for c in ra.checks), [(c.name, c.detail) for c in ra.checks if not c.ok]   # python3, no CLI
 
+    conn = json.loads(in_worker(["printenv", "AIRFLOW_CONN_DOCKER_TASKS"]))   # what the DAG gets: paths only
+    assert conn["extra"]["docker_url"] == f"tcp://{task.container}:2376" and conn["extra"]["tls_verify"] is True
     air.exec(f"cat > /opt/airflow/dags/{DAG_ID}.py && chown 50000:0 /opt/airflow/dags/{DAG_ID}.py", input=DAG.encode())
     try:
         in_worker(["airflow", "dags", "reserialize"])
@@ -69,3 +70,4 @@ def test_a_real_dockeroperator_task_runs_its_container_on_the_task_host_over_tls
     assert ba.data.get("differences") == []
     assert state_of(AIR) == air_before
     assert task.exec(TASK_STATE) == task_before
+    assert "AIRFLOW_CONN_DOCKER_TASKS" not in in_worker(["printenv"])
