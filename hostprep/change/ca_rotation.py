@@ -124,7 +124,10 @@ def rotate_ca(air: Side, task: Side, phase: str, opts: PairOptions = PairOptions
         endpoint = task_endpoint(task.vars or {}, task.name)
         old = certs.load_or_create_ca(opts.ca_path)
         switching = phase == NEW or certs.switching(opts.ca_path)
-        new = certs.load_next_ca(opts.ca_path, create=phase == NEW) if switching else old   # finished on the controller
+        if opts.check and not certs.switching(opts.ca_path):
+            new = certs.new_ca()   # --check makes no CA on the controller: this one only shows the steps
+        else:
+            new = certs.load_next_ca(opts.ca_path, create=phase == NEW) if switching else old   # finished: the current
     except ValueError as exc:
         return ra.fail(f"{exc}; nothing was changed"), rt.fail(f"{exc}; nothing was changed")
     settings = with_endpoint(air.settings, endpoint)
@@ -168,10 +171,10 @@ def _run_steps(air: Side, task: Side, settings: Any, url: str, todo: list[tuple[
             continue
         side, report = (air, ra) if which == "air" else (task, rt)
         try:
+            if fp.change.restart:   # before the locks: the wait may outlast a hold (tasks do not take the lock)
+                wait_idle(task.t, opts.drain_timeout)
             hold(air.t, owner, rec["id"], opts.lock_wait)
             hold(task.t, owner, rec["id"], opts.lock_wait)
-            if fp.change.restart:
-                wait_idle(task.t, opts.drain_timeout)
             put(side.t, owner, fp.change)
             report.changed += len(fp.steps)
         except TlsHostError as exc:

@@ -108,3 +108,12 @@ def test_the_new_ca_waits_beside_the_old_and_finishing_retires_the_old(tmp_path:
     retired = certs.promote_next_ca(path)
     assert not certs.switching(path) and certs.load_or_create_ca(path).cert_pem == new.cert_pem
     assert (retired / "ca.pem").read_text() == old.cert_pem
+
+
+def test_the_audit_accepts_a_certificate_from_either_ca_of_a_bundle_during_a_switch() -> None:
+    from hostprep.audit.remote_tls import cert_findings
+
+    bundle = (OLD.cert_pem + NEW.cert_pem).encode()
+    for ca in (OLD, NEW):
+        assert cert_findings("air1:cert.pem", certs.issue_client(ca, "air1").cert_pem.encode(), bundle, "air1") == []
+    assert cert_findings("air1:cert.pem", certs.issue_client(certs.new_ca("x"), "air1").cert_pem.encode(), bundle, "air1")
