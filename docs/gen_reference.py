@@ -213,6 +213,7 @@ VARS: dict[str, str] = {
     "hostprep_tls_address": "remote-tls, on the task host: the DNS name the workers reach it by (default its inventory name)",
     "hostprep_tls_port": "remote-tls, on the task host: dockerd's TLS port (default 2376)",
     "hostprep_tls_ip": "remote-tls, on the task host: its IP, put in the server certificate and pinned in the workers' /etc/hosts",
+    "hostprep_tls_conn_id": "remote-tls, on the Airflow host: the id of the Airflow connection hostprep writes for DockerOperator (default `docker_tasks`, i.e. `AIRFLOW_CONN_DOCKER_TASKS`)",
 }
 
 

@@ -25,7 +25,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from hostprep.change.local_state import controller_dir, private_dir, write_private
 
 __all__ = ["CA", "Issued", "CertError", "new_ca", "issue_server", "issue_client", "verify_chain", "days_left",
-           "load_or_create_ca", "ca_dir", "DEFAULT_DAYS"]
+           "load_or_create_ca", "ca_dir", "DEFAULT_DAYS", "next_ca_dir", "switching", "load_next_ca", "promote_next_ca"]
 
 DEFAULT_DAYS = 365
 CA_DAYS = 3650
@@ -135,17 +135,17 @@ def issue_client(ca: CA, host: str, *, now: datetime | None = None, days: int = 
 def verify_chain(cert_pem: str, ca_pem: str, *, now: datetime | None = None) -> str | None:
     """Why ``cert_pem`` is not a valid certificate from the CA ``ca_pem`` right now, or None.
 
-    Checks what a TLS peer checks first: issued by that CA (name and signature) and within its dates."""
+    Checks what a TLS peer checks first: issued by that CA (name and signature) and within its dates.
+    ``ca_pem`` may be a bundle (several CA certificates): issued by any one of them is enough."""
     try:
         cert = x509.load_pem_x509_certificate(cert_pem.encode())
-        ca = x509.load_pem_x509_certificate(ca_pem.encode())
+        cas = x509.load_pem_x509_certificates(ca_pem.encode())
     except ValueError as exc:
         return f"not a PEM certificate ({str(exc)[:80]})"
-    if cert.issuer != ca.subject:
-        return f"issued by {cert.issuer.rfc4514_string()[:120]}, not by {ca.subject.rfc4514_string()[:120]}"
-    try:
-        cert.verify_directly_issued_by(ca)
-    except (ValueError, TypeError, InvalidSignature):
+    named = [ca for ca in cas if ca.subject == cert.issuer]   # a bundle (old and new CA during a switch): any one
+    if not named:
+        return f"issued by {cert.issuer.rfc4514_string()[:120]}, not by {cas[0].subject.rfc4514_string()[:120]}"
+    if not any(_signed_by(cert, ca) for ca in named):
         return "its signature is not the CA's"
     t = _now(now)
     if t < cert.not_valid_before_utc:
@@ -153,6 +153,14 @@ def verify_chain(cert_pem: str, ca_pem: str, *, now: datetime | None = None) -> 
     if t > cert.not_valid_after_utc:
         return f"expired on {cert.not_valid_after_utc:%Y-%m-%d}"
     return None
+
+
+def _signed_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(ca)
+        return True
+    except (ValueError, TypeError, InvalidSignature):
+        return False
 
 
 def days_left(cert_pem: str, *, now: datetime | None = None) -> float:
@@ -212,6 +220,38 @@ def load_or_create_ca(path: str | None = None, *, fleet: str = "hostprep") -> CA
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.public_key() != cert.public_key():
         raise CertError(f"{folder}: ca-key.pem does not match ca.pem")
     return CA(key, cert)
+
+
+def next_ca_dir(path: str | None = None) -> Path:
+    """Where the new fleet CA waits while a CA switch is under way (``certs.rotate --new-ca``)."""
+    return ca_dir(path) / "next"
+
+
+def switching(path: str | None = None) -> bool:
+    """Whether a CA switch is under way (a new CA beside the current one)."""
+    return (next_ca_dir(path) / "ca.pem").exists() or (next_ca_dir(path) / "ca-key.pem").exists()
+
+
+def load_next_ca(path: str | None = None, *, create: bool = False) -> CA:
+    """The new CA of a switch (made on first use when ``create``); ``CertError`` when there is none."""
+    if not create and not switching(path):
+        raise CertError(f"{next_ca_dir(path)}: no CA switch is under way (start one with certs.rotate --new-ca)")
+    load_or_create_ca(None if path is None else path)   # the current CA first: a switch needs one to switch from
+    return load_or_create_ca(str(next_ca_dir(path)))
+
+
+def promote_next_ca(path: str | None = None, *, now: datetime | None = None) -> Path:
+    """End a switch on the controller: the current CA moves to ``retired/<time>``, the new one takes its place."""
+    folder, nxt = ca_dir(path), next_ca_dir(path)
+    load_next_ca(path)   # refuses a missing or unsafe one before anything moves
+    retired = folder / "retired" / _now(now).strftime("%Y%m%dT%H%M%S%fZ")
+    retired.mkdir(mode=0o700, parents=True)
+    for name in ("ca-key.pem", "ca.pem"):
+        os.rename(folder / name, retired / name)
+    for name in ("ca-key.pem", "ca.pem"):
+        os.rename(nxt / name, folder / name)
+    nxt.rmdir()
+    return retired
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> str:

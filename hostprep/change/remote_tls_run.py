@@ -67,6 +67,7 @@ class PairOptions:
     days: int = certs.DEFAULT_DAYS
     rotate: bool = False
     renew_days: float = RENEW_DAYS
+    drain_timeout: float = 1800.0   # a CA switch waits this long for task containers before a dockerd restart
 
 
 def with_endpoint(settings: HostSettings, endpoint: Mapping[str, Any]) -> HostSettings:
@@ -146,6 +147,9 @@ def provision(air: Side, task: Side, opts: PairOptions = PairOptions()) -> tuple
         return ra.fail(str(exc)), rt.fail(str(exc))
     settings = with_endpoint(air.settings, endpoint)
     url = docker_url_of(endpoint)
+    if certs.switching(opts.ca_path):
+        why = "a CA switch is under way (certs.rotate --new-ca): finish it first (certs.rotate --finish-ca)"
+        return ra.fail(why + "; nothing was changed"), rt.fail(why + "; nothing was changed")
     ca = certs.load_or_create_ca(opts.ca_path)
     before = gather(air.t, settings, deep=False, docker_url=url)
     task_facts = gather(task.t, task.settings, deep=False)
@@ -176,7 +180,7 @@ def provision(air: Side, task: Side, opts: PairOptions = PairOptions()) -> tuple
         ra.status = CHANGED if plan.changed or aplan.changed else OK
         rt.status = CHANGED if tplan.changed else OK
         if not opts.check:   # nothing to do: prove it
-            _checked(air, settings, url, ra)
+            checked(air, settings, url, ra)
         return ra, rt
     return _apply(air, task, settings, url, before, plan, tplan, aplan, opts, ra, rt)
 
@@ -192,10 +196,8 @@ def _apply(air: Side, task: Side, settings: HostSettings, url: str, before: Fact
     snap_id = snapshots.new_id()
     snap = snapshots.take(before, plan, snap_id)
     snapshot_store.save_local(snap)
-    rec = {"id": snap_id, "at": _now(), "strategy": STRATEGY,
-           "airflow": {"host": air.name, "snapshot_id": snap_id, "undo": put_to_dict(aplan.undo)},
-           "task": {"host": task.name, "undo": put_to_dict(tplan.undo)}}
-    _save_record(rec)
+    rec = new_record(air.name, task.name, snap_id, aplan.undo, tplan.undo)
+    save_record(rec)
     held: list[Side] = []
     try:
         for side in (task, air):
@@ -217,7 +219,7 @@ def _apply(air: Side, task: Side, settings: HostSettings, url: str, before: Fact
     if done:
         try:   # the interpreter released the Airflow host's lock at its end: the checks hold it again
             hold(air.t, owner, snap_id, opts.lock_wait)
-            _checked(air, settings, url, ra)
+            checked(air, settings, url, ra)
         except TlsHostError as exc:
             ra.fail(f"the checks could not take the host lock again ({exc})")
     if not done or ra.failed:
@@ -257,7 +259,7 @@ def _apply_airflow(air: Side, settings: HostSettings, url: str, before: Facts, p
     return True
 
 
-def _checked(air: Side, settings: HostSettings, url: str, ra: HostReport) -> None:
+def checked(air: Side, settings: HostSettings, url: str, ra: HostReport) -> None:
     """Facts again, the desired state, and the checks inside the worker; the report fails if any does not hold."""
     after = gather(air.t, settings, deep=False, docker_url=url)
     ra.after = worker_view(after)
@@ -309,7 +311,15 @@ def _restored(report: HostReport) -> str:
 # ------------------------------------------------------------------ the record and rollback
 
 
-def _save_record(rec: dict[str, Any]) -> None:
+def new_record(air: str, task: str, snap_id: str | None, air_undo: Put, task_undo: Put) -> dict[str, Any]:
+    """A run's record: both hosts, the Airflow host's snapshot (None: files only) and each host's undo."""
+    rid = snap_id or snapshots.new_id()
+    return {"id": rid, "at": _now(), "strategy": STRATEGY,
+            "airflow": {"host": air, "snapshot_id": snap_id, "undo": put_to_dict(air_undo)},
+            "task": {"host": task, "undo": put_to_dict(task_undo)}}
+
+
+def save_record(rec: dict[str, Any]) -> None:
     text = json.dumps(rec, sort_keys=True)
     for host in (rec["airflow"]["host"], rec["task"]["host"]):
         write_private(host_dir(host) / "remote-tls" / f"{rec['id']}.json", text)
@@ -356,7 +366,8 @@ def rollback(air: Side, task: Side, snap_id: str | None = None) -> tuple[HostRep
     except (ValueError, KeyError, TypeError) as exc:
         why = f"remote-tls record {rec.get('id')} refused: {exc}; nothing was changed"
         return ra.fail(why), rt.fail(why)
-    back = prov.rollback(air.t, air.settings, rec["airflow"]["snapshot_id"])
+    snap = rec["airflow"].get("snapshot_id")   # None: a CA switch's record, files only
+    back = prov.rollback(air.t, air.settings, snap) if snap else HostReport(air.name)
     ra.warnings += back.warnings
     ra.checks, ra.data = back.checks, back.data
     owner = apply.lock_owner()

@@ -9,7 +9,7 @@ from typing import Callable
 
 from hostprep.cli import render
 from hostprep.audit import remote_tls as remote_tls_audit
-from hostprep.change import remote_tls_run
+from hostprep.change import ca_rotation, remote_tls_run
 from hostprep.cli.selection import Reply, Selection, select
 from hostprep.ssh.endpoint import endpoint_for
 from hostprep.errors import InventoryError, SettingsError
@@ -65,8 +65,12 @@ def provision(sel: Selection, conn: ConnectOptions, opts: remote_tls_run.PairOpt
     return show(run_pairs(sel, conn, lambda a, t: remote_tls_run.provision(a, t, opts)), as_json=as_json)
 
 
-def rotate(sel: Selection, conn: ConnectOptions, opts: remote_tls_run.PairOptions, *, as_json: bool) -> Reply:
-    return show(run_pairs(sel, conn, lambda a, t: remote_tls_run.rotate(a, t, opts)), as_json=as_json)
+def rotate(sel: Selection, conn: ConnectOptions, opts: remote_tls_run.PairOptions, *, as_json: bool,
+           ca_phase: str | None = None) -> Reply:
+    """New client certificates (the server's when due); ``ca_phase`` ``new``/``finish``: a step of a CA switch."""
+    if ca_phase is None:
+        return show(run_pairs(sel, conn, lambda a, t: remote_tls_run.rotate(a, t, opts)), as_json=as_json)
+    return show(run_pairs(sel, conn, lambda a, t: ca_rotation.rotate_ca(a, t, ca_phase, opts)), as_json=as_json)
 
 
 def rollback(sel: Selection, conn: ConnectOptions, snapshot: str | None, *, as_json: bool) -> Reply:

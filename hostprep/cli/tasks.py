@@ -336,13 +336,27 @@ def tls_audit(c: Context, host: str | None = None, group: str | None = None, lim
                                       as_json=json))
 
 
-@task(name="rotate", help=CERT_HELP | {"check": "show what would be issued, change nothing"})
+@task(name="rotate", help=CERT_HELP | {
+    "check": "show what would be issued, change nothing",
+    "new_ca": "start a CA switch: a new fleet CA beside the old, both trusted, new certificates from it (one dockerd "
+              "restart on each task host, after its task containers ended)",
+    "finish_ca": "end the CA switch (once every pair went through --new-ca): only the new CA is trusted, the old retired",
+    "drain_timeout": "seconds a CA switch waits for the task host's task containers before restarting dockerd "
+                     "(default 1800); on timeout that step changes nothing"})
 def certs_rotate(c: Context, host: str | None = None, group: str | None = None, limit: str | None = None,
                  inventory: str | None = None, check: bool = False, json: bool = False, known_hosts: str | None = None,
-                 accept_new: bool = False, timeout: int = 10, ca: str | None = None, days: int = 365) -> None:
-    """New client certificates now (no dockerd restart: tasks in flight keep running); the server's when due."""
-    _run(lambda: remote_tls_cmd.rotate(_sel(host, group, limit, inventory), _conn(known_hosts, accept_new, timeout),
-                                       _pair_opts(check, ca, days), as_json=json))
+                 accept_new: bool = False, timeout: int = 10, ca: str | None = None, days: int = 365,
+                 new_ca: bool = False, finish_ca: bool = False, drain_timeout: int = 1800) -> None:
+    """New client certificates now (no dockerd restart: tasks in flight keep running); the server's when due;
+    or a step of a CA switch (--new-ca, then --finish-ca)."""
+    def go() -> commands.Reply:
+        if new_ca and finish_ca:
+            raise SettingsError("--new-ca and --finish-ca are two steps of a CA switch: give one")
+        opts = remote_tls_run.PairOptions(check=check, ca_path=ca, days=int(days),
+                                          drain_timeout=float(validate.seconds_arg("drain-timeout", drain_timeout)))
+        return remote_tls_cmd.rotate(_sel(host, group, limit, inventory), _conn(known_hosts, accept_new, timeout), opts,
+                                     as_json=json, ca_phase="new" if new_ca else "finish" if finish_ca else None)
+    _run(go)
 
 
 def collection() -> Collection:

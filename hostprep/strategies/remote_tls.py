@@ -10,14 +10,16 @@ services, and their socket mounts masked as socket-proxy masks them. The **task 
 changes both; this module is the pure part: settings, the override, the drop-in, the desired state.
 
 DockerOperator does not read DOCKER_CERT_PATH or DOCKER_TLS_VERIFY (apache-airflow-providers-docker 4.6:
-TLS comes only from its ``tls_*`` arguments; a Docker *connection* only carries a registry login). A DAG
-must pass ``tls_ca_cert``, ``tls_client_cert`` and ``tls_client_key`` (see :data:`DAG_NEEDS`); its
-``docker_url`` defaults to DOCKER_HOST. Bind mounts of a task are resolved by the task host's daemon.
+TLS comes only from its own ``tls_*`` arguments; a Docker *connection* only carries a registry login). So the
+services also get ``AIRFLOW_CONN_<ID>``: a generic Airflow connection whose ``extra`` holds exactly those
+keyword arguments (paths, no secrets; see :func:`connection_json`), and a DAG passes them on
+(:data:`DAG_NEEDS`). Bind mounts of a task are resolved by the task host's daemon.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from typing import Any, Mapping
 
@@ -39,13 +41,15 @@ DROPIN_DIR = "/etc/systemd/system/docker.service.d"
 DROPIN = f"{DROPIN_DIR}/hostprep-tls.conf"
 MARK = "# hostprep remote-tls:"
 CA, CERT, KEY = "ca.pem", "cert.pem", "key.pem"
-DAG_NEEDS = ("DockerOperator(..., tls_ca_cert=f\"{os.environ['DOCKER_CERT_PATH']}/ca.pem\", "
-             "tls_client_cert=f\"{os.environ['DOCKER_CERT_PATH']}/cert.pem\", "
-             "tls_client_key=f\"{os.environ['DOCKER_CERT_PATH']}/key.pem\"), and no docker_url "
-             "(it defaults to DOCKER_HOST); Mount sources must exist on the task host")
+DEFAULT_CONN_ID = "docker_tasks"
+DAG_NEEDS = ("`from airflow.sdk import Connection` and DockerOperator(task_id=..., image=..., "
+             "**Connection.get(\"{conn}\").extra_dejson) (docker_url and the tls_* arguments; the connection "
+             "is in the environment of hostprep_services: a DAG that reads it at parse time needs the services that "
+             "parse DAGs there too); Mount sources must exist on the task host")
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")            # what facts.DOCKER_URL accepts as a host
 _HOST = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@-]{0,252}")  # an inventory host name
+_CONN_ID = re.compile(r"[a-z][a-z0-9_]{0,62}")             # an Airflow connection id hostprep writes
 _WORD = re.compile(r"[A-Za-z0-9_./:=$@%+,-]{1,200}")        # a word of dockerd's own ExecStart, as we keep it
 
 SOCKET_MOUNTED = Rule("tls-socket-still-mounted", CRITICAL,
@@ -105,11 +109,35 @@ def dropin_text(exec_start: str, port: int) -> str:
                       "[Service]", "ExecStart=", "ExecStart=" + " ".join([*words, *unix, *tls]), ""])
 
 
+def connection_json(endpoint: Mapping[str, Any]) -> str:
+    """The Airflow connection hostprep writes (``AIRFLOW_CONN_<ID>``): a generic connection whose ``extra``
+    is DockerOperator's own keyword arguments for the task host. Paths only: the key stays in its file.
+
+    >>> import json; sorted(json.loads(connection_json({"address": "tasks1", "port": 2376}))["extra"])
+    ['docker_url', 'tls_ca_cert', 'tls_client_cert', 'tls_client_key', 'tls_hostname', 'tls_verify']
+    """
+    extra = {"docker_url": docker_url_of(endpoint), "tls_ca_cert": f"{CLIENT_DIR}/{CA}",
+             "tls_client_cert": f"{CLIENT_DIR}/{CERT}", "tls_client_key": f"{CLIENT_DIR}/{KEY}",
+             "tls_verify": True, "tls_hostname": endpoint["address"]}
+    return json.dumps({"conn_type": "generic", "extra": extra}, sort_keys=True, separators=(",", ":"))
+
+
+def conn_env(conn_id: str) -> str:
+    """The variable Airflow reads a connection from: ``docker_tasks`` -> ``AIRFLOW_CONN_DOCKER_TASKS``."""
+    return f"AIRFLOW_CONN_{conn_id.upper()}"
+
+
+def conn_id_of(settings: HostSettings) -> str:
+    return str(dict(settings.options).get("tls_conn_id", DEFAULT_CONN_ID))
+
+
 def service_entries(facts: Facts, settings: HostSettings, svc: str, endpoint: Mapping[str, Any]) -> dict[str, Any]:
-    """A service that needs Docker: DOCKER_HOST at the task host with TLS, the client certificates
-    read-only, its socket mounts masked (``/dev/null``, as socket-proxy does: see its ``service_entries``)."""
+    """A service that needs Docker: DOCKER_HOST at the task host with TLS, the Airflow connection for
+    DockerOperator, the client certificates read-only, its socket mounts masked (``/dev/null``, as
+    socket-proxy does: see its ``service_entries``)."""
     entries: dict[str, Any] = {
-        "environment": {"DOCKER_HOST": docker_url_of(endpoint), "DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": CLIENT_DIR},
+        "environment": {"DOCKER_HOST": docker_url_of(endpoint), "DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": CLIENT_DIR,
+                        conn_env(conn_id_of(settings)): connection_json(endpoint)},
         "volumes": [f"{CLIENT_DIR}:{CLIENT_DIR}:ro", *(f"/dev/null:{t}:ro" for t in socket_targets(facts, settings, svc))],
     }
     if endpoint.get("ip"):
@@ -131,21 +159,27 @@ class RemoteTls(Strategy):
     name = "remote-tls"
     help = ("task containers run on another host's dockerd over TCP with TLS client certificates "
             "(hostprep_task_host: NAME); no socket on the Airflow host's containers")
-    warning = ("DockerOperator takes TLS only from its tls_* arguments: every DAG must pass "
-               f"{DAG_NEEDS}")
+    warning = ("DockerOperator takes TLS only from its own arguments: every DAG writes "
+               f"{DAG_NEEDS.format(conn=DEFAULT_CONN_ID)}")
     needs_docker_group = False
-    settings = ("hostprep_task_host", "hostprep_tls_address", "hostprep_tls_port", "hostprep_tls_ip")
+    settings = ("hostprep_task_host", "hostprep_tls_address", "hostprep_tls_port", "hostprep_tls_ip",
+                "hostprep_tls_conn_id")
     rules = (SOCKET_MOUNTED, NO_CERTS)
 
     def options(self, vars: Mapping[str, Any]) -> dict[str, Any]:
         """``hostprep_task_host`` (an inventory host name) on an Airflow host; the ``hostprep_tls_*`` vars are
-        the task host's own (checked by :func:`task_endpoint` when a run pairs the two)."""
+        the task host's own (checked by :func:`task_endpoint` when a run pairs the two);
+        ``hostprep_tls_conn_id`` the Airflow connection's id (default ``docker_tasks``)."""
+        conn = vars.get("hostprep_tls_conn_id")
+        if conn is not None and (not isinstance(conn, str) or not _CONN_ID.fullmatch(conn)):
+            raise SettingsError(f"hostprep_tls_conn_id={conn!r:.80}: must be an Airflow connection id of lower-case "
+                                "letters, digits and _ (a letter first, at most 63)")
         task = vars.get("hostprep_task_host")
         if task is None:
-            return {}
+            return {"tls_conn_id": conn} if conn is not None else {}
         if not isinstance(task, str) or not _HOST.fullmatch(task) or ".." in task:
             raise SettingsError(f"hostprep_task_host={task!r:.80}: must name a host of the inventory")
-        return {"task_host": task}
+        return {"task_host": task, **({"tls_conn_id": conn} if conn is not None else {})}
 
     def docker_url(self, settings: HostSettings) -> str | None:
         ep = endpoint_of(settings)
@@ -157,7 +191,8 @@ class RemoteTls(Strategy):
             draft.problems.append("remote-tls needs hostprep_task_host: NAME (a host of the same inventory), and is "
                                   "applied by a run that changes both hosts")
             return
-        draft.warnings.append(self.warning or "")
+        draft.warnings.append("DockerOperator takes TLS only from its own arguments: every DAG writes "
+                              + DAG_NEEDS.format(conn=conn_id_of(settings)))
         draft.override_notes = (f"Docker runs on {ep['address']}:{ep['port']} (TLS, client certificate in {CLIENT_DIR})",)
         for svc in settings.services:
             draft.override.setdefault(svc, {}).update(service_entries(facts, settings, svc, ep))

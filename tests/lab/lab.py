@@ -477,13 +477,17 @@ def up(n: int = 2, log: Log = print, workers: int = 8, real: int = 0) -> list[La
 
 
 def down(log: Log = print) -> None:
-    """Remove the lab's containers and their docker volumes, nothing else."""
+    """Remove the lab's containers, their docker volumes and the lab's network, nothing else."""
     out = docker("ps", "-a", "--filter", "label=hostprep.lab=host", "--format", "{{.Names}}").stdout.decode().split()
     for name in out:
         if name.startswith(PREFIX + "-"):
             docker("rm", "-f", "-v", name, check=False)
             docker("volume", "rm", f"{name}-docker", check=False)
             log(f"removed {name}")
+    net = f"{PREFIX}-net"   # the lab's network (remote-tls's tests make it); only this name, only a lab's
+    if docker("network", "inspect", "-f", '{{index .Labels "hostprep.lab"}}', net, check=False).stdout.decode().strip() == "net":
+        docker("network", "rm", net, check=False)
+        log(f"removed network {net}")
     INVENTORY.unlink(missing_ok=True)
     KNOWN_HOSTS.unlink(missing_ok=True)
 

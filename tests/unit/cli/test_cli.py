@@ -188,3 +188,13 @@ def test_fish_completion_completes_tasks_and_options(shell_env: dict[str, str]) 
     tasks, flags, core = shell(shell_env, "fish", "--no-config", "-c", script).split("==\n")
     assert tasks.split() == ["provision"] and flags.split() == ["--check"]
     assert set(core.split()) == set(KEPT)
+
+
+def test_certs_rotate_refuses_starting_and_finishing_a_ca_switch_at_once(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "certs.rotate", *NO_INVENTORY, "--new-ca", "--finish-ca")
+    assert code == 2 and "--new-ca and --finish-ca are two steps" in err
+
+
+def test_certs_rotate_refuses_a_drain_timeout_that_is_not_seconds(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "certs.rotate", *NO_INVENTORY, "--new-ca", "--drain-timeout", "-5")
+    assert code == 2 and "drain-timeout" in err

@@ -76,6 +76,51 @@ def test_without_a_resolved_task_host_the_plan_is_blocked_and_says_why() -> None
     assert rt.RemoteTls().docker_url(ready) == "tcp://tasks1:2376"
 
 
+def test_the_airflow_connection_carries_dockeroperators_own_arguments_and_only_paths() -> None:
+    import json
+    from pathlib import Path
+    from hostprep.host.probe import parse_probe
+
+    probe = (Path(__file__).parents[1] / "fixtures" / "probe_lab1_proxy_pristine.txt").read_text()
+    settings = host_settings({"hostprep_task_host": "tasks1", "hostprep_tls_conn_id": "tasks_tls"})
+    f = parse_probe("lab1", probe, settings, deep=False)
+    env = rt.service_entries(f, settings, "airflow-worker", {"address": "tasks1", "port": 2376, "ip": None})["environment"]
+    conn = json.loads(env["AIRFLOW_CONN_TASKS_TLS"])
+    assert conn == {"conn_type": "generic", "extra": {
+        "docker_url": "tcp://tasks1:2376", "tls_ca_cert": "/etc/hostprep/docker-tls/ca.pem",
+        "tls_client_cert": "/etc/hostprep/docker-tls/cert.pem", "tls_client_key": "/etc/hostprep/docker-tls/key.pem",
+        "tls_verify": True, "tls_hostname": "tasks1"}}
+    assert "PRIVATE KEY" not in env["AIRFLOW_CONN_TASKS_TLS"] and "CERTIFICATE" not in env["AIRFLOW_CONN_TASKS_TLS"]
+
+
+def test_the_connection_id_defaults_to_docker_tasks_and_the_plan_says_what_a_dag_writes() -> None:
+    from hostprep.strategies.steps import Draft
+
+    settings = with_endpoint(host_settings({"hostprep_task_host": "tasks1"}), {"address": "tasks1", "port": 2376, "ip": None})
+    assert rt.conn_id_of(settings) == "docker_tasks" and rt.conn_env("docker_tasks") == "AIRFLOW_CONN_DOCKER_TASKS"
+    draft = Draft()
+    rt.RemoteTls().plan(_pristine_facts(settings), settings, draft)
+    assert any('**Connection.get("docker_tasks").extra_dejson' in w for w in draft.warnings), draft.warnings
+    assert "AIRFLOW_CONN_DOCKER_TASKS" in draft.override["airflow-worker"]["environment"]
+
+
+def _pristine_facts(settings: object) -> object:
+    from pathlib import Path
+    from hostprep.host.probe import parse_probe
+
+    probe = (Path(__file__).parents[1] / "fixtures" / "probe_lab1_proxy_pristine.txt").read_text()
+    return parse_probe("lab1", probe, settings, deep=False)   # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", ["", "Docker_Tasks", "1tasks", "docker-tasks", "a" * 64, "x;y", 7, "tasks\n"])
+def test_a_connection_id_that_is_not_a_plain_lower_case_name_is_refused_naming_the_host_and_var(value: object) -> None:
+    from hostprep.fleet.validate import validate_host
+    from hostprep.inventory.hosts import HostEntry
+
+    with pytest.raises(SettingsError, match="^air1: hostprep_tls_conn_id="):
+        validate_host(HostEntry("air1", {"hostprep_task_host": "tasks1", "hostprep_tls_conn_id": value}, ()))
+
+
 def facts(**files: FileState) -> TlsFacts:
     return TlsFacts("t", {f.path: f for f in files.values()}, systemd=True, active="active", exec_start=DEBIAN)
 
