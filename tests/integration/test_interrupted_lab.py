@@ -63,14 +63,15 @@ def no_lock(h: lab.LabHost) -> bool:
 
 
 def wait_for(h: lab.LabHost, script: str, timeout: float = 120) -> str:
-    """Poll the host until ``script`` prints something; return it."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        out = h.exec(script, check=False).strip()
-        if out:
-            return out
-        time.sleep(0.1)
-    raise AssertionError(f"{h.name}: never saw: {script}")
+    """Poll the host until ``script`` prints something; return it. The loop runs on the host, every 20 ms:
+    a `docker exec` per poll takes 0.1-0.3 s under load, long enough to miss a step that a warm build cache
+    makes that short (a cached `compose build` slipped through that way, and the wait ran out)."""
+    loop = (f"end=$(( $(date +%s) + {int(timeout)} )); while [ \"$(date +%s)\" -lt \"$end\" ]; do "
+            f"o=$({script}); if [ -n \"$o\" ]; then printf '%s\\n' \"$o\"; exit 0; fi; sleep 0.02; done; exit 1")
+    out = h.exec(loop, check=False, timeout=timeout + 60).strip()
+    if not out:
+        raise AssertionError(f"{h.name}: never saw: {script}")
+    return out
 
 
 COMPOSE_UP = "pgrep -f '[u]p -d --no-deps --force-recreate' | head -n1"   # [u]: not this shell's own line
