@@ -27,8 +27,8 @@ from hostprep.change import apply, certs, snapshot_store, tls_host
 from hostprep.change.plan import make_plan
 from hostprep.change.remote_tls_run import PairOptions, Side, checked, new_record, save_record, with_endpoint
 from hostprep.change.results import CHANGED, OK, HostReport
-from hostprep.change.tls_files import (AIRFLOW_DIRS, AIRFLOW_PATHS, TASK_DIRS, TASK_PATHS, FilePlan, plan_files,
-                                       put_to_dict)
+from hostprep.change.tls_files import (AIRFLOW_DIRS, AIRFLOW_PATHS, TASK_DIRS, TASK_PATHS, FilePlan, file_text,
+                                       plan_files, put_to_dict)
 from hostprep.change.tls_host import Put, TlsFacts, TlsHostError, hold, put, release
 from hostprep.host.probe import gather
 from hostprep.hostdata import lines
@@ -74,8 +74,7 @@ def wait_idle(t: Transport, timeout: float, sleep: Callable[[float], None] = tim
 
 
 def _pem(tf: TlsFacts, path: str) -> str | None:
-    f = tf.files.get(path)
-    return f.content.decode(errors="replace") if f and f.kind == "file" and f.content is not None else None
+    return file_text(tf.files.get(path))
 
 
 def _files(folder: str, ca_pem: str, issued: certs.Issued | None, tf: TlsFacts, mode: int) -> dict[str, tuple[bytes, int]]:

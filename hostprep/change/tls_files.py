@@ -43,7 +43,8 @@ class FilePlan:
         return f"<FilePlan {self.host} steps={len(self.steps)} problems={len(self.problems)}>"
 
 
-def _text(f: FileState | None) -> str | None:
+def file_text(f: FileState | None) -> str | None:
+    """A regular file's content as text, None when it is missing, not a regular file or unread."""
     return f.content.decode(errors="replace") if f and f.kind == "file" and f.content is not None else None
 
 
@@ -51,7 +52,7 @@ def keep_or_issue(facts: TlsFacts, folder: str, ca: certs.CA, issue: Any, sans: 
                   *, renew_days: float = RENEW_DAYS) -> certs.Issued:
     """The certificate and key a host has, if the fleet CA issued it (for the same names) and it has
     RENEW_DAYS left; else a new one (``issue()``)."""
-    have = [_text(facts.files.get(f"{folder}/{n}")) for n in (CERT, KEY, CA)]
+    have = [file_text(facts.files.get(f"{folder}/{n}")) for n in (CERT, KEY, CA)]
     cert, key, ca_pem = have
     if cert and key and ca_pem == ca.cert_pem and certs.verify_chain(cert, ca.cert_pem) is None:
         try:

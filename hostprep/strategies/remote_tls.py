@@ -127,6 +127,11 @@ def conn_env(conn_id: str) -> str:
     return f"AIRFLOW_CONN_{conn_id.upper()}"
 
 
+def dag_warning(conn_id: str) -> str:
+    """What the plan (and ``--strategy remote-tls``) says a DAG must write, for the connection ``conn_id``."""
+    return f"DockerOperator takes TLS only from its own arguments: every DAG writes {DAG_NEEDS.format(conn=conn_id)}"
+
+
 def conn_id_of(settings: HostSettings) -> str:
     return str(dict(settings.options).get("tls_conn_id", DEFAULT_CONN_ID))
 
@@ -159,8 +164,7 @@ class RemoteTls(Strategy):
     name = "remote-tls"
     help = ("task containers run on another host's dockerd over TCP with TLS client certificates "
             "(hostprep_task_host: NAME); no socket on the Airflow host's containers")
-    warning = ("DockerOperator takes TLS only from its own arguments: every DAG writes "
-               f"{DAG_NEEDS.format(conn=DEFAULT_CONN_ID)}")
+    warning = dag_warning(DEFAULT_CONN_ID)
     needs_docker_group = False
     settings = ("hostprep_task_host", "hostprep_tls_address", "hostprep_tls_port", "hostprep_tls_ip",
                 "hostprep_tls_conn_id")
@@ -191,8 +195,7 @@ class RemoteTls(Strategy):
             draft.problems.append("remote-tls needs hostprep_task_host: NAME (a host of the same inventory), and is "
                                   "applied by a run that changes both hosts")
             return
-        draft.warnings.append("DockerOperator takes TLS only from its own arguments: every DAG writes "
-                              + DAG_NEEDS.format(conn=conn_id_of(settings)))
+        draft.warnings.append(dag_warning(conn_id_of(settings)))
         draft.override_notes = (f"Docker runs on {ep['address']}:{ep['port']} (TLS, client certificate in {CLIENT_DIR})",)
         for svc in settings.services:
             draft.override.setdefault(svc, {}).update(service_entries(facts, settings, svc, ep))
