@@ -26,8 +26,14 @@ for w in "volumes|volume ls -q|GET /volumes" "networks|network ls -q|GET /networ
     if command -v docker >/dev/null 2>&1; then o=$(docker ${r%%|*} 2>&1 </dev/null); else o=$(py -c "$3" "$4" "${r#*|}" 2>&1 </dev/null); fi
     case $o in *"403 Forbidden"*) echo "$k 403" ;; *) echo "$k not-refused" ;; esac
 done; fi; m worker_end'
+# at DIR: enter DIR (safe.sh), once for a run of calls with the same DIR: the shell holds it between them,
+# so the project's files and folders cost one walk from / (each walk is a few stat processes), not one each
+at() {
+    if [ "${_at-}" != "$1" ]; then _at=$1; _at_rc=0; enter "$1" || _at_rc=1; _at_unsafe=$unsafe; fi
+    unsafe=$_at_unsafe; return $_at_rc
+}
 probe_file() {   # DIR NAME: "unsafe <why>", nothing (missing), or "mode uid gid size" + base64 content
-    enter "$1" || { if [ -n "$unsafe" ]; then echo "unsafe $unsafe"; fi; return 0; }
+    at "$1" || { if [ -n "$unsafe" ]; then echo "unsafe $unsafe"; fi; return 0; }
     case $(kind "$2") in
     file) stat -c '%a %u %g %s' -- "$2"; read_nofollow "$2" | base64 -w0; echo ;;
     missing) ;;
@@ -36,16 +42,17 @@ probe_file() {   # DIR NAME: "unsafe <why>", nothing (missing), or "mode uid gid
     esac
 }
 probe_dir() {    # LABEL DIR NAME [scan]: "LABEL uid gid mode", "LABEL missing" or "LABEL unsafe <why>"
-    enter "${2:-/}" || { if [ -n "$unsafe" ]; then echo "$1 unsafe $unsafe"; else echo "$1 missing"; fi; return 0; }
+    at "${2:-/}" || { if [ -n "$unsafe" ]; then echo "$1 unsafe $unsafe"; else echo "$1 missing"; fi; return 0; }
     case $(kind "$3") in
     dir) stat -c "$1 %u %g %a" -- "$3"
          # the DAG folder: lines that set Docker options (posture), "./FILE:LINE:TEXT" as grep prints them, all
          # base64 on one "dags: " line: no byte a DAG author writes (in a line or a file name) opens a line here.
-         # Entered only if it is the directory NAME here and no link (cd -P sets PWD to where it really landed)
-         if [ "${4:-}" = scan ]; then _at=$PWD; cd -P -- "$3" 2>/dev/null && [ "$PWD" = "${_at%/}/$3" ] && \
+         # Entered only if it is the directory NAME here and no link (cd -P sets PWD to where it really landed),
+         # in a subshell: the caller's shell stays where `at` left it
+         if [ "${4:-}" = scan ]; then ( _here=$PWD; cd -P -- "$3" 2>/dev/null && [ "$PWD" = "${_here%/}/$3" ] && \
              printf 'dags: %s\n' "$(grep -r -n -I --include='*.py' -E \
                  'docker_url|privileged|docker\.sock|Mount\(|source *=|volumes *=|mounts *=' . 2>/dev/null |
-                 awk 'NR <= 400 { print substr($0, 1, 400) }' | base64 -w0)"; fi ;;
+                 awk 'NR <= 400 { print substr($0, 1, 400) }' | base64 -w0)" ); fi ;;
     missing) echo "$1 missing" ;;
     symlink) echo "$1 unsafe $2/$3 is a symlink" ;;
     *) echo "$1 unsafe $2/$3 is not a directory" ;;
@@ -75,9 +82,9 @@ guard_checks() {
 probe() {
 m os; ( . /etc/os-release 2>/dev/null && printf '%s' "$PRETTY_NAME" )
 m docker_group; getent group docker
-m socket; if [ -e "$SOCK" ]; then stat -L -c '%f %u %g %U %G' -- "$SOCK"; ls -ldL -- "$SOCK" | cut -c1-11; fi
+m socket; if [ -e "$SOCK" ]; then stat -L -c '%f %u %g %U %G' -- "$SOCK"; l=$(ls -ldL -- "$SOCK"); [ -z "$l" ] || printf '%s\n' "${l%"${l#???????????}"}"; fi
 m dockerd
-pid=$(cat /var/run/docker.pid 2>/dev/null)
+pid=; { read -r pid < /var/run/docker.pid; } 2>/dev/null   # no newline at its end: read fails, pid is set
 if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then echo running; elif pgrep -x dockerd >/dev/null 2>&1; then echo running; fi
 m daemon    # how dockerd listens (posture): daemon.json, its flags, its own TCP listeners; see hostprep.posture_facts
 [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || pid=$(pgrep -x -o dockerd 2>/dev/null)
@@ -95,7 +102,9 @@ m socket_unit       # docker.socket as systemd has it loaded (drop-ins merged), 
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
     u=$(systemctl show docker.socket -p Id -p LoadState -p ActiveState -p UnitFileState -p Listen -p SocketMode \
         -p SocketUser -p SocketGroup -p FragmentPath -p DropInPaths 2>/dev/null)
-    g=$(printf '%s\n' "$u" | sed -n 's/^SocketGroup=//p' | head -n 1)
+    g=; while IFS= read -r l; do case $l in SocketGroup=*) g=${l#SocketGroup=}; break ;; esac; done <<EOF
+$u
+EOF
     { printf '%s\n' "$u"; if [ -n "$g" ]; then printf 'GroupEntry=%s\n' "$(getent group -- "$g")"; fi; } | base64 -w0; echo
 fi
 m compose   # found by presence; versions only when asked
@@ -105,26 +114,37 @@ v2=; for d in /usr/libexec/docker/cli-plugins /usr/lib/docker/cli-plugins /usr/l
 if [ -n "$v2" ]; then echo "v2 $([ "$VERSIONS" = 1 ] && docker compose version --short 2>/dev/null)"
 elif command -v docker-compose >/dev/null 2>&1; then echo "v1 $([ "$VERSIONS" = 1 ] && docker-compose version --short 2>/dev/null)"; fi
 m docker_version; if [ "$VERSIONS" = 1 ]; then docker version --format '{{.Server.Version}}' 2>/dev/null; fi
-m project; ( if enter "$PROJ"; then echo exists; elif [ -n "$unsafe" ]; then echo "unsafe $unsafe"; fi )
+(   # one subshell: `at` enters the project once for it, its files and its folders
+m project; if at "$PROJ"; then echo exists; elif [ -n "$unsafe" ]; then echo "unsafe $unsafe"; fi
 for f in $FILES; do
-    m "file:$f"; p="$PROJ/$f"; ( probe_file "${p%/*}" "${p##*/}" )
+    m "file:$f"; p="$PROJ/$f"; probe_file "${p%/*}" "${p##*/}"
 done
 m bind_dirs
 printf '%s' "$BIND_DIRS" | while read -r d p; do   # "name path" lines: the paths come from hostprep.layout
     s=; [ "$p" = "$DAGS" ] && s=scan
-    ( probe_dir "$d" "${p%/*}" "${p##*/}" $s )
+    probe_dir "$d" "${p%/*}" "${p##*/}" $s
 done
-m record; cat "$STATE_DIR/state.json" 2>/dev/null
+)
+m record; if [ -e "$STATE_DIR/state.json" ]; then cat "$STATE_DIR/state.json" 2>/dev/null; fi
 m runs   # the last runs in the host's journal: how each ended, or whether it still runs
-for r in $(ls -1 "$STATE_DIR/runs" 2>/dev/null | sort | tail -n 3); do
+# (the journal's names by glob, which sorts them: no ls, sort or tail; one awk per run)
+set --; for d in "$STATE_DIR"/runs/*; do if [ -e "$d" ] || [ -L "$d" ]; then set -- "$@" "${d##*/}"; fi; done
+while [ $# -gt 3 ]; do shift; done
+for r; do
     d="$STATE_DIR/runs/$r"; read -r rpid rstart rmode 2>/dev/null < "$d/pid" || rpid=
-    alive=0; if [ -n "$rpid" ] && [ "$(proc_start "$rpid")" = "$rstart" ]; then alive=1; fi
-    echo "run $r mode=${rmode:-?} exit=$(cat "$d/exit" 2>/dev/null) alive=$alive"
-    # its markers (said under the run's nonce), as "> marker ...": a line of the probe that starts "@@hostprep:" opens a section
-    { grep -E '^@@hostprep:([0-9a-f]{24}:)?(snapshot|failed|restored) ' "$d/log" | head -n 3
-      grep -E '^@@hostprep:([0-9a-f]{24}:)?action ' "$d/log" | tail -n 1; } 2>/dev/null | sed -E 's/^@@hostprep:([0-9a-f]{24}:)?/> /'
+    alive=0; if [ -n "$rpid" ] && [ -d "/proc/$rpid" ] && [ "$(proc_start "$rpid")" = "$rstart" ]; then alive=1; fi
+    rexit=; { read -r rexit < "$d/exit"; } 2>/dev/null
+    echo "run $r mode=${rmode:-?} exit=$rexit alive=$alive"
+    # its markers (said under the run's nonce), as "> marker ...": a line of the probe that starts "@@hostprep:" opens a
+    # section. The first 3 of snapshot/failed/restored, then the last action; "@@hostprep:" may carry "<24 hex>:"
+    awk 'substr($0, 1, 11) == "@@hostprep:" { l = substr($0, 12)
+             if (l ~ /^[0-9a-f]+:/) { if (index(l, ":") != 25) next; l = substr(l, 26) }
+             if (l ~ /^(snapshot|failed|restored) /) { if (n < 3) { n++; print "> " l } }
+             else if (l ~ /^action /) a = "> " l }
+         END { if (a != "") print a }' "$d/log" 2>/dev/null
 done
-m snapshots; ls -1 "$STATE_DIR/snapshots" 2>/dev/null | sort | tail -n 1
+m snapshots; l=; for s in "$STATE_DIR"/snapshots/*; do if [ -e "$s" ] || [ -L "$s" ]; then l=${s##*/}; fi; done
+[ -z "$l" ] || printf '%s\n' "$l"
 m lock; if [ -d "$STATE_DIR/lock" ]; then echo "held $(lock_holder)"; s=$(lock_stale); [ -z "$s" ] || echo "stale $s"; fi
 cid=; pid=0
 if [ -d /var/lib/docker/containers ]; then
@@ -132,9 +152,10 @@ if [ -d /var/lib/docker/containers ]; then
     m worker_files
     for f in $(grep -l -F "\"com.docker.compose.service\":\"$WORKER_SVC\"" /var/lib/docker/containers/*/config.v2.json 2>/dev/null); do
         grep -q -F "\"com.docker.compose.project.working_dir\":\"$PROJ\"" "$f" || continue
-        p=$(grep -o '"Pid":[0-9]*' "$f" | head -n1 | cut -d: -f2)
-        printf 'config %s\nhostconfig %s\nproc %s\n' "$(base64 -w0 "$f")" "$(base64 -w0 "${f%/config.v2.json}/hostconfig.json")" \
-            "$(grep -E '^(Uid|Gid|Groups):' "/proc/${p:-0}/status" 2>/dev/null | tr '\t\n' '  ')"
+        p=$(grep -o -m 1 '"Pid":[0-9]*' "$f"); p=${p#'"Pid":'}; p=${p%%[!0-9]*}   # the first, as one process
+        ids=; if [ "${p:-0}" -gt 0 ]; then   # its ids as the kernel has them, read by the shell
+            while read -r k v; do case $k in Uid:|Gid:|Groups:) ids="$ids$k $v ";; esac; done 2>/dev/null < "/proc/$p/status"; fi
+        printf 'config %s\nhostconfig %s\nproc %s\n' "$(base64 -w0 "$f")" "$(base64 -w0 "${f%/config.v2.json}/hostconfig.json")" "$ids"
         if [ -z "$cid" ] && [ "${p:-0}" -gt 0 ]; then d=${f%/config.v2.json}; cid=${d##*/}; pid=$p; fi
     done
     # the project's containers and any other that mounts the socket: a few scalar fields of each
