@@ -26,15 +26,15 @@ for w in "volumes|volume ls -q|GET /volumes" "networks|network ls -q|GET /networ
     if command -v docker >/dev/null 2>&1; then o=$(docker ${r%%|*} 2>&1 </dev/null); else o=$(py -c "$3" "$4" "${r#*|}" 2>&1 </dev/null); fi
     case $o in *"403 Forbidden"*) echo "$k 403" ;; *) echo "$k not-refused" ;; esac
 done; fi; m worker_end'
-# at DIR: enter DIR (safe.sh), once for a run of calls with the same DIR: the shell holds it between them,
+# enter_once DIR: enter DIR (safe.sh), once for a run of calls with the same DIR: the shell holds it between them,
 # so the project's files and folders cost one walk from / (each walk is a few stat processes), not one each
-at() {
+enter_once() {
     if [ "${_at-}" != "$1" ]; then _at=$1; _at_rc=0; enter "$1" || _at_rc=1; _at_unsafe=$unsafe; fi
     unsafe=$_at_unsafe; return $_at_rc
 }
 probe_file() {   # DIR NAME: "unsafe <why>", nothing (missing), or "mode uid gid size" + base64 content
-    at "$1" || { if [ -n "$unsafe" ]; then echo "unsafe $unsafe"; fi; return 0; }
-    case $(kind "$2") in
+    enter_once "$1" || { if [ -n "$unsafe" ]; then echo "unsafe $unsafe"; fi; return 0; }
+    kind_of "$2"; case $kind in
     file) stat -c '%a %u %g %s' -- "$2"; read_nofollow "$2" | base64 -w0; echo ;;
     missing) ;;
     symlink) echo "unsafe $1/$2 is a symlink" ;;
@@ -42,13 +42,13 @@ probe_file() {   # DIR NAME: "unsafe <why>", nothing (missing), or "mode uid gid
     esac
 }
 probe_dir() {    # LABEL DIR NAME [scan]: "LABEL uid gid mode", "LABEL missing" or "LABEL unsafe <why>"
-    at "${2:-/}" || { if [ -n "$unsafe" ]; then echo "$1 unsafe $unsafe"; else echo "$1 missing"; fi; return 0; }
-    case $(kind "$3") in
+    enter_once "${2:-/}" || { if [ -n "$unsafe" ]; then echo "$1 unsafe $unsafe"; else echo "$1 missing"; fi; return 0; }
+    kind_of "$3"; case $kind in
     dir) stat -c "$1 %u %g %a" -- "$3"
          # the DAG folder: lines that set Docker options (posture), "./FILE:LINE:TEXT" as grep prints them, all
          # base64 on one "dags: " line: no byte a DAG author writes (in a line or a file name) opens a line here.
          # Entered only if it is the directory NAME here and no link (cd -P sets PWD to where it really landed),
-         # in a subshell: the caller's shell stays where `at` left it
+         # in a subshell: the caller's shell stays where enter_once left it
          if [ "${4:-}" = scan ]; then ( _here=$PWD; cd -P -- "$3" 2>/dev/null && [ "$PWD" = "${_here%/}/$3" ] && \
              printf 'dags: %s\n' "$(grep -r -n -I --include='*.py' -E \
                  'docker_url|privileged|docker\.sock|Mount\(|source *=|volumes *=|mounts *=' . 2>/dev/null |
@@ -114,8 +114,8 @@ v2=; for d in /usr/libexec/docker/cli-plugins /usr/lib/docker/cli-plugins /usr/l
 if [ -n "$v2" ]; then echo "v2 $([ "$VERSIONS" = 1 ] && docker compose version --short 2>/dev/null)"
 elif command -v docker-compose >/dev/null 2>&1; then echo "v1 $([ "$VERSIONS" = 1 ] && docker-compose version --short 2>/dev/null)"; fi
 m docker_version; if [ "$VERSIONS" = 1 ]; then docker version --format '{{.Server.Version}}' 2>/dev/null; fi
-(   # one subshell: `at` enters the project once for it, its files and its folders
-m project; if at "$PROJ"; then echo exists; elif [ -n "$unsafe" ]; then echo "unsafe $unsafe"; fi
+(   # one subshell: enter_once enters the project once for it, its files and its folders
+m project; if enter_once "$PROJ"; then echo exists; elif [ -n "$unsafe" ]; then echo "unsafe $unsafe"; fi
 for f in $FILES; do
     m "file:$f"; p="$PROJ/$f"; probe_file "${p%/*}" "${p##*/}"
 done

@@ -45,13 +45,15 @@ root_only() {
     [ "${_st%% *}" = 0 ] && [ $(( 0${_st#* } & 022 )) = 0 ]
 }
 # kind NAME (in the current directory): file | dir | missing | symlink | other; never follows NAME.
-kind() {
-    if [ -L "$1" ]; then echo symlink
-    elif [ -f "$1" ]; then echo file
-    elif [ -d "$1" ]; then echo dir
-    elif [ -e "$1" ]; then echo other
-    else echo missing; fi
+# kind_of NAME sets $kind to the same, without the fork a $(kind NAME) costs.
+kind_of() {
+    if [ -L "$1" ]; then kind=symlink
+    elif [ -f "$1" ]; then kind=file
+    elif [ -d "$1" ]; then kind=dir
+    elif [ -e "$1" ]; then kind=other
+    else kind=missing; fi
 }
+kind() { kind_of "$1"; echo "$kind"; }
 # read_nofollow NAME: the bytes of a regular file, never through a link (O_NOFOLLOW) and never
 # blocking on a FIFO swapped in after the check (O_NONBLOCK).
 read_nofollow() { dd if="$1" iflag=nofollow,nonblock status=none; }

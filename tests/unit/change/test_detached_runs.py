@@ -144,3 +144,32 @@ def test_the_journal_parser_keeps_only_run_ids_and_known_markers() -> None:
                       "run 20261202T021600Z-3f9a1d mode=evil exit=20 alive=0\n> restored S\n")
     assert [(r.id, r.mode, r.state, r.failed) for r in runs] == [
         ("20261202T021500Z-3f9a1c", "restore", "ok", None), ("20261202T021600Z-3f9a1d", "?", "restored", None)]
+
+
+def test_the_probe_reads_the_last_three_runs_their_first_three_markers_and_last_action(tmp_path: Path) -> None:
+    """The journal as the probe reads it (one awk per run, names by glob): only "@@hostprep:" lines, bare or
+    under a 24-hex nonce, count; a nonce of another length, or text before the marker, never does."""
+    state = tmp_path / "state"
+    nonce = "0123456789abcdef01234567"
+    ids = [f"2026120{d}T010000Z-abcd" for d in range(1, 6)]
+    for run_id in ids:
+        d = state / "runs" / run_id
+        d.mkdir(parents=True)
+        (d / "pid").write_text("999999999 1 apply\n")
+        (d / "exit").write_text("0\n")
+        (d / "log").write_text("\n".join([
+            "@@hostprep:action 1 first", f"@@hostprep:{nonce}:snapshot 1", "@@hostprep:failed 2",
+            "@@hostprep:abcdef:restored 3",            # a nonce of 6 hex: not a marker
+            " @@hostprep:restored 4", "x @@hostprep:action 9 no",  # not at a line's start
+            f"@@hostprep:{nonce}:restored 5", "@@hostprep:snapshot 6",  # a fourth: past the first three
+            f"@@hostprep:{nonce}:action 2 last", "@@hostprep:actionless"]) + "\n")
+    (state / "snapshots").mkdir()
+    for name in ("20261201T000000Z-aaaa.json", "20261203T000000Z-cccc.json", "20261202T000000Z-bbbb.json"):
+        (state / "snapshots" / name).write_text("{}")
+    res = LocalShell(state).run_script(host_script("probe.sh"), {
+        "SOCK": "/nonexistent", "PROJ": "/nonexistent", "WORKER_SVC": "w", "BIND_DIRS": "", "DEEP": "0",
+        "VERSIONS": "0", "FILES": ""})
+    runs = sections(res.stdout)["runs"].splitlines()
+    block = ["> snapshot 1", "> failed 2", "> restored 5", "> action 2 last"]
+    assert runs == [line for run_id in ids[2:] for line in (f"run {run_id} mode=apply exit=0 alive=0", *block)]
+    assert sections(res.stdout)["snapshots"] == "20261203T000000Z-cccc.json"
