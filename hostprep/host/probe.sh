@@ -32,10 +32,18 @@ enter_once() {
     if [ "${_at-}" != "$1" ]; then _at=$1; _at_rc=0; enter "$1" || _at_rc=1; _at_unsafe=$unsafe; fi
     unsafe=$_at_unsafe; return $_at_rc
 }
+nl='
+'
+# The project's own files and folders are stat'ed in one process each kind (stat_batch), not one per name:
+# lines "NAME/FIELDS" in $batch; batched NAME: its FIELDS in $fields. Names come from the settings (no /, space
+# or newline in a name; the slash ends it).
+stat_batch() { batch=; [ $# = 0 ] || batch=$nl$(stat -c "%n/$1" -- "$@" 2>/dev/null)$nl; }
+batched() { case $batch in *"$nl$1/"*) fields=${batch#*"$nl$1/"}; fields=${fields%%"$nl"*}; return 0 ;; esac; return 1; }
 probe_file() {   # DIR NAME: "unsafe <why>", nothing (missing), or "mode uid gid size" + base64 content
     enter_once "$1" || { if [ -n "$unsafe" ]; then echo "unsafe $unsafe"; fi; return 0; }
     kind_of "$2"; case $kind in
-    file) stat -c '%a %u %g %s' -- "$2"; read_nofollow "$2" | base64 -w0; echo ;;
+    file) if [ "$1" = "$PROJ" ] && batched "$2"; then printf '%s\n' "$fields"; else stat -c '%a %u %g %s' -- "$2"; fi
+          read_nofollow "$2" | base64 -w0; echo ;;
     missing) ;;
     symlink) echo "unsafe $1/$2 is a symlink" ;;
     *) echo "unsafe $1/$2 is not a regular file" ;;
@@ -44,7 +52,8 @@ probe_file() {   # DIR NAME: "unsafe <why>", nothing (missing), or "mode uid gid
 probe_dir() {    # LABEL DIR NAME [scan]: "LABEL uid gid mode", "LABEL missing" or "LABEL unsafe <why>"
     enter_once "${2:-/}" || { if [ -n "$unsafe" ]; then echo "$1 unsafe $unsafe"; else echo "$1 missing"; fi; return 0; }
     kind_of "$3"; case $kind in
-    dir) stat -c "$1 %u %g %a" -- "$3"
+    dir) if [ "$2" = "$PROJ" ] && [ "$1" = "$3" ]; then dirs="$dirs $3"   # stat'ed with the others, below
+         else stat -c "$1 %u %g %a" -- "$3"; fi
          # the DAG folder: lines that set Docker options (posture), "./FILE:LINE:TEXT" as grep prints them, all
          # base64 on one "dags: " line: no byte a DAG author writes (in a line or a file name) opens a line here.
          # Entered only if it is the directory NAME here and no link (cd -P sets PWD to where it really landed),
@@ -115,15 +124,18 @@ if [ -n "$v2" ]; then echo "v2 $([ "$VERSIONS" = 1 ] && docker compose version -
 elif command -v docker-compose >/dev/null 2>&1; then echo "v1 $([ "$VERSIONS" = 1 ] && docker-compose version --short 2>/dev/null)"; fi
 m docker_version; if [ "$VERSIONS" = 1 ]; then docker version --format '{{.Server.Version}}' 2>/dev/null; fi
 (   # one subshell: enter_once enters the project once for it, its files and its folders
-m project; if enter_once "$PROJ"; then echo exists; elif [ -n "$unsafe" ]; then echo "unsafe $unsafe"; fi
+m project; if enter_once "$PROJ"; then echo exists
+    set --; for f in $FILES; do case $f in */*) ;; *) kind_of "$f"; [ "$kind" != file ] || set -- "$@" "$f" ;; esac; done
+    stat_batch '%a %u %g %s' "$@"
+elif [ -n "$unsafe" ]; then echo "unsafe $unsafe"; fi
 for f in $FILES; do
     m "file:$f"; p="$PROJ/$f"; probe_file "${p%/*}" "${p##*/}"
 done
 m bind_dirs
-printf '%s' "$BIND_DIRS" | while read -r d p; do   # "name path" lines: the paths come from hostprep.layout
+printf '%s' "$BIND_DIRS" | { dirs=; while read -r d p; do   # "name path" lines: the paths come from hostprep.layout
     s=; [ "$p" = "$DAGS" ] && s=scan
     probe_dir "$d" "${p%/*}" "${p##*/}" $s
-done
+done; [ -z "$dirs" ] || { enter_once "$PROJ" && stat -c '%n %u %g %a' -- $dirs; }; }   # the project's folders
 )
 m record; if [ -e "$STATE_DIR/state.json" ]; then cat "$STATE_DIR/state.json" 2>/dev/null; fi
 m runs   # the last runs in the host's journal: how each ended, or whether it still runs
