@@ -46,6 +46,10 @@ def parse_bind_dirs(body: str, configured: Collection[str]) -> tuple[DirFacts, .
     """The bind folders' lines, one per folder the settings name (``configured``); the DAG scan's line is
     :func:`parse_dag_scan`'s. A label the settings do not name, or one seen twice, is not what the probe
     printed (forged facts): :class:`ProbeFailed` naming it. Root chowns and creates these folders.
+    In the settings' order (the probe prints the project's own folders last, stat'ed together).
+
+    >>> [d.name for d in parse_bind_dirs("logs 0 0 755\\ndags missing", ("dags", "logs"))]
+    ['dags', 'logs']
     """
     out: list[DirFacts] = []
     for line in lines(body):
@@ -57,7 +61,8 @@ def parse_bind_dirs(body: str, configured: Collection[str]) -> tuple[DirFacts, .
         if any(x.name == d.name for x in out):
             raise ProbeFailed(f"bind folder {d.name[:80]!r} is twice in probe output (forged facts)")
         out.append(d)
-    return tuple(out)
+    order = list(configured)   # the settings' order, whatever order the probe printed them in
+    return tuple(sorted(out, key=lambda d: order.index(d.name)))
 
 
 def _bind_dir(line: str) -> DirFacts:
